@@ -1,0 +1,203 @@
+"""parity.dump: run any transformers causal-LM with hooks on every module and write an HDF5 fixture.
+
+    from parity.dump import dump
+    dump(model, input_ids, "out.h5")            # a patched, converted or engine-side model works too
+
+The fixture format is documented in golden/README.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+import transformers
+from tqdm import tqdm
+
+from .capture import Recorder, layer_index
+from .writer import FixtureWriter
+
+PRODUCER = "parity.dump 1"
+WEIGHT_MODES = ("auto", "all", "hooked", "none")
+
+
+class DumpError(ValueError):
+    """Bad input to the dumper: the message is one line, meant for the user."""
+
+
+@dataclass
+class DumpResult:
+    path: Path
+    hooks: int
+    weights: int
+    hooked_layers: list[int]
+
+
+def dump(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    path: str | Path,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
+    layers: Iterable[int] | None = None,
+    weights: str = "auto",
+    meta: dict | None = None,
+    progress: bool | None = None,
+) -> DumpResult:
+    """Runs `model` once on `input_ids` [B, S] and writes every hooked tensor to `path`.
+
+    Args:
+        model: any transformers causal LM (its forward must return `.logits`). Eager attention and
+            eager experts are forced, since only they expose attention probabilities and the
+            per-expert rounding HF documents; the model is put in eval mode.
+        input_ids: int64 [B, S], every id inside the vocabulary.
+        attention_mask: [B, S]; default all ones. position_ids: [B, S]; default arange(S).
+        layers: decoder-layer indices to hook; None hooks all. Embeddings, the final norm and the
+            head are always hooked.
+        weights: "all" (whole state_dict), "hooked" (parameters of hooked layers and of modules
+            outside any layer), "none" (activation-only fixture), "auto" (all, or hooked with layers).
+        meta: extra /meta attributes (seed, source, ...).
+        progress: show a progress bar; default when stderr is a terminal.
+    """
+    input_ids, attention_mask, position_ids = _checked_inputs(model, input_ids, attention_mask, position_ids)
+    layer_set = _checked_layers(model, layers)
+    if weights not in WEIGHT_MODES:
+        raise DumpError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {weights!r}")
+    implementations = _force_eager(model)
+    model.eval()
+    recorder = Recorder()
+    recorder.attach(model, layer_set)
+    try:
+        with _full_fp32_precision(), torch.no_grad(), _layer_progress(model, progress):
+            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    finally:
+        recorder.detach()
+    logits = output.logits
+    logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    weight_mode = weights if weights != "auto" else ("all" if layer_set is None else "hooked")
+    stored_weights = _selected_weights(model, weight_mode, layer_set)
+    all_layers = sorted({i for p, _ in model.named_modules() if (i := layer_index(p)) is not None})
+    hooked_layers = sorted(layer_set) if layer_set is not None else all_layers
+    attrs = {
+        "model_type": model.config.model_type,
+        "model_class": type(model).__name__,
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "dtype": str(logits.dtype).removeprefix("torch."),
+        **implementations,
+        "seed": -1,
+        "producer": PRODUCER,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": "api",
+        "hooked_layers": "all" if layer_set is None else ",".join(map(str, hooked_layers)),
+        "weights": weight_mode,
+        "batch": int(input_ids.shape[0]),
+        "seq_len": int(input_ids.shape[1]),
+        **(meta or {}),
+    }
+    with FixtureWriter(path) as writer:
+        writer.meta(attrs, model.config.to_json_string(use_diff=False))
+        writer.tensor("inputs", "input_ids", input_ids)
+        writer.tensor("inputs", "attention_mask", attention_mask)
+        writer.tensor("inputs", "position_ids", position_ids)
+        for name, tensor in stored_weights:
+            writer.tensor("weights", name, tensor)
+        for item in tqdm(recorder.captured, desc="writing", unit="tensor", disable=not _want_progress(progress)):
+            writer.tensor("hooks", item.key, item.tensor, module=item.module_class, derived=item.derived)
+        writer.tensor("outputs", "logits", logits)
+        writer.tensor("outputs", "logprobs", logprobs)
+    return DumpResult(Path(path), len(recorder.captured), len(stored_weights), hooked_layers)
+
+
+def _checked_inputs(model, input_ids, attention_mask, position_ids):
+    if not torch.is_tensor(input_ids) or input_ids.dim() != 2 or input_ids.dtype not in (torch.int64, torch.int32):
+        raise DumpError("input_ids must be an integer tensor of shape [batch, seq_len]")
+    if input_ids.shape[1] < 2:
+        raise DumpError("input_ids needs at least 2 tokens per sequence (logprobs score the next token)")
+    vocab = model.config.get_text_config().vocab_size
+    bad = (input_ids < 0) | (input_ids >= vocab)
+    if bad.any():
+        b, s = (int(i) for i in bad.nonzero()[0])
+        raise DumpError(f"input id {int(input_ids[b, s])} at [{b}, {s}] is outside the vocabulary [0, {vocab})")
+    device = next(model.parameters()).device
+    input_ids = input_ids.to(device=device, dtype=torch.int64)
+    batch, seq_len = input_ids.shape
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    if position_ids is None:
+        position_ids = torch.arange(seq_len, device=device).expand(batch, seq_len).contiguous()
+    for name, tensor in (("attention_mask", attention_mask), ("position_ids", position_ids)):
+        if tuple(tensor.shape) != (batch, seq_len):
+            raise DumpError(f"{name} has shape {tuple(tensor.shape)}, expected {(batch, seq_len)}")
+    return input_ids, attention_mask.to(device=device, dtype=torch.int64), position_ids.to(device=device, dtype=torch.int64)
+
+
+def _checked_layers(model, layers) -> set[int] | None:
+    if layers is None:
+        return None
+    count = model.config.get_text_config().num_hidden_layers
+    layer_set = set(int(i) for i in layers)
+    outside = sorted(i for i in layer_set if not 0 <= i < count)
+    if outside or not layer_set:
+        raise DumpError(f"layers {outside or '[]'} not in the model's {count} decoder layers (0..{count - 1})")
+    return layer_set
+
+
+def _force_eager(model) -> dict:
+    """Eager attention (exposes attention probabilities) and eager experts (HF's documented rounding)."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    has_experts = any(type(m).__name__.endswith("Experts") for m in model.modules())
+    if has_experts and hasattr(model, "set_experts_implementation"):
+        model.set_experts_implementation("eager")
+    return {
+        "attn_implementation": str(getattr(model.config, "_attn_implementation", "unknown")),
+        "experts_implementation": str(getattr(model.config, "_experts_implementation", None)) if has_experts else "none",
+    }
+
+
+@contextmanager
+def _full_fp32_precision():
+    """TF32 would degrade fp32 matmuls and the RoPE angle product on GPUs."""
+    saved = (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[1], saved[2]
+
+
+def _want_progress(progress: bool | None) -> bool:
+    return sys.stderr.isatty() if progress is None else progress
+
+
+@contextmanager
+def _layer_progress(model, progress: bool | None):
+    layers = [m for p, m in model.named_modules() if layer_index(p) is not None and p.split(".")[-1].isdigit()]
+    bar = tqdm(total=len(layers), desc="forward", unit="layer", disable=not _want_progress(progress))
+    handles = [m.register_forward_hook(lambda *_: bar.update(1)) for m in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        bar.close()
+
+
+def _selected_weights(model, mode: str, layer_set: set[int] | None) -> list[tuple[str, torch.Tensor]]:
+    """state_dict entries (parameters and persistent buffers) for mode all, hooked or none."""
+    if mode == "none":
+        return []
+    state = model.state_dict()
+    if mode == "all" or layer_set is None:
+        return list(state.items())
+    return [(name, t) for name, t in state.items() if layer_index(name) in layer_set or layer_index(name) is None]
