@@ -70,3 +70,11 @@ def checkpoint_model(directory: str | Path, dtype: str = "float32") -> torch.nn.
     except (OSError, ValueError) as error:
         raise DumpError(f"cannot load checkpoint {directory}: {str(error).splitlines()[0]}") from None
     return model.eval()
+
+
+def random_input_ids(seed: int, batch: int, seq_len: int, vocab_size: int) -> torch.Tensor:
+    """Uniform ids from a generator seeded with seed + 1, so weights and inputs vary independently."""
+    if batch < 1 or seq_len < 2:
+        raise DumpError("batch must be >= 1 and seq_len >= 2")
+    generator = torch.Generator().manual_seed(seed + 1)
+    return torch.randint(0, vocab_size, (batch, seq_len), generator=generator)

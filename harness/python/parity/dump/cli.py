@@ -12,7 +12,7 @@ import sys
 import torch
 
 from . import WEIGHT_MODES, DumpError, dump
-from .build import DTYPES, checkpoint_model, random_model
+from .build import DTYPES, checkpoint_model, random_input_ids, random_model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,11 +46,7 @@ def input_ids_from(args: argparse.Namespace, vocab_size: int) -> torch.Tensor:
         except (json.JSONDecodeError, TypeError, ValueError, RuntimeError):
             raise DumpError("--ids must be a JSON list of equal-length lists of integers") from None
         return ids
-    if args.batch < 1 or args.seq_len < 2:
-        raise DumpError("--batch must be >= 1 and --seq-len >= 2")
-    # Seeded apart from the weights (seed + 1) so both can change independently in a manifest.
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    return torch.randint(0, vocab_size, (args.batch, args.seq_len), generator=generator)
+    return random_input_ids(args.seed, args.batch, args.seq_len, vocab_size)
 
 
 def parse_layers(text: str | None) -> list[int] | None:

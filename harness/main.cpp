@@ -1,0 +1,54 @@
+// `parity`: the command-line entry point. Subcommands parse flags and call the harness library;
+// nothing is computed here. Exit codes: 0 pass, 1 gate failed, 2 usage or input error.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "fixture.h"
+#include "inspect.h"
+
+namespace {
+
+constexpr int kExitUsageOrInput = 2;
+
+int run_inspect(const std::string& path) {
+  parity::harness::Fixture fixture(path);
+  fmt::print("{}", parity::harness::inspect_text(fixture));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"parity: numerical parity harness for Gemma-4 and OLMoE (see README.md)", "parity"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "parity 0.1.0");
+
+  std::string fixture_path;
+  CLI::App* inspect = app.add_subcommand("inspect", "print a fixture's meta, config summary, weights and hooks");
+  inspect->add_option("FIXTURE", fixture_path, "HDF5 fixture (format: golden/README.md)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "parity: error: {} (see parity --help)\n", e.what());
+    return kExitUsageOrInput;
+  }
+  try {
+    if (inspect->parsed()) return run_inspect(fixture_path);
+  } catch (const parity::Error& e) {
+    fmt::print(stderr, "parity: error: {}\n", e.what());
+    return kExitUsageOrInput;
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc on a hostile shape: still one line
+    fmt::print(stderr, "parity: error: {}\n", e.what());
+    return kExitUsageOrInput;
+  }
+  return kExitUsageOrInput;
+}

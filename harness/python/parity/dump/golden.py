@@ -1,0 +1,64 @@
+"""The golden fixture set: read golden/fixtures.toml and (re)make its fixtures.
+
+    python -m parity.dump.golden [--only NAME] [--out DIR]     # what ci/regen_golden runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import DumpError, dump
+from .build import random_input_ids, random_model
+
+GOLDEN_DIR = Path(__file__).resolve().parents[4] / "golden"
+
+
+@dataclass(frozen=True)
+class GoldenFixture:
+    file: str
+    config: str  # relative to golden/
+    seed: int
+    batch: int
+    seq_len: int
+    dtype: str
+
+
+def load_manifest(path: Path = GOLDEN_DIR / "fixtures.toml") -> list[GoldenFixture]:
+    with open(path, "rb") as handle:
+        entries = tomllib.load(handle)["fixture"]
+    return [GoldenFixture(**entry) for entry in entries]
+
+
+def make(entry: GoldenFixture, out_dir: Path, golden_dir: Path = GOLDEN_DIR) -> Path:
+    """Writes `entry` into out_dir exactly as `parity-dump --config ... --seed ...` would."""
+    model = random_model(golden_dir / entry.config, entry.seed, entry.dtype)
+    ids = random_input_ids(entry.seed, entry.batch, entry.seq_len, model.config.get_text_config().vocab_size)
+    meta = {"seed": entry.seed, "source": f"random:golden/{entry.config}"}
+    return dump(model, ids, out_dir / entry.file, meta=meta, progress=False).path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate the golden fixtures listed in golden/fixtures.toml.")
+    parser.add_argument("--only", help="regenerate only this file name")
+    parser.add_argument("--out", type=Path, default=GOLDEN_DIR, help="output folder (default golden/)")
+    args = parser.parse_args(argv)
+    entries = [e for e in load_manifest() if args.only in (None, e.file)]
+    if not entries:
+        print(f"regen: error: no fixture named {args.only!r} in golden/fixtures.toml", file=sys.stderr)
+        return 2
+    for entry in entries:
+        try:
+            path = make(entry, args.out)
+        except DumpError as error:
+            print(f"regen: error: {entry.file}: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+// Tensor: values, shape and the dtype HF produced them in. Pure data, no I/O.
+// Float values are held exactly: f32, bf16 and f16 as float (both 16-bit formats widen to
+// float without loss), f64 as double; integer and bool values as int64.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace parity {
+
+enum class DType : uint8_t { F32, F64, BF16, F16, I64, I32, Bool };
+
+// torch's names ("float32", "bfloat16", "int64", ...), as fixtures record them.
+std::string_view dtype_name(DType dtype);
+std::optional<DType> dtype_from_name(std::string_view name);
+bool is_floating(DType dtype);
+
+using Shape = std::vector<int64_t>;
+int64_t numel(const Shape& shape);
+std::string shape_str(const Shape& shape);  // "[2, 16, 48]"
+
+// bfloat16 is the upper half of a float32; widening is exact.
+float bf16_to_f32(uint16_t bits);
+// Round to nearest even, as torch's .to(torch.bfloat16); NaN stays NaN.
+uint16_t f32_to_bf16(float value);
+float f16_to_f32(uint16_t bits);
+
+struct Tensor {
+  DType dtype = DType::F32;  // what the producer computed in
+  Shape shape;
+  std::variant<std::vector<float>, std::vector<double>, std::vector<int64_t>> values;
+
+  int64_t numel() const { return parity::numel(shape); }
+  // Every element as double (exact for every float dtype); throws for integer dtypes.
+  std::vector<double> to_f64() const;
+  // Integer and bool values; throws for float dtypes.
+  const std::vector<int64_t>& ints() const;
+};
+
+}  // namespace parity
