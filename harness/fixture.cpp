@@ -197,7 +197,12 @@ H5Handle Fixture::open_dataset(std::string_view group, const std::string& name) 
   std::string where = fmt::format("/{}/{}", group, name);
   if (!has(group, name)) fail(where, "missing dataset");
   H5Handle handle(H5Dopen2(file_.get(), where.c_str(), H5P_DEFAULT), H5Dclose);
-  if (!handle.valid()) fail(where, fmt::format("cannot open dataset ({})", hdf5_error_detail()));
+  if (!handle.valid()) {
+    std::string detail = hdf5_error_detail();
+    std::string target = link_target(where);
+    if (!target.empty()) fail(where, fmt::format("dangling soft link to {} ({})", target, detail));
+    fail(where, fmt::format("cannot open dataset ({})", detail));
+  }
   return handle;
 }
 
@@ -212,6 +217,14 @@ DType Fixture::dataset_dtype(hid_t dataset, std::string_view where) const {
   return *dtype;
 }
 
+std::string Fixture::link_target(const std::string& where) const {
+  H5L_info_t link;
+  if (H5Lget_info(file_.get(), where.c_str(), &link, H5P_DEFAULT) < 0 || link.type != H5L_TYPE_SOFT) return "";
+  std::string target(link.u.val_size, '\0');
+  H5Lget_val(file_.get(), where.c_str(), target.data(), target.size(), H5P_DEFAULT);
+  return target.c_str();  // drops the terminating NUL
+}
+
 DatasetInfo Fixture::info(std::string_view group, const std::string& name) const {
   std::string where = fmt::format("/{}/{}", group, name);
   H5Handle dataset = open_dataset(group, name);
@@ -222,12 +235,7 @@ DatasetInfo Fixture::info(std::string_view group, const std::string& name) const
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   info.shape.assign(dims.begin(), dims.end());
-  H5L_info_t link;
-  if (H5Lget_info(file_.get(), where.c_str(), &link, H5P_DEFAULT) >= 0 && link.type == H5L_TYPE_SOFT) {
-    std::string target(link.u.val_size, '\0');
-    H5Lget_val(file_.get(), where.c_str(), target.data(), target.size(), H5P_DEFAULT);
-    info.link_target = target.c_str();
-  }
+  info.link_target = link_target(where);
   info.module = string_attr(dataset.get(), "module").value_or("");
   info.derived = string_attr(dataset.get(), "derived").value_or("");
   return info;

@@ -60,6 +60,7 @@ class Fixture {
   [[noreturn]] void fail(std::string_view where, std::string_view what) const;
   H5Handle open_dataset(std::string_view group, const std::string& name) const;
   DType dataset_dtype(hid_t dataset, std::string_view where) const;
+  std::string link_target(const std::string& where) const;  // "" unless a soft link
   void read_meta();
   std::vector<std::string> list_group(std::string_view group) const;
 

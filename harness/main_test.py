@@ -1,0 +1,103 @@
+"""End-to-end tests of the `parity` CLI (main.cpp): inspect on every golden fixture, and every
+kind of bad input getting a one-line error naming the file and exit code 2."""
+
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+
+from helpers import GOLDEN, PARITY
+
+GOLDEN_FIXTURES = sorted(GOLDEN.glob("*.h5"))
+
+
+def parity(*args: str) -> subprocess.CompletedProcess:
+    if not PARITY.exists():
+        pytest.fail(f"{PARITY} is missing: run ci/setup first")
+    return subprocess.run([str(PARITY), *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("fixture", GOLDEN_FIXTURES, ids=lambda p: p.name)
+def test_inspect_lists_every_weight_and_hook_of_each_golden_fixture(fixture):
+    result = parity("inspect", str(fixture))
+    assert result.returncode == 0, result.stderr
+    with h5py.File(fixture) as f:
+        assert f"weights ({len(f['weights'])})" in result.stdout
+        assert f"hooks ({len(f['hooks'])})" in result.stdout
+        for key in f["hooks"]:
+            assert f" {key}" in result.stdout, key
+        assert f"model_type             {f['meta'].attrs['model_type']}" in result.stdout
+
+
+def broken_copy(tmp_path, edit) -> str:
+    """A copy of a golden fixture with `edit(h5py.File)` applied."""
+    path = tmp_path / "broken.h5"
+    shutil.copy(GOLDEN / "olmoe_base.h5", path)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return str(path)
+
+
+def set_attr(path, key, value):
+    return lambda f: f[path].attrs.__setitem__(key, value)
+
+
+def replace_dataset(path, data, dtype_attr=None):
+    def edit(f):
+        del f[path]
+        f[path] = data
+        if dtype_attr:
+            f[path].attrs["dtype"] = dtype_attr
+    return edit
+
+
+BAD_FIXTURES = {
+    "wrong schema version": (set_attr("meta", "schema_version", np.int64(7)), "schema_version 7, this build reads 1"),
+    "missing group": (lambda f: f.__delitem__("hooks"), "/hooks: missing group"),
+    "missing meta key": (lambda f: f["meta"].attrs.__delitem__("model_type"), "/meta: missing string attribute model_type"),
+    "config not JSON": (replace_dataset("meta/config", "{not json"), "/meta/config: not a JSON object"),
+    "missing input ids": (lambda f: f.__delitem__("inputs/input_ids"), "/inputs/input_ids: missing dataset"),
+}
+
+BAD_DATASETS = {
+    "complex dtype": (replace_dataset("hooks/model.norm", np.zeros(3, np.complex64)), "unsupported HDF5 type (compound of 8 bytes)"),
+    "unknown dtype attribute": (replace_dataset("hooks/model.norm", np.zeros(3, np.uint8), "float8_e4m3fn"), "unsupported dtype 'float8_e4m3fn'"),
+    "dtype attribute contradicts storage": (replace_dataset("hooks/model.norm", np.zeros(3, np.float32), "bfloat16"), "dtype attribute says bfloat16 but the data is stored as float of 4 bytes"),
+    "dangling soft link": (lambda f: f["hooks"].__setitem__("model.extra", h5py.SoftLink("/hooks/gone")), "/hooks/model.extra: dangling soft link to /hooks/gone"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FIXTURES) + list(BAD_DATASETS))
+def test_bad_fixture_is_one_line_exit_2_naming_file_and_dataset(tmp_path, case):
+    edit, message = {**BAD_FIXTURES, **BAD_DATASETS}[case]
+    path = broken_copy(tmp_path, edit)
+    result = parity("inspect", path)
+    assert result.returncode == 2
+    assert result.stdout == ""  # never a partial report
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"parity: error: fixture {path}: ")
+    assert message in result.stderr
+
+
+def test_truncated_and_non_hdf5_files(tmp_path):
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes((GOLDEN / "gemma4_full.h5").read_bytes()[:100_000])
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5\n")
+    for path, message in ((truncated, "truncated file"), (text, "not an HDF5 file"), (tmp_path / "none.h5", "no such file")):
+        result = parity("inspect", str(path))
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and str(path) in result.stderr and message in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["inspect"], ["frobnicate"], ["inspect", "a.h5", "b.h5"], ["--bogus"]])
+def test_bad_usage_is_exit_2(args):
+    result = parity(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("parity: error: ") and result.stderr.count("\n") == 1
+
+
+def test_help_and_version_are_exit_0():
+    assert parity("--help").returncode == 0
+    assert parity("--version").stdout.strip() == "parity 0.1.0"
