@@ -1,7 +1,8 @@
 #include "fixture.h"
 
 #include <algorithm>
-#include <cstdio>
+#include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include <doctest/doctest.h>
@@ -22,6 +23,32 @@ std::string open_error(const std::filesystem::path& path) {
     return e.what();
   }
   return "";
+}
+
+// Adds /hooks/<name> to an HDF5 file: `count` values at `data` (in the file type's own layout),
+// with a `dtype` string attribute when `dtype_attr` is given.
+void add_dataset(const std::filesystem::path& file, const char* name, hid_t file_type, const void* data,
+                 hsize_t count, const char* dtype_attr) {
+  H5Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+  H5Handle space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  std::string path = std::string("/hooks/") + name;
+  H5Handle dataset(H5Dcreate2(f.get(), path.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  REQUIRE(H5Dwrite(dataset.get(), file_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+  if (dtype_attr == nullptr) return;
+  H5Handle str(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(str.get(), std::strlen(dtype_attr));
+  H5Handle scalar(H5Screate(H5S_SCALAR), H5Sclose);
+  H5Handle attr(H5Acreate2(dataset.get(), "dtype", str.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  REQUIRE(H5Awrite(attr.get(), str.get(), dtype_attr) >= 0);
+}
+
+// IEEE binary16 as h5py creates it (h5t.pyx): fields of a float32 narrowed to 16 bits.
+H5Handle ieee_f16() {
+  H5Handle type(H5Tcopy(H5T_IEEE_F32LE), H5Tclose);
+  H5Tset_fields(type.get(), 15, 10, 5, 0, 10);
+  H5Tset_size(type.get(), 2);
+  H5Tset_ebias(type.get(), 15);
+  return type;
 }
 
 size_t index_of(const std::vector<std::string>& names, const std::string& name) {
@@ -105,6 +132,40 @@ TEST_CASE("fixture: integer hooks keep their dtype (router top-k indices)") {
   int64_t experts = fixture.config().at("num_experts").get<int64_t>();
   CHECK(index.shape.back() == fixture.config().at("top_k_experts").get<int64_t>());
   for (int64_t e : index.ints()) CHECK((e >= 0 && e < experts));
+}
+
+TEST_CASE("fixture: reads f16, f64, int32 and bool datasets, with and without dtype attributes") {
+  auto path = temp_file("parity_dtypes.h5");
+  std::filesystem::copy_file(golden("olmoe_base.h5"), path, std::filesystem::copy_options::overwrite_existing);
+  const uint16_t half_bits[] = {0x3c00, 0xc000, 0x0001, 0x7c00};  // 1, -2, 2^-24, +inf
+  const double doubles[] = {0.1, -1e300, 3.0};
+  const int32_t int32s[] = {-7, 0, 2147483647};
+  const uint8_t bools[] = {1, 0, 1};
+  add_dataset(path, "half", ieee_f16().get(), half_bits, 4, "float16");
+  add_dataset(path, "half_no_attr", ieee_f16().get(), half_bits, 4, nullptr);
+  add_dataset(path, "double", H5T_IEEE_F64LE, doubles, 3, "float64");
+  add_dataset(path, "int32", H5T_STD_I32LE, int32s, 3, nullptr);
+  add_dataset(path, "mask", H5T_STD_U8LE, bools, 3, "bool");
+  Fixture fixture(path);
+  for (const char* name : {"half", "half_no_attr"}) {
+    Tensor half = fixture.read("hooks", name);
+    CHECK(half.dtype == DType::F16);
+    std::vector<double> values = half.to_f64();
+    CHECK(values[0] == 1.0);
+    CHECK(values[1] == -2.0);
+    CHECK(values[2] == std::ldexp(1.0, -24));
+    CHECK(std::isinf(values[3]));
+  }
+  Tensor dbl = fixture.read("hooks", "double");
+  CHECK(dbl.dtype == DType::F64);
+  CHECK(dbl.to_f64() == std::vector<double>{0.1, -1e300, 3.0});  // no narrowing through float
+  Tensor i32 = fixture.read("hooks", "int32");
+  CHECK(i32.dtype == DType::I32);
+  CHECK(i32.ints() == std::vector<int64_t>{-7, 0, 2147483647});
+  Tensor mask = fixture.read("hooks", "mask");
+  CHECK(mask.dtype == DType::Bool);
+  CHECK(mask.ints() == std::vector<int64_t>{1, 0, 1});
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("fixture: bad files are InputErrors naming the file") {

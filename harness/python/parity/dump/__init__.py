@@ -20,7 +20,7 @@ import torch
 import transformers
 from tqdm import tqdm
 
-from .capture import Recorder, layer_index
+from .capture import DecoderLayers, Recorder
 from .writer import FixtureWriter
 
 PRODUCER = "parity.dump 1"
@@ -61,8 +61,9 @@ def dump(
         attention_mask: [B, S]; default all ones. position_ids: [B, S]; default arange(S).
         layers: decoder-layer indices to hook; None hooks all. Embeddings, the final norm and the
             head are always hooked.
-        weights: "all" (whole state_dict), "hooked" (parameters of hooked layers and of modules
-            outside any layer), "none" (activation-only fixture), "auto" (all, or hooked with layers).
+        weights: "all" (whole state_dict), "hooked" (entries of modules whose hooks ran: the hooked
+            layers and the modules outside them that the forward used), "none" (activation-only
+            fixture), "auto" (all, or hooked with layers).
         meta: extra /meta attributes (seed, source, ...).
         progress: show a progress bar; default when stderr is a terminal.
     """
@@ -82,9 +83,8 @@ def dump(
     logits = output.logits
     logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)
     weight_mode = weights if weights != "auto" else ("all" if layer_set is None else "hooked")
-    stored_weights = _selected_weights(model, weight_mode, layer_set)
-    all_layers = sorted({i for p, _ in model.named_modules() if (i := layer_index(p)) is not None})
-    hooked_layers = sorted(layer_set) if layer_set is not None else all_layers
+    stored_weights = _selected_weights(model, weight_mode, recorder.fired)
+    hooked_layers = sorted(layer_set) if layer_set is not None else list(range(_layer_count(model)))
     attrs = {
         "model_type": model.config.model_type,
         "model_class": type(model).__name__,
@@ -139,10 +139,14 @@ def _checked_inputs(model, input_ids, attention_mask, position_ids):
     return input_ids, attention_mask.to(device=device, dtype=torch.int64), position_ids.to(device=device, dtype=torch.int64)
 
 
+def _layer_count(model) -> int:
+    return model.config.get_text_config().num_hidden_layers
+
+
 def _checked_layers(model, layers) -> set[int] | None:
     if layers is None:
         return None
-    count = model.config.get_text_config().num_hidden_layers
+    count = _layer_count(model)
     layer_set = set(int(i) for i in layers)
     outside = sorted(i for i in layer_set if not 0 <= i < count)
     if outside or not layer_set:
@@ -182,7 +186,8 @@ def _want_progress(progress: bool | None) -> bool:
 
 @contextmanager
 def _layer_progress(model, progress: bool | None):
-    layers = [m for p, m in model.named_modules() if layer_index(p) is not None and p.split(".")[-1].isdigit()]
+    decoder_layers = DecoderLayers.of(model)
+    layers = [m for p, m in model.named_modules() if decoder_layers.index(p) is not None and p.split(".")[-1].isdigit()]
     bar = tqdm(total=len(layers), desc="forward", unit="layer", disable=not _want_progress(progress))
     handles = [m.register_forward_hook(lambda *_: bar.update(1)) for m in layers]
     try:
@@ -193,11 +198,13 @@ def _layer_progress(model, progress: bool | None):
         bar.close()
 
 
-def _selected_weights(model, mode: str, layer_set: set[int] | None) -> list[tuple[str, torch.Tensor]]:
-    """state_dict entries (parameters and persistent buffers) for mode all, hooked or none."""
+def _selected_weights(model, mode: str, fired: set[str]) -> list[tuple[str, torch.Tensor]]:
+    """state_dict entries (parameters and persistent buffers) for mode all, hooked or none.
+    hooked: entries owned by a module whose hooks ran, so with --layers only those layers, and
+    never a multimodal checkpoint's vision tower on a text-only forward."""
     if mode == "none":
         return []
     state = model.state_dict()
-    if mode == "all" or layer_set is None:
+    if mode == "all":
         return list(state.items())
-    return [(name, t) for name, t in state.items() if layer_index(name) in layer_set or layer_index(name) is None]
+    return [(name, tensor) for name, tensor in state.items() if name.rpartition(".")[0] in fired]

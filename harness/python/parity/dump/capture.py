@@ -17,6 +17,32 @@ from . import naming
 _LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
 
 
+@dataclass(frozen=True)
+class DecoderLayers:
+    """Where a model's text decoder layers live: `model.layers.` for Gemma4ForCausalLM and OLMoE,
+    `model.language_model.layers.` for multimodal Gemma-4 (whose vision encoder has `layers` too)."""
+
+    prefix: str  # "" when the model has no get_decoder(): any `layers.<i>` path counts
+
+    @staticmethod
+    def of(model: torch.nn.Module) -> "DecoderLayers":
+        decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+        for path, module in model.named_modules():
+            if decoder is not None and module is decoder:
+                return DecoderLayers(f"{path}.layers." if path else "layers.")
+        return DecoderLayers("")
+
+    def index(self, path: str) -> int | None:
+        """The decoder-layer index of a module or weight path (`model.layers.3.mlp` -> 3), or None."""
+        if not self.prefix:
+            match = _LAYER_INDEX.search(path)
+            return int(match.group(1)) if match else None
+        if not path.startswith(self.prefix):
+            return None
+        head = path[len(self.prefix):].split(".", 1)[0]
+        return int(head) if head.isdigit() else None
+
+
 @dataclass
 class Captured:
     """One /hooks tensor: its key, a CPU clone, and the attributes written beside it."""
@@ -32,14 +58,16 @@ class Recorder:
     """Registers hooks and accumulates Captured tensors in execution order."""
 
     captured: list[Captured] = field(default_factory=list)
+    fired: set[str] = field(default_factory=set)  # paths of modules whose hooks ran
     _calls: dict[str, int] = field(default_factory=dict)
     _handles: list = field(default_factory=list)
 
     def attach(self, model: torch.nn.Module, layers: set[int] | None = None) -> list[str]:
         """Hooks every module that `selected` admits; returns the hooked paths."""
         hooked = []
+        decoder_layers = DecoderLayers.of(model)
         for path, module in model.named_modules():
-            if path and selected(path, module, model, layers):
+            if path and selected(path, model, decoder_layers, layers):
                 self._handles.append(module.register_forward_pre_hook(self._pre(path), with_kwargs=True))
                 self._handles.append(module.register_forward_hook(self._post(path), with_kwargs=True))
                 hooked.append(path)
@@ -63,6 +91,7 @@ class Recorder:
 
     def _post(self, path: str):
         def hook(module, args, kwargs, output):
+            self.fired.add(path)
             call = self._calls[path] - 1
             layer_type = args[2] if is_rotary(module) and len(args) > 2 and isinstance(args[2], str) else ""
             repeat = self._repeat(module, path, call)
@@ -98,13 +127,7 @@ def is_rotary(module: torch.nn.Module) -> bool:
     return type(module).__name__.endswith(naming.ROTARY_SUFFIX)
 
 
-def layer_index(path: str) -> int | None:
-    """The decoder-layer index in a module path (`model.layers.3.mlp` -> 3), or None."""
-    match = _LAYER_INDEX.search(path)
-    return int(match.group(1)) if match else None
-
-
-def selected(path: str, module: torch.nn.Module, model: torch.nn.Module, layers: set[int] | None) -> bool:
+def selected(path: str, model: torch.nn.Module, decoder_layers: DecoderLayers, layers: set[int] | None) -> bool:
     """Whether `path` is hooked: every module, except
     - modules inside a fused experts module (their act_fn runs once per active expert on a
       varying token subset; the experts call's inputs and output cover them), and
@@ -112,5 +135,5 @@ def selected(path: str, module: torch.nn.Module, model: torch.nn.Module, layers:
     parent = path.rpartition(".")[0]
     if parent and type(model.get_submodule(parent)).__name__.endswith("Experts"):
         return False
-    index = layer_index(path)
+    index = decoder_layers.index(path)
     return layers is None or index is None or index in layers

@@ -8,6 +8,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from helpers import GOLDEN, tiny_config
 from parity.dump.build import random_model
@@ -97,3 +98,24 @@ def test_missing_source_is_a_usage_error():
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", "x.h5"])
     assert exit_info.value.code == 2
+
+
+def test_multimodal_gemma4_checkpoint_hooks_only_text_decoder_layers(tmp_path):
+    """Released Gemma-4 checkpoints are Gemma4ForConditionalGeneration: text modules live under
+    model.language_model., and the vision encoder has `layers` of its own that --layers must not pick."""
+    text = json.loads((GOLDEN / "configs" / "gemma4_dense.json").read_text())
+    text.pop("model_type")
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=2, head_dim=16, patch_size=4, image_size=16)
+    config = transformers.AutoConfig.for_model("gemma4", text_config=text, vision_config=vision, audio_config=None)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(tmp_path / "checkpoint")
+    out = tmp_path / "f.h5"
+    assert main(["--model", str(tmp_path / "checkpoint"), "--out", str(out), "--layers", "1", "--quiet"]) == 0
+    with h5py.File(out) as f:
+        assert f["meta"].attrs["model_class"] == "Gemma4ForConditionalGeneration"
+        assert f["meta"].attrs["hooked_layers"] == "1" and f["meta"].attrs["weights"] == "hooked"
+        assert "model.language_model.layers.1.self_attn@attn_weights" in f["hooks"]
+        assert not any("layers.0." in k or "vision" in k for k in list(f["hooks"]) + list(f["weights"]))
+        assert "model.language_model.layers.1.layer_scalar" in f["weights"]
+        assert f["weights"].get("lm_head.weight", getlink=True).path == "/weights/model.language_model.embed_tokens.weight"
