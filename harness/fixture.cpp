@@ -10,11 +10,19 @@ namespace {
 
 constexpr char kHint[] = " (regenerate with ci/regen_golden or parity-dump)";
 
-// Reads a string stored either as HDF5 variable-length or fixed-length (h5py writes both).
-// `is_attr` selects H5Aread vs H5Dread on `object`.
+// Whether an attribute or dataset holds exactly one value: reading an array into a buffer for
+// one value would overrun it.
+bool is_scalar(hid_t object, bool is_attr) {
+  H5Handle space(is_attr ? H5Aget_space(object) : H5Dget_space(object), H5Sclose);
+  return space.valid() && H5Sget_simple_extent_type(space.get()) != H5S_NULL &&
+         H5Sget_simple_extent_npoints(space.get()) == 1;
+}
+
+// Reads a single string stored either as HDF5 variable-length or fixed-length (h5py writes
+// both); nullopt for anything else. `is_attr` selects H5Aread vs H5Dread on `object`.
 std::optional<std::string> read_string(hid_t object, bool is_attr) {
   H5Handle type(is_attr ? H5Aget_type(object) : H5Dget_type(object), H5Tclose);
-  if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING) return std::nullopt;
+  if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || !is_scalar(object, is_attr)) return std::nullopt;
   H5Handle memtype(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_cset(memtype.get(), H5Tget_cset(type.get()));
   if (H5Tis_variable_str(type.get()) > 0) {
@@ -37,7 +45,9 @@ std::optional<std::string> read_string(hid_t object, bool is_attr) {
   return value;
 }
 
+// A scalar integer, float or string attribute; nullopt for arrays and other types.
 std::optional<AttrValue> read_attr(hid_t attr) {
+  if (!is_scalar(attr, true)) return std::nullopt;
   H5Handle type(H5Aget_type(attr), H5Tclose);
   switch (H5Tget_class(type.get())) {
     case H5T_INTEGER: {
@@ -58,10 +68,15 @@ std::optional<AttrValue> read_attr(hid_t attr) {
   }
 }
 
-std::optional<std::string> string_attr(hid_t object, const char* name) {
-  if (H5Aexists(object, name) <= 0) return std::nullopt;
+enum class Attr { kAbsent, kNotAString };
+
+// A dataset's string attribute: the value, kAbsent, or kNotAString (array, number, ...).
+std::variant<std::string, Attr> string_attr(hid_t object, const char* name) {
+  if (H5Aexists(object, name) <= 0) return Attr::kAbsent;
   H5Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
-  return attr.valid() ? read_string(attr.get(), true) : std::nullopt;
+  std::optional<std::string> value = attr.valid() ? read_string(attr.get(), true) : std::nullopt;
+  if (!value) return Attr::kNotAString;
+  return *value;
 }
 
 // The dtype an HDF5 type holds natively, for datasets without a dtype attribute.
@@ -80,7 +95,7 @@ bool storage_matches(DType dtype, hid_t type) {
   size_t size = H5Tget_size(type);
   switch (dtype) {
     case DType::BF16: return cls == H5T_INTEGER && size == 2 && H5Tget_sign(type) == H5T_SGN_NONE;
-    case DType::Bool: return cls == H5T_INTEGER && size == 1;
+    case DType::Bool: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(type) == H5T_SGN_NONE;
     default: return dtype_from_hdf5(type) == dtype;
   }
 }
@@ -196,6 +211,9 @@ bool Fixture::has(std::string_view group, const std::string& name) const {
 H5Handle Fixture::open_dataset(std::string_view group, const std::string& name) const {
   std::string where = fmt::format("/{}/{}", group, name);
   if (!has(group, name)) fail(where, "missing dataset");
+  H5L_info_t link;
+  if (H5Lget_info(file_.get(), where.c_str(), &link, H5P_DEFAULT) >= 0 && link.type == H5L_TYPE_EXTERNAL)
+    fail(where, "external link to another file; a fixture must be self-contained");
   H5Handle handle(H5Dopen2(file_.get(), where.c_str(), H5P_DEFAULT), H5Dclose);
   if (!handle.valid()) {
     std::string detail = hdf5_error_detail();
@@ -208,13 +226,20 @@ H5Handle Fixture::open_dataset(std::string_view group, const std::string& name) 
 
 DType Fixture::dataset_dtype(hid_t dataset, std::string_view where) const {
   H5Handle type(H5Dget_type(dataset), H5Tclose);
-  std::optional<std::string> name = string_attr(dataset, "dtype");
+  std::optional<std::string> name = optional_string_attr(dataset, "dtype", where);
   std::optional<DType> dtype = name ? dtype_from_name(*name) : dtype_from_hdf5(type.get());
   if (name && !dtype) fail(where, fmt::format("unsupported dtype '{}'", *name));
   if (!dtype) fail(where, fmt::format("unsupported HDF5 type ({}) and no dtype attribute", hdf5_type_str(type.get())));
   if (!storage_matches(*dtype, type.get()))
     fail(where, fmt::format("dtype attribute says {} but the data is stored as {}", dtype_name(*dtype), hdf5_type_str(type.get())));
   return *dtype;
+}
+
+std::optional<std::string> Fixture::optional_string_attr(hid_t dataset, const char* name, std::string_view where) const {
+  auto value = string_attr(dataset, name);
+  if (const auto* text = std::get_if<std::string>(&value)) return *text;
+  if (std::get<Attr>(value) == Attr::kNotAString) fail(where, fmt::format("attribute {} is not a single string", name));
+  return std::nullopt;
 }
 
 std::string Fixture::link_target(const std::string& where) const {
@@ -232,12 +257,14 @@ DatasetInfo Fixture::info(std::string_view group, const std::string& name) const
   H5Handle space(H5Dget_space(dataset.get()), H5Sclose);
   int rank = H5Sget_simple_extent_ndims(space.get());
   if (rank < 0) fail(where, "unreadable dataspace");
+  if (H5Sget_simple_extent_type(space.get()) == H5S_NULL) fail(where, "empty (null) dataspace holds no tensor");
   std::vector<hsize_t> dims(static_cast<size_t>(rank));
   H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   info.shape.assign(dims.begin(), dims.end());
+  if (!checked_numel(info.shape)) fail(where, fmt::format("shape {} is too large to be a tensor", shape_str(info.shape)));
   info.link_target = link_target(where);
-  info.module = string_attr(dataset.get(), "module").value_or("");
-  info.derived = string_attr(dataset.get(), "derived").value_or("");
+  info.module = optional_string_attr(dataset.get(), "module", where).value_or("");
+  info.derived = optional_string_attr(dataset.get(), "derived", where).value_or("");
   return info;
 }
 

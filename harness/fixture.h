@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -61,6 +62,8 @@ class Fixture {
   H5Handle open_dataset(std::string_view group, const std::string& name) const;
   DType dataset_dtype(hid_t dataset, std::string_view where) const;
   std::string link_target(const std::string& where) const;  // "" unless a soft link
+  // A string attribute of a dataset; fails when present but not a single string.
+  std::optional<std::string> optional_string_attr(hid_t dataset, const char* name, std::string_view where) const;
   void read_meta();
   std::vector<std::string> list_group(std::string_view group) const;
 

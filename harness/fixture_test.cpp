@@ -25,12 +25,12 @@ std::string open_error(const std::filesystem::path& path) {
   return "";
 }
 
-// Adds /hooks/<name> to an HDF5 file: `count` values at `data` (in the file type's own layout),
-// with a `dtype` string attribute when `dtype_attr` is given.
+// Adds /hooks/<name> to an HDF5 file: `count` values at `data` (in the file type's own layout;
+// count 0 makes a rank-0 scalar of one value), with a `dtype` attribute when `dtype_attr` is given.
 void add_dataset(const std::filesystem::path& file, const char* name, hid_t file_type, const void* data,
                  hsize_t count, const char* dtype_attr) {
   H5Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
-  H5Handle space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  H5Handle space(count == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &count, nullptr), H5Sclose);
   std::string path = std::string("/hooks/") + name;
   H5Handle dataset(H5Dcreate2(f.get(), path.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
   REQUIRE(H5Dwrite(dataset.get(), file_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
@@ -134,7 +134,7 @@ TEST_CASE("fixture: integer hooks keep their dtype (router top-k indices)") {
   for (int64_t e : index.ints()) CHECK((e >= 0 && e < experts));
 }
 
-TEST_CASE("fixture: reads f16, f64, int32 and bool datasets, with and without dtype attributes") {
+TEST_CASE("fixture: reads f16, f64, int32, bool and rank-0 datasets, with and without dtype attributes") {
   auto path = temp_file("parity_dtypes.h5");
   std::filesystem::copy_file(golden("olmoe_base.h5"), path, std::filesystem::copy_options::overwrite_existing);
   const uint16_t half_bits[] = {0x3c00, 0xc000, 0x0001, 0x7c00};  // 1, -2, 2^-24, +inf
@@ -146,6 +146,8 @@ TEST_CASE("fixture: reads f16, f64, int32 and bool datasets, with and without dt
   add_dataset(path, "double", H5T_IEEE_F64LE, doubles, 3, "float64");
   add_dataset(path, "int32", H5T_STD_I32LE, int32s, 3, nullptr);
   add_dataset(path, "mask", H5T_STD_U8LE, bools, 3, "bool");
+  const float quarter = 0.25f;
+  add_dataset(path, "scalar", H5T_IEEE_F32LE, &quarter, 0, "float32");
   Fixture fixture(path);
   for (const char* name : {"half", "half_no_attr"}) {
     Tensor half = fixture.read("hooks", name);
@@ -162,6 +164,9 @@ TEST_CASE("fixture: reads f16, f64, int32 and bool datasets, with and without dt
   Tensor i32 = fixture.read("hooks", "int32");
   CHECK(i32.dtype == DType::I32);
   CHECK(i32.ints() == std::vector<int64_t>{-7, 0, 2147483647});
+  Tensor scalar = fixture.read("hooks", "scalar");
+  CHECK(scalar.shape.empty());
+  CHECK(scalar.to_f64() == std::vector<double>{0.25});
   Tensor mask = fixture.read("hooks", "mask");
   CHECK(mask.dtype == DType::Bool);
   CHECK(mask.ints() == std::vector<int64_t>{1, 0, 1});

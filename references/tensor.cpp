@@ -33,10 +33,18 @@ bool is_floating(DType dtype) {
   return dtype == DType::F32 || dtype == DType::F64 || dtype == DType::BF16 || dtype == DType::F16;
 }
 
-int64_t numel(const Shape& shape) {
+std::optional<int64_t> checked_numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (d < 0 || __builtin_mul_overflow(n, d, &n) || n > kMaxNumel) return std::nullopt;
+  }
   return n;
+}
+
+int64_t numel(const Shape& shape) {
+  std::optional<int64_t> n = checked_numel(shape);
+  PARITY_CHECK(n.has_value(), "[tensor] shape {} has a negative dimension or more than 2^40 elements", shape_str(shape));
+  return *n;
 }
 
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }

@@ -20,7 +20,11 @@ std::optional<DType> dtype_from_name(std::string_view name);
 bool is_floating(DType dtype);
 
 using Shape = std::vector<int64_t>;
+// Elements in a tensor of `shape`; throws when a dimension is negative or the count exceeds
+// kMaxNumel (a hostile file could otherwise make the product wrap to a small number).
 int64_t numel(const Shape& shape);
+std::optional<int64_t> checked_numel(const Shape& shape);  // nullopt instead of throwing
+constexpr int64_t kMaxNumel = int64_t{1} << 40;
 std::string shape_str(const Shape& shape);  // "[2, 16, 48]"
 
 // bfloat16 is the upper half of a float32; widening is exact.

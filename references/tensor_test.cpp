@@ -51,4 +51,13 @@ TEST_CASE("tensor: numel, shape_str and typed access") {
   CHECK(numel({}) == 1);  // a scalar holds one element
 }
 
+TEST_CASE("numel: a product that would wrap or exceed 2^40 elements is refused") {
+  CHECK(checked_numel({1 << 20, 1 << 20}) == int64_t{1} << 40);
+  CHECK_FALSE(checked_numel({1 << 20, (1 << 20) + 1}).has_value());
+  CHECK_FALSE(checked_numel({int64_t{1} << 62, 4}).has_value());  // wraps to 0 in int64
+  CHECK_FALSE(checked_numel({3, -1}).has_value());
+  CHECK_THROWS_AS(numel({int64_t{1} << 62, 4}), Error);
+  CHECK(checked_numel({0, int64_t{1} << 62}) == 0);  // an empty tensor is fine
+}
+
 }  // namespace parity

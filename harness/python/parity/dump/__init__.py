@@ -9,7 +9,7 @@ The fixture format is documented in golden/README.md.
 from __future__ import annotations
 
 import datetime
-import json
+import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,14 +21,11 @@ import transformers
 from tqdm import tqdm
 
 from .capture import DecoderLayers, Recorder
+from .errors import DumpError
 from .writer import FixtureWriter
 
 PRODUCER = "parity.dump 1"
 WEIGHT_MODES = ("auto", "all", "hooked", "none")
-
-
-class DumpError(ValueError):
-    """Bad input to the dumper: the message is one line, meant for the user."""
 
 
 @dataclass
@@ -67,6 +64,7 @@ def dump(
         meta: extra /meta attributes (seed, source, ...).
         progress: show a progress bar; default when stderr is a terminal.
     """
+    _check_output_path(Path(path))
     input_ids, attention_mask, position_ids = _checked_inputs(model, input_ids, attention_mask, position_ids)
     layer_set = _checked_layers(model, layers)
     if weights not in WEIGHT_MODES:
@@ -114,6 +112,15 @@ def dump(
         writer.tensor("outputs", "logits", logits)
         writer.tensor("outputs", "logprobs", logprobs)
     return DumpResult(Path(path), len(recorder.captured), len(stored_weights), hooked_layers)
+
+
+def _check_output_path(path: Path) -> None:
+    """Before the forward, which may take long on a real checkpoint."""
+    if path.is_dir():
+        raise DumpError(f"--out {path} is a directory")
+    folder = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise DumpError(f"cannot write {path}: {folder} is not a writable directory")
 
 
 def _checked_inputs(model, input_ids, attention_mask, position_ids):

@@ -85,7 +85,7 @@ class Recorder:
             if is_rotary(module):
                 return  # x only carries the dtype; position_ids are in /inputs
             for slot, tensor in naming.input_slots(args, kwargs):
-                self._add(naming.hook_key(path, slot, self._repeat(module, path, call)), tensor, module)
+                self._add(naming.hook_key(path, slot, call), tensor, module)
 
         return hook
 
@@ -93,17 +93,14 @@ class Recorder:
         def hook(module, args, kwargs, output):
             self.fired.add(path)
             call = self._calls[path] - 1
-            layer_type = args[2] if is_rotary(module) and len(args) > 2 and isinstance(args[2], str) else ""
-            repeat = self._repeat(module, path, call)
+            layer_type = rotary_layer_type(module, args, kwargs)
+            # Gemma-4 runs its rotary module once per layer type: the type, not a call index, names it.
+            repeat = 0 if layer_type else call
             for slot, tensor in naming.output_slots(module, output, layer_type):
                 self._add(naming.hook_key(path, slot, repeat), tensor, module)
             self._add_router_probs(path, module, output, repeat)
 
         return hook
-
-    def _repeat(self, module, path: str, call: int) -> int:
-        # Gemma-4's rotary module runs once per layer type; the layer type, not a call index, names it.
-        return 0 if is_rotary(module) else call
 
     def _add_router_probs(self, path: str, module, output, repeat: int) -> None:
         """@router_probs on every router: the softmax over all experts, the tensor bugs hide in."""
@@ -127,13 +124,22 @@ def is_rotary(module: torch.nn.Module) -> bool:
     return type(module).__name__.endswith(naming.ROTARY_SUFFIX)
 
 
+def rotary_layer_type(module: torch.nn.Module, args: tuple, kwargs: dict) -> str:
+    """The layer_type a rotary module was called for (Gemma-4 passes it third), or ""."""
+    if not is_rotary(module):
+        return ""
+    value = kwargs.get("layer_type", args[2] if len(args) > 2 else None)
+    return value if isinstance(value, str) else ""
+
+
 def selected(path: str, model: torch.nn.Module, decoder_layers: DecoderLayers, layers: set[int] | None) -> bool:
     """Whether `path` is hooked: every module, except
     - modules inside a fused experts module (their act_fn runs once per active expert on a
       varying token subset; the experts call's inputs and output cover them), and
     - with `layers`, modules of decoder layers not listed (embeddings, final norm, head stay)."""
-    parent = path.rpartition(".")[0]
-    if parent and type(model.get_submodule(parent)).__name__.endswith("Experts"):
-        return False
+    parts = path.split(".")
+    for depth in range(1, len(parts)):
+        if type(model.get_submodule(".".join(parts[:depth]))).__name__.endswith("Experts"):
+            return False
     index = decoder_layers.index(path)
     return layers is None or index is None or index in layers

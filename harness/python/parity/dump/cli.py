@@ -10,13 +10,31 @@ import json
 import sys
 
 import torch
+import transformers
 
-from . import WEIGHT_MODES, DumpError, dump
+from . import WEIGHT_MODES, dump
 from .build import DTYPES, checkpoint_model, random_input_ids, random_model
+from .errors import DumpError
+
+MAX_SEED = 2**63 - 2  # torch.Generator seeds are 64-bit; inputs use seed + 1
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit code 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def seed_type(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed must be in [0, {MAX_SEED}]")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="parity-dump",
         description="Run a transformers model with hooks on every module and write an HDF5 fixture "
         "(format: golden/README.md).",
@@ -24,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="JSON config (model_type + HF keys): builds a tiny random model")
     source.add_argument("--model", help="local checkpoint folder written by save_pretrained")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the random weights (--config) and input ids")
+    parser.add_argument("--seed", type=seed_type, default=0, help="seeds the random weights (--config) and input ids")
     parser.add_argument("--out", required=True, help="fixture to write (.h5)")
     parser.add_argument("--batch", type=int, default=2, help="random inputs: sequences (default 2)")
     parser.add_argument("--seq-len", type=int, default=16, help="random inputs: tokens per sequence (default 16)")
@@ -42,10 +60,13 @@ def input_ids_from(args: argparse.Namespace, vocab_size: int) -> torch.Tensor:
     if args.ids is not None:
         try:
             rows = json.loads(args.ids)
-            ids = torch.tensor(rows, dtype=torch.int64)
-        except (json.JSONDecodeError, TypeError, ValueError, RuntimeError):
-            raise DumpError("--ids must be a JSON list of equal-length lists of integers") from None
-        return ids
+        except json.JSONDecodeError:
+            rows = None
+        rectangular = isinstance(rows, list) and rows and all(isinstance(r, list) and len(r) == len(rows[0]) for r in rows)
+        # bool is an int in Python; 1.7 would be truncated by torch.tensor: refuse both.
+        if not rectangular or not all(type(i) is int for r in rows for i in r):
+            raise DumpError("--ids must be a JSON list of equal-length lists of integers")
+        return torch.tensor(rows, dtype=torch.int64)
     return random_input_ids(args.seed, args.batch, args.seq_len, vocab_size)
 
 
@@ -60,6 +81,10 @@ def parse_layers(text: str | None) -> list[int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # The dumper reports what matters in one line; HF's loading tables would bury it.
+    transformers.logging.set_verbosity_error()
+    if args.quiet:
+        transformers.logging.disable_progress_bar()
     try:
         layers = parse_layers(args.layers)
         if args.config:
@@ -73,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                       progress=False if args.quiet else None)
     except DumpError as error:
         print(f"parity-dump: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # never a traceback: a model or file we did not foresee
+        first_line = (str(error).splitlines() or [""])[0]
+        print(f"parity-dump: error: unexpected {type(error).__name__}: {first_line}", file=sys.stderr)
         return 2
     print(f"wrote {result.path}: {result.hooks} hooks, {result.weights} weights, layers {result.hooked_layers}")
     return 0

@@ -11,7 +11,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import DumpError, dump
+from . import dump
+from .errors import DumpError
 from .build import random_input_ids, random_model
 
 GOLDEN_DIR = Path(__file__).resolve().parents[4] / "golden"

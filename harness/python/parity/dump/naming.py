@@ -6,7 +6,7 @@ The rules (documented for users in golden/README.md, "Hook keys"):
                       (attention -> attn_weights; routers -> top_k_weights, top_k_index),
                       otherwise out<i>; a mapping output (ModelOutput) gives one key per field
   <path>@in           the primary input: first positional argument, else the hidden_states kwarg
-  <path>@in<i>        further positional tensor arguments (i = 1, 2, ...)
+  <path>@in<i>        positional argument i >= 1 (numbered by position; non-tensors store nothing)
   <path>@in.<name>    other tensor keyword arguments; nested tuples/mappings add .<index>/.<key>
   <path>#<k>          k-th repeated call (k >= 1) of a module called more than once per forward
 Paths are HF `named_modules()` paths, so keys never need translating.
@@ -51,14 +51,13 @@ def flatten_tensors(value: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor
 
 
 def input_slots(args: tuple, kwargs: dict) -> list[tuple[str, torch.Tensor]]:
-    """Slots for a call's inputs: in, in1, in2, ... then in.<kwarg>."""
-    slots: list[tuple[str, torch.Tensor]] = []
-    positional = [a for a in args if torch.is_tensor(a)]
-    if not positional and torch.is_tensor(kwargs.get("hidden_states")):
-        positional = [kwargs["hidden_states"]]
+    """Slots for a call's inputs: in, in1, in2, ... by argument position, then in.<kwarg>."""
+    if not args and torch.is_tensor(kwargs.get("hidden_states")):
+        args = (kwargs["hidden_states"],)
         kwargs = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-    for index, tensor in enumerate(positional):
-        slots.append((INPUT if index == 0 else f"{INPUT}{index}", tensor))
+    slots: list[tuple[str, torch.Tensor]] = []
+    for index, value in enumerate(args):
+        slots.extend(flatten_tensors(value, INPUT if index == 0 else f"{INPUT}{index}"))
     for name, value in kwargs.items():
         slots.extend(flatten_tensors(value, f"{INPUT}.{name}"))
     return slots

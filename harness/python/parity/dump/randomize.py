@@ -20,12 +20,12 @@ import torch
 def persistent_tensors(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     """Floating parameters and persistent buffers, each shared tensor once, in a stable order."""
     state_keys = set(model.state_dict().keys())
-    tensors = [(name, p.data) for name, p in model.named_parameters()]
+    tensors = list(model.named_parameters())
     tensors += [(name, b) for name, b in model.named_buffers() if name in state_keys]
     seen: set[int] = set()
     unique = []
     for name, tensor in tensors:
-        if tensor.is_floating_point() and id(tensor) not in seen:
+        if tensor.is_floating_point() and id(tensor) not in seen:  # a tied Parameter is one object
             seen.add(id(tensor))
             unique.append((name, tensor))
     return unique

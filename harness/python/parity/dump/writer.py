@@ -18,6 +18,8 @@ import h5py
 import numpy as np
 import torch
 
+from .errors import DumpError
+
 SCHEMA_VERSION = 1
 GROUPS = ("meta", "inputs", "weights", "hooks", "outputs")
 
@@ -45,8 +47,11 @@ class FixtureWriter:
         self._seen: dict[tuple, str] = {}
 
     def __enter__(self) -> "FixtureWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self._partial, "w", track_order=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = h5py.File(self._partial, "w", track_order=True)
+        except OSError as error:
+            raise DumpError(f"cannot write {self.path}: {error}") from None
         for group in GROUPS:
             self._file.create_group(group, track_order=True)
         return self
@@ -59,6 +64,8 @@ class FixtureWriter:
             self._partial.unlink(missing_ok=True)
 
     def meta(self, attrs: dict, config_json: str) -> None:
+        if "schema_version" in attrs:
+            raise DumpError("meta may not set schema_version: the writer owns the format version")
         group = self._file["meta"]
         group.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
         for key, value in attrs.items():
@@ -67,6 +74,8 @@ class FixtureWriter:
 
     def tensor(self, group: str, key: str, tensor: torch.Tensor, **attrs: str) -> None:
         """Writes /<group>/<key>, or a soft link when an identical tensor was written before."""
+        if key in self._file[group]:
+            raise DumpError(f"two tensors for /{group}/{key}: the hook-key rules (naming.py) need a case for this module")
         array = to_numpy(tensor)
         identity = (dtype_name(tensor), array.shape, hashlib.blake2b(array.tobytes(), digest_size=16).digest())
         target = self._seen.get(identity)

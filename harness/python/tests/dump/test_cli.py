@@ -78,6 +78,8 @@ def test_config_source_with_explicit_ids_and_layers(tmp_path, capsys):
         (["--config", "{unknown}"], "unknown model_type 'llama9'"),
         (["--config", "{olmoe}", "--ids", "[[1, 2, 128]]"], "input id 128 at [0, 2] is outside the vocabulary [0, 128)"),
         (["--config", "{olmoe}", "--ids", "[[1, 2], [3]]"], "--ids must be a JSON list of equal-length lists"),
+        (["--config", "{olmoe}", "--ids", "[[1.7, 2.2, 3.9]]"], "--ids must be a JSON list of equal-length lists"),
+        (["--config", "{olmoe}", "--ids", "[[true, false]]"], "--ids must be a JSON list of equal-length lists"),
         (["--config", "{olmoe}", "--layers", "0,x"], "--layers must be comma-separated integers"),
         (["--config", "{olmoe}", "--layers", "2"], "layers [2] not in the model's 2 decoder layers"),
         (["--config", "{olmoe}", "--seq-len", "1"], "seq_len >= 2"),
@@ -94,10 +96,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert not (tmp_path / "f.h5").exists()
 
 
-def test_missing_source_is_a_usage_error():
+@pytest.mark.parametrize("args", [["--out", "x.h5"], ["--config", "c.json", "--out", "x.h5", "--seed", "-1"],
+                                  ["--config", "c.json", "--out", "x.h5", "--dtype", "fp8"]])
+def test_usage_errors_are_one_line_and_exit_2(capsys, args):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--out", "x.h5"])
+        main(args)
     assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("parity-dump: error: ")
+
+
+def test_output_path_that_is_a_directory_is_refused_before_the_forward(tmp_path, capsys):
+    assert main(["--config", str(GOLDEN / "configs" / "olmoe_base.json"), "--out", str(tmp_path), "--quiet"]) == 2
+    assert f"--out {tmp_path} is a directory" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_multimodal_gemma4_checkpoint_hooks_only_text_decoder_layers(tmp_path):

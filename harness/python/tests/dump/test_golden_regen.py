@@ -1,82 +1,65 @@
 """Regenerates every golden fixture (golden/fixtures.toml) and compares it with the committed one.
 
 This is how an upgrade of transformers or torch that changes numerics gets caught.
-Tolerance (per tensor, relative L2 against the committed tensor):
-  float32 tensors:  1e-6. Regeneration is bit-exact on the machine that made the fixtures; the
-                    margin (~16 x fp32 unit round-off 6e-8) admits other CPUs' matmul kernels,
-                    which sum in another order.
-  bfloat16 tensors: 2^-8, one bf16 ulp: a last-bit fp32 difference can flip a bf16 rounding.
-  integer tensors (ids, top-k indices): exact.
-Key sets, dtypes, shapes and soft links (which tensor feeds which module) must match exactly.
+Key sets, soft links (which tensor feeds which module), dtypes, shapes and integer tensors (ids,
+top-k indices) must match exactly. Float tensors may move by a relative L2 of at most:
+
+  fp32 runs: 5e-5.  bf16 runs: 0.1.
+
+Evidence (ci/measure_regen_spread, 2026-11-22, this project's x86-64 CI machine kind): regeneration
+is bit-exact with the same kernels; forcing torch onto other CPU code paths, as another machine
+would, moves tensors by at most
+  ATEN_CPU_CAPABILITY=default: fp32 runs 5.7e-6 (gemma4_full layer 5), bf16 runs 0.030
+                               (gemma4_full_bf16 layer 4-5: last-bit differences flip bf16
+                               roundings that compound over six layers)
+  OMP_NUM_THREADS=1:           fp32 runs 1.4e-6, bf16 runs 0
+  MKL_ENABLE_INSTRUCTIONS=SSE4_2: 0
+and no variant changed a key, link or integer tensor. The limits are about 9x (fp32) and 3x (bf16)
+the worst measured spread. A bf16 fixture therefore guards structure and gross changes; the tight
+numerics check of the same model and inputs is its fp32 twin.
 """
 
 import h5py
-import numpy as np
 import pytest
-import torch
 
+from parity.dump.fixture_diff import diff
 from parity.dump.golden import GOLDEN_DIR, load_manifest, make
 
-REL_L2 = {"float32": 1e-6, "bfloat16": 2.0**-8, "float64": 1e-12, "float16": 2.0**-11}
-
-
-def as_float64(data: h5py.Dataset) -> np.ndarray:
-    array = data[()]
-    if data.attrs["dtype"] == "bfloat16":
-        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16).double().numpy()
-    return np.asarray(array, dtype=np.float64)
-
-
-def links(group: h5py.Group) -> dict:
-    return {k: getattr(group.get(k, getlink=True), "path", None) for k in group}
-
-
-def differences(committed: h5py.File, fresh: h5py.File) -> list[str]:
-    problems = []
-    for group in ("inputs", "weights", "hooks", "outputs"):
-        # Sets, not order: HF runs Gemma-4's rotary module once per layer type iterating a set,
-        # so the order of those two calls follows Python's hash seed.
-        if set(committed[group]) != set(fresh[group]):
-            added = sorted(set(fresh[group]) - set(committed[group]))[:5]
-            gone = sorted(set(committed[group]) - set(fresh[group]))[:5]
-            problems.append(f"/{group}: keys changed (new {added}, gone {gone})")
-            continue
-        if links(committed[group]) != links(fresh[group]):
-            problems.append(f"/{group}: soft links changed (data flow between modules differs)")
-        for key in committed[group]:
-            a, b = committed[group][key], fresh[group][key]
-            where = f"/{group}/{key}"
-            if a.attrs["dtype"] != b.attrs["dtype"] or a.shape != b.shape:
-                problems.append(f"{where}: {a.attrs['dtype']}{a.shape} became {b.attrs['dtype']}{b.shape}")
-            elif a.attrs["dtype"] in REL_L2:
-                ref, new = as_float64(a), as_float64(b)
-                norm = np.linalg.norm(ref)
-                rel = np.linalg.norm(new - ref) / norm if norm > 0 else float(np.any(new != ref))
-                if not rel <= REL_L2[a.attrs["dtype"]]:  # also catches NaN
-                    problems.append(f"{where}: rel_l2 {rel:.3g} > {REL_L2[a.attrs['dtype']]:.3g}")
-            elif not np.array_equal(a[()], b[()]):
-                problems.append(f"{where}: integer values differ")
-    return problems
+REL_L2_BY_RUN_DTYPE = {"float32": 5e-5, "bfloat16": 0.1}
 
 
 @pytest.mark.parametrize("entry", load_manifest(), ids=lambda e: e.file)
-def test_golden_fixture_regenerates_within_round_off(tmp_path, entry):
+def test_golden_fixture_regenerates_within_measured_spread(tmp_path, entry):
     fresh_path = make(entry, tmp_path)
     with h5py.File(GOLDEN_DIR / entry.file) as committed, h5py.File(fresh_path) as fresh:
         versions = {k: (committed["meta"].attrs[k], fresh["meta"].attrs[k]) for k in ("transformers_version", "torch_version")}
-        problems = differences(committed, fresh)
-        assert not problems, f"{entry.file} moved (versions committed vs now: {versions}):\n" + "\n".join(problems[:20])
+        problems = diff(committed, fresh).over(REL_L2_BY_RUN_DTYPE[entry.dtype])
+    assert not problems, f"{entry.file} moved (versions committed vs now: {versions}):\n" + "\n".join(problems[:20])
 
 
-def test_comparison_detects_a_moved_tensor(tmp_path):
+def test_comparison_flags_a_moved_tensor_and_every_alias(tmp_path):
     entry = load_manifest()[0]
     fresh_path = make(entry, tmp_path)
     target = "/hooks/model.layers.0.mlp.down_proj"
     with h5py.File(fresh_path, "r+") as fresh:
-        fresh[target][0, 0, 0] += 1e-3
+        fresh[target][0, 0, 0] += 1e-2
         # Every soft link to the tensor reads the moved value too, and must be reported with it.
-        aliases = {f"/hooks/{k}" for k, path in links(fresh["hooks"]).items() if path == target}
+        aliases = {path for path, link in ((f"/hooks/{k}", fresh["hooks"].get(k, getlink=True)) for k in fresh["hooks"])
+                   if getattr(link, "path", None) == target}
         with h5py.File(GOLDEN_DIR / entry.file) as committed:
-            problems = differences(committed, fresh)
+            problems = diff(committed, fresh).over(REL_L2_BY_RUN_DTYPE["float32"])
     assert aliases  # model.layers.0.mlp returns down_proj's output
     assert {p.split(": rel_l2")[0] for p in problems} == {target} | aliases
+
+
+def test_comparison_flags_changed_integers_and_links(tmp_path):
+    entry = load_manifest()[0]
+    fresh_path = make(entry, tmp_path)
+    with h5py.File(fresh_path, "r+") as fresh:
+        fresh["hooks/model.layers.0.router@top_k_index"][0, 0] += 1
+        del fresh["hooks/model.layers.0.experts@in"]  # a soft link to pre_feedforward_layernorm_2
+        fresh["hooks/model.layers.0.experts@in"] = h5py.SoftLink("/hooks/model.layers.0.router@in")
+        with h5py.File(GOLDEN_DIR / entry.file) as committed:
+            problems = diff(committed, fresh).over(1.0)
+    assert "/hooks: soft links changed (data flow between modules differs)" in problems
+    assert "/hooks/model.layers.0.router@top_k_index: integer values differ" in problems

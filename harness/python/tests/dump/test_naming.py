@@ -22,7 +22,7 @@ def test_hook_key_adds_slot_and_repeat_call():
 def test_input_slots_positional_then_keywords():
     x, y, mask = torch.zeros(2), torch.ones(2), torch.zeros(1)
     slots = naming.input_slots((x, "layer_type", y), {"attention_mask": mask, "flag": True})
-    assert [name for name, _ in slots] == ["in", "in1", "in.attention_mask"]
+    assert [name for name, _ in slots] == ["in", "in2", "in.attention_mask"]
     assert slots[1][1] is y
 
 
@@ -50,3 +50,44 @@ def test_output_slots_rotary_pair_is_qualified_by_layer_type():
 def test_output_slots_mapping_gives_one_key_per_field():
     out = {"last_hidden_state": torch.zeros(2), "past_key_values": None}
     assert [n for n, _ in naming.output_slots(torch.nn.Identity(), out)] == ["last_hidden_state"]
+
+
+def test_input_slots_are_numbered_by_argument_position():
+    x, y = torch.zeros(2), torch.ones(2)
+    slots = naming.input_slots((x, None, (y, y)), {})
+    assert [name for name, _ in slots] == ["in", "in2.0", "in2.1"]
+
+
+class Twice(torch.nn.Module):
+    """Calls one child twice, and holds an experts-like module whose grandchildren must not be hooked."""
+
+    def __init__(self):
+        super().__init__()
+        self.act = torch.nn.Tanh()
+        self.experts = ToyExperts()
+
+    def forward(self, x):
+        return self.experts(self.act(self.act(x)))
+
+
+class ToyExperts(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = torch.nn.Sequential(torch.nn.ReLU())
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_recorder_names_repeated_calls_and_skips_everything_inside_experts():
+    from parity.dump.capture import Recorder
+
+    model = Twice()
+    recorder = Recorder()
+    hooked = recorder.attach(model)
+    assert "experts" in hooked and "experts.inner" not in hooked and "experts.inner.0" not in hooked
+    model(torch.full((3,), 0.5))
+    keys = [c.key for c in recorder.captured]
+    assert keys == ["act@in", "act", "act#1@in", "act#1", "experts@in", "experts"]
+    first, second = recorder.captured[1].tensor, recorder.captured[3].tensor
+    assert torch.equal(second, torch.tanh(first))

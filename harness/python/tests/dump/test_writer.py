@@ -41,3 +41,16 @@ def test_failure_mid_write_leaves_no_file(tmp_path):
             writer.tensor("hooks", "t", torch.zeros(2))
             raise RuntimeError("dumper crashed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_key_written_twice_and_a_forged_schema_version_are_refused(tmp_path):
+    from parity.dump.errors import DumpError
+
+    with pytest.raises(DumpError, match="two tensors for /hooks/t"):
+        with FixtureWriter(tmp_path / "f.h5") as writer:
+            writer.tensor("hooks", "t", torch.zeros(2))
+            writer.tensor("hooks", "t", torch.ones(2))
+    with pytest.raises(DumpError, match="schema_version"):
+        with FixtureWriter(tmp_path / "g.h5") as writer:
+            writer.meta({"schema_version": 2}, "{}")
+    assert list(tmp_path.iterdir()) == []
