@@ -61,7 +61,8 @@ def dump(
         weights: "all" (whole state_dict), "hooked" (entries of modules whose hooks ran: the hooked
             layers and the modules outside them that the forward used), "none" (activation-only
             fixture), "auto" (all, or hooked with layers).
-        meta: extra /meta attributes (seed, source, ...).
+        meta: extra /meta attributes (seed, source, your own keys); keys the dumper records from
+            the run (dtype, versions, ...) are refused.
         progress: show a progress bar; default when stderr is a terminal.
     """
     _check_output_path(Path(path))
@@ -69,6 +70,7 @@ def dump(
     layer_set = _checked_layers(model, layers)
     if weights not in WEIGHT_MODES:
         raise DumpError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {weights!r}")
+    _check_meta(meta or {})
     implementations = _force_eager(model)
     model.eval()
     recorder = Recorder()
@@ -112,6 +114,18 @@ def dump(
         writer.tensor("outputs", "logits", logits)
         writer.tensor("outputs", "logprobs", logprobs)
     return DumpResult(Path(path), len(recorder.captured), len(stored_weights), hooked_layers)
+
+
+# Facts the dumper records itself; a caller may add keys and set seed / source, never rewrite these.
+RECORDED_META = {"schema_version", "model_type", "model_class", "transformers_version", "torch_version", "dtype",
+                 "attn_implementation", "experts_implementation", "producer", "created_utc", "hooked_layers",
+                 "weights", "batch", "seq_len"}
+
+
+def _check_meta(meta: dict) -> None:
+    forged = sorted(RECORDED_META & set(meta))
+    if forged:
+        raise DumpError(f"meta may not set {', '.join(forged)}: the dumper records them from the run")
 
 
 def _check_output_path(path: Path) -> None:

@@ -104,3 +104,12 @@ def test_bad_inputs_raise_dump_error(tmp_path, ids, layers, message):
     with pytest.raises(DumpError, match=re.escape(message)):
         dump(model, ids, tmp_path / "f.h5", layers=layers, progress=False)
     assert not (tmp_path / "f.h5").exists()
+
+
+def test_meta_cannot_rewrite_what_the_dumper_records(tmp_path):
+    model = random_model(GOLDEN / "configs" / "gemma4_dense.json", 0)
+    with pytest.raises(DumpError, match="meta may not set dtype, torch_version"):
+        dump(model, torch.tensor([[1, 2, 3]]), tmp_path / "f.h5", meta={"dtype": "float32", "torch_version": "x"})
+    dump(model, torch.tensor([[1, 2, 3]]), tmp_path / "g.h5", meta={"seed": 4, "engine": "sglang"}, progress=False)
+    with h5py.File(tmp_path / "g.h5") as f:
+        assert f["meta"].attrs["seed"] == 4 and f["meta"].attrs["engine"] == "sglang"
