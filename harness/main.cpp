@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli_check.h"
 #include "fixture.h"
 #include "inspect.h"
 
@@ -28,6 +29,8 @@ int main(int argc, char** argv) {
   std::string fixture_path;
   CLI::App* inspect = app.add_subcommand("inspect", "print a fixture's meta, config summary, weights and hooks");
   inspect->add_option("FIXTURE", fixture_path, "HDF5 fixture (format: golden/README.md)")->required();
+  parity::harness::CheckFlags check_flags;
+  CLI::App* check = parity::harness::add_check_command(app, check_flags);
 
   try {
     app.parse(argc, argv);
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (inspect->parsed()) return run_inspect(fixture_path);
+    if (check->parsed()) return parity::harness::run_check_command(check_flags);
   } catch (const parity::Error& e) {
     fmt::print(stderr, "parity: error: {}\n", e.what());
     return kExitUsageOrInput;

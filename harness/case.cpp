@@ -1,0 +1,39 @@
+#include "case.h"
+
+#include <toml++/toml.h>
+
+namespace parity::harness {
+
+namespace {
+
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
+  throw InputError(fmt::format("[case {}] {}", path.string(), what));
+}
+
+}  // namespace
+
+Case load_case(const std::filesystem::path& path) {
+  Case c;
+  c.path = path;
+  c.budget = load_budget(path);  // validates the TOML and every budget key first
+  const toml::table root = toml::parse_file(path.string());
+  std::optional<std::string> fixture = root["fixture"].value<std::string>();
+  if (!fixture) fail(path, "needs fixture = \"<path relative to the case file>\"");
+  c.fixture = path.parent_path() / *fixture;
+  const toml::array* modes = root["modes"].as_array();
+  if (!modes || modes->empty()) fail(path, "needs modes = [\"isolated\", \"chained\"] (one or both)");
+  for (const toml::node& n : *modes) {
+    std::optional<std::string> name = n.value<std::string>();
+    std::optional<Mode> mode = name ? mode_from_name(*name) : std::nullopt;
+    if (!mode) fail(path, "modes must list \"isolated\" and/or \"chained\"");
+    c.budget.section(*mode);  // every listed mode needs its section
+    c.modes.push_back(*mode);
+  }
+  if (std::optional<std::string> p = root["precision"].value<std::string>()) {
+    c.precision = precision_from_name(*p);
+    if (!c.precision) fail(path, fmt::format("precision \"{}\" is not f64, f32 or bf16", *p));
+  }
+  return c;
+}
+
+}  // namespace parity::harness

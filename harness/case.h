@@ -1,0 +1,26 @@
+// A case (cases/*.toml): what CI checks. A budget file (budget.h) plus
+//   fixture   = "../golden/olmoe_base.h5"   path relative to the case file
+//   modes     = ["isolated", "chained"]     each needs its budget section
+//   precision = "f32"                       optional; default: the fixture's run dtype
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include "budget.h"
+#include "numerics.h"
+
+namespace parity::harness {
+
+struct Case {
+  std::filesystem::path path;
+  std::filesystem::path fixture;
+  std::vector<Mode> modes;
+  std::optional<Precision> precision;
+  Budget budget;
+};
+
+Case load_case(const std::filesystem::path& path);  // InputError on anything malformed
+
+}  // namespace parity::harness

@@ -1,0 +1,146 @@
+#include "check.h"
+
+#include <algorithm>
+#include <regex>
+#include <set>
+
+#include "compare_sink.h"
+#include "fixture_sources.h"
+#include "models/model.h"
+
+namespace parity::harness {
+
+namespace {
+
+std::set<int64_t> hooked_layers(const Fixture& fixture) {
+  std::set<int64_t> layers;
+  auto it = fixture.meta().find("hooked_layers");
+  if (it == fixture.meta().end() || attr_str(it->second) == "all") return layers;  // empty = all
+  std::stringstream list(attr_str(it->second));
+  for (std::string item; std::getline(list, item, ',');) {
+    try {
+      layers.insert(std::stoll(item));
+    } catch (const std::exception&) {
+      throw InputError(fmt::format("[{}] meta hooked_layers \"{}\" is not a list of layer indices",
+                                   fixture.path().string(), attr_str(it->second)));
+    }
+  }
+  return layers;
+}
+
+Precision resolve_precision(const Fixture& fixture, const CheckOptions& options) {
+  if (options.precision) return *options.precision;
+  const std::string dtype = fixture.meta_string("dtype");
+  std::optional<Precision> p = precision_for_run_dtype(dtype);
+  if (!p) throw InputError(fmt::format("[{}] run dtype {} has no matching precision; pass --precision",
+                                       fixture.path().string(), dtype));
+  return *p;
+}
+
+// Modules worth replaying under a --hooks filter: those owning a fixture hook the filter selects.
+bool module_selected(const std::string& module, const Fixture& fixture, const std::string& glob) {
+  if (glob.empty()) return true;
+  for (const std::string& key : fixture.names("hooks"))
+    if (key.starts_with(module) && glob_match(glob, key)) return true;
+  return module == "model.norm" && glob_match(glob, "model@last_hidden_state");
+}
+
+void run_isolated(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, const std::string& glob) {
+  FixtureHookInputs inputs(fixture);
+  for (const std::string& module : model.modules()) {
+    if (!sink.layer_wanted(module) || !module_selected(module, fixture, glob)) continue;
+    try {
+      model.replay(module, inputs, sink);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      sink.fail_module(module, fmt::format("cannot replay: {}", e.what()));
+    }
+  }
+}
+
+// Chained runs follow HF's choice where the reference's top-k differs from it by a near-tie only.
+class FollowHfTies final : public RoutingPolicy {
+ public:
+  FollowHfTies(const Fixture& fixture, double near_tie_rel) : fixture_(fixture), near_tie_rel_(near_tie_rel) {}
+  IndexArray resolve(const std::string& router, const IndexArray& own, const Array& scores) const override {
+    const std::string key = router + "@top_k_index";
+    if (!fixture_.has("hooks", key)) return own;
+    const IndexArray hf = to_index_array(fixture_.read("hooks", key), key);
+    return hf.shape == own.shape ? resolve_near_ties(own, hf, scores, near_tie_rel_) : own;
+  }
+
+ private:
+  const Fixture& fixture_;
+  double near_tie_rel_;
+};
+
+void run_chained(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, CheckReport& report,
+                 double near_tie_rel) {
+  FixtureHookInputs inputs(fixture);
+  const ForwardInputs forward{inputs.ints("/inputs/input_ids"), inputs.ints("/inputs/attention_mask"),
+                              inputs.ints("/inputs/position_ids")};
+  try {
+    const FollowHfTies routing(fixture, near_tie_rel);
+    model.forward(forward, sink, &routing);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    report.problems.push_back(fmt::format("the chained forward stopped: {}", e.what()));
+    sink.set_aborted();
+  }
+}
+
+}  // namespace
+
+std::string_view status_name(Status status) {
+  switch (status) {
+    case Status::kPass: return "pass";
+    case Status::kFail: return "fail";
+    case Status::kSkipped: return "skipped";
+  }
+  return "unknown";
+}
+
+bool is_input_key(const std::string& key) {
+  static const std::regex pattern(R"(@in\d*(\.|$))");
+  return std::regex_search(key, pattern);
+}
+
+bool CheckReport::passed() const {
+  return problems.empty() && count(Status::kFail) == 0 && count(Status::kPass) > 0;
+}
+
+const HookResult* CheckReport::first_failure() const {
+  for (const HookResult& h : hooks)
+    if (h.status == Status::kFail) return &h;
+  return nullptr;
+}
+
+int64_t CheckReport::count(Status status) const {
+  return std::count_if(hooks.begin(), hooks.end(), [&](const HookResult& h) { return h.status == status; });
+}
+
+CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckOptions& options) {
+  CheckReport report;
+  report.fixture = fixture.path().string();
+  report.mode = options.mode;
+  report.precision = resolve_precision(fixture, options);
+  report.budget_source = budget.source;
+  budget.section(options.mode);  // a budget without this mode is an input error, before any work
+  FixtureWeights fixture_weights(fixture);
+  const WeightSource& weights = options.weights ? *options.weights : fixture_weights;
+  if (!options.weights && fixture.names("weights").empty())
+    throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
+                                 fixture.path().string()));
+  std::unique_ptr<ReferenceModel> model = make_reference_model(fixture.config(), weights, Numerics(report.precision));
+  CompareSink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
+  if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, sink, options.hooks_glob);
+  else run_chained(fixture, *model, sink, report, budget.near_tie_rel);
+  sink.finish(report);
+  if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
+    report.problems.push_back("empty comparison: no hook was compared");
+  return report;
+}
+
+}  // namespace parity::harness

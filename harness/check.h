@@ -1,0 +1,64 @@
+// `parity check`: replay a fixture through the reference and gate every hook on its budget.
+//   isolated  every module recomputed from HF's own dumped inputs (its own error, no drift);
+//             experts and whole layers replay HF's top-k indices (routing replay).
+//   chained   the reference runs end to end from input_ids (accumulated drift, own routing).
+// Fail closed: a hook the reference emits that the fixture lacks, a fixture hook the reference
+// cannot produce, NaN/Inf, a shape or kind mismatch, a module that cannot be replayed, a budget
+// rule or skip that matches nothing, or an empty comparison each fail the run.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "budget.h"
+#include "fixture.h"
+#include "metrics.h"
+#include "numerics.h"
+#include "weights.h"
+
+namespace parity::harness {
+
+enum class Status { kPass, kFail, kSkipped };
+std::string_view status_name(Status status);
+
+struct HookResult {
+  std::string hook;
+  Status status = Status::kFail;
+  bool is_top_k = false;
+  Shape shape;
+  std::optional<FloatMetrics> floats;
+  std::optional<TopKMetrics> top_k;
+  std::optional<Limit> limit;
+  std::optional<double> measured;  // the gated metric's value
+  std::string budget_rule;         // "cases/x.toml:12", or "default"
+  std::string message;             // why it failed or was skipped
+  double order = 0;                // position in HF's forward order
+};
+
+struct CheckReport {
+  std::string fixture;
+  Mode mode = Mode::kIsolated;
+  Precision precision = Precision::F64;
+  std::string budget_source;
+  std::vector<HookResult> hooks;      // forward order
+  std::vector<std::string> problems;  // failures that belong to no hook (budget rules, aborted runs)
+
+  bool passed() const;
+  const HookResult* first_failure() const;
+  int64_t count(Status status) const;
+};
+
+struct CheckOptions {
+  Mode mode = Mode::kIsolated;
+  std::optional<Precision> precision;     // nullopt: the fixture's run dtype (HF's cast points)
+  std::string hooks_glob;                 // "" = every hook
+  const WeightSource* weights = nullptr;  // nullptr: the fixture's /weights
+};
+
+CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckOptions& options);
+
+// Whether a hook key is one of HF's inputs to a module ("x@in", "x@in2", "x@in.attention_mask").
+bool is_input_key(const std::string& key);
+
+}  // namespace parity::harness

@@ -1,0 +1,187 @@
+#include "compare_sink.h"
+
+#include <algorithm>
+
+#include "fixture_sources.h"
+
+namespace parity::harness {
+
+namespace {
+
+double measured_value(Metric metric, const HookResult& r) {
+  if (metric == Metric::kTokensDiffer) return static_cast<double>(r.top_k->differ);
+  const FloatMetrics& m = *r.floats;
+  switch (metric) {
+    case Metric::kRelL2: return m.rel_l2;
+    case Metric::kMaxAbs: return m.max_abs;
+    case Metric::kMaxRel: return m.max_rel;
+    case Metric::kCosine: return m.cosine;
+    case Metric::kTokensDiffer: break;
+  }
+  return NAN;
+}
+
+std::string nonfinite_message(const FloatMetrics& m) {
+  return fmt::format("NaN/Inf: reference {} NaN {} Inf, HF {} NaN {} Inf", m.ref_nan, m.ref_inf, m.hf_nan, m.hf_inf);
+}
+
+}  // namespace
+
+CompareSink::CompareSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string hooks_glob,
+                         std::set<int64_t> hooked_layers)
+    : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(hooks_glob)), layers_(std::move(hooked_layers)) {
+  const std::vector<std::string>& names = fixture.names("hooks");
+  for (size_t i = 0; i < names.size(); ++i) fixture_order_[names[i]] = static_cast<double>(i);
+}
+
+bool CompareSink::layer_wanted(const std::string& key) const {
+  const int64_t layer = decoder_layer_of(key);
+  return layer < 0 || layers_.empty() || layers_.count(layer) > 0;
+}
+
+bool CompareSink::wanted(const std::string& key) const {
+  return layer_wanted(key) && (glob_.empty() || glob_match(glob_, key));
+}
+
+std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top_k) {
+  if (!wanted(key)) return std::nullopt;
+  HookResult r;
+  r.hook = key;
+  r.is_top_k = is_top_k;
+  auto it = fixture_order_.find(key);
+  // Keys the fixture lacks sit right after the hook emitted before them.
+  r.order = it != fixture_order_.end() ? it->second : last_order_ + 0.5;
+  last_order_ = r.order;
+  if (!produced_.insert(key).second) {
+    r.message = "emitted twice by the reference (a wiring bug in the model file)";
+    return r;
+  }
+  if (const Skip* s = budget_.skip_for(key)) {
+    r.status = Status::kSkipped;
+    r.message = fmt::format("skipped: {} ({})", s->reason, s->where);
+    return r;
+  }
+  if (it == fixture_order_.end()) {
+    r.message = "the reference produces this hook but the fixture has no such hook";
+    return r;
+  }
+  r.limit = budget_.limit_for(mode_, key, is_top_k);
+  const Rule* rule = budget_.rule_for(mode_, key);
+  r.budget_rule = rule ? rule->where : "default";
+  return r;
+}
+
+void CompareSink::gate(HookResult& r, double measured) {
+  r.measured = measured;
+  r.status = r.limit->allows(measured) ? Status::kPass : Status::kFail;
+  if (r.status == Status::kFail) r.message = fmt::format("{} = {:.3g} over budget {}", metric_name(r.limit->metric),
+                                                        measured, r.limit->str());
+}
+
+void CompareSink::emit(const std::string& key, const Array& value) {
+  std::optional<HookResult> r = start(key, false);
+  if (!r) return;
+  if (r->limit) {
+    const DatasetInfo info = fixture_.info("hooks", key);
+    r->shape = info.shape;
+    if (!is_floating(info.dtype)) {
+      r->message = fmt::format("kind mismatch: the reference produces floats, the fixture holds {}",
+                               dtype_name(info.dtype));
+    } else if (info.shape != value.shape) {
+      r->message = fmt::format("shape mismatch: reference {} vs HF {}", shape_str(value.shape), shape_str(info.shape));
+    } else if (r->limit->metric == Metric::kTokensDiffer) {
+      r->message = fmt::format("budget {} gates tokens_differ, which only applies to @top_k_index hooks", r->budget_rule);
+    } else {
+      Array ref = value;
+      const std::string router = key.substr(0, key.rfind('@'));
+      if (key.ends_with("@top_k_weights") && routed_.count(router) && fixture_.has("hooks", router + "@top_k_index"))
+        ref = align_top_k_weights(value, routed_.at(router),
+                                  to_index_array(fixture_.read("hooks", router + "@top_k_index"), router));
+      r->floats = compare_floats(ref.data, fixture_.read("hooks", key).to_f64());
+      if (r->floats->count == 0) r->message = "empty comparison: the tensor has no elements";
+      else if (!r->floats->finite()) r->message = nonfinite_message(*r->floats);
+      else gate(*r, measured_value(r->limit->metric, *r));
+    }
+  }
+  results_.push_back(std::move(*r));
+}
+
+void CompareSink::emit_top_k(const std::string& key, const TopK& top_k) {
+  routed_[key.substr(0, key.rfind('@'))] = top_k.routed;
+  const IndexArray& index = top_k.index;
+  std::optional<HookResult> r = start(key, true);
+  if (!r) return;
+  if (r->limit) {
+    const DatasetInfo info = fixture_.info("hooks", key);
+    r->shape = info.shape;
+    if (is_floating(info.dtype)) {
+      r->message = fmt::format("kind mismatch: the reference produces expert indices, the fixture holds {}",
+                               dtype_name(info.dtype));
+    } else if (info.shape != index.shape) {
+      r->message = fmt::format("shape mismatch: reference {} vs HF {}", shape_str(index.shape), shape_str(info.shape));
+    } else if (r->limit->metric != Metric::kTokensDiffer) {
+      r->message = fmt::format("budget {} gates {} but top-k indices are gated by tokens_differ", r->budget_rule,
+                               metric_name(r->limit->metric));
+    } else {
+      r->top_k = compare_top_k(index, to_index_array(fixture_.read("hooks", key), key), top_k.scores,
+                                budget_.near_tie_rel);
+      if (r->top_k->tokens == 0) r->message = "empty comparison: no tokens";
+      else gate(*r, measured_value(Metric::kTokensDiffer, *r));
+      if (r->status == Status::kFail) r->message += "; first: " + r->top_k->first_detail;
+    }
+  }
+  results_.push_back(std::move(*r));
+}
+
+void CompareSink::fail_module(const std::string& module, const std::string& message) {
+  HookResult r;
+  r.hook = module;
+  r.message = message;
+  auto it = fixture_order_.find(module);
+  r.order = it != fixture_order_.end() ? it->second : last_order_ + 0.5;
+  produced_.insert(module);
+  results_.push_back(std::move(r));
+}
+
+void CompareSink::add_coverage_failures() {
+  if (aborted_) return;  // the stopped forward is already the failure; do not list every later hook
+  for (const auto& [key, order] : fixture_order_) {
+    if (produced_.count(key) || is_input_key(key) || !wanted(key)) continue;
+    HookResult r;
+    r.hook = key;
+    r.order = order;
+    r.shape = fixture_.info("hooks", key).shape;
+    if (const Skip* s = budget_.skip_for(key)) {
+      r.status = Status::kSkipped;
+      r.message = fmt::format("skipped: {} ({})", s->reason, s->where);
+    } else {
+      r.message = "the fixture has this hook but the reference does not produce it";
+    }
+    results_.push_back(std::move(r));
+  }
+}
+
+void CompareSink::add_unused_budget_entries(CheckReport& report) const {
+  if (!glob_.empty()) return;  // under --hooks most rules legitimately match nothing
+  std::vector<std::string> keys;
+  for (const HookResult& r : results_) keys.push_back(r.hook);
+  auto matches_any = [&](const std::string& glob) {
+    return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return glob_match(glob, k); });
+  };
+  for (const Rule& rule : budget_.section(mode_).rules)
+    if (!matches_any(rule.hooks))
+      report.problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook", rule.where, rule.hooks));
+  for (const Skip& skip : budget_.skips)
+    if (!matches_any(skip.hooks))
+      report.problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
+}
+
+void CompareSink::finish(CheckReport& report) {
+  add_coverage_failures();
+  add_unused_budget_entries(report);
+  std::stable_sort(results_.begin(), results_.end(),
+                   [](const HookResult& a, const HookResult& b) { return a.order < b.order; });
+  report.hooks = std::move(results_);
+}
+
+}  // namespace parity::harness

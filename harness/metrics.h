@@ -1,0 +1,63 @@
+// Comparison metrics between a reference tensor and HF's, as the report and budgets name them.
+//   rel_l2   ‖ref − hf‖₂ / ‖hf‖₂   (denominator: HF's norm, reported as hf_l2)
+//   max_abs  max |ref − hf|, with its flat index and both values there
+//   max_rel  max |ref − hf| / max(|hf|, floor), floor = kMaxRelFloor · rms(hf): elements far below
+//            the tensor's own scale (near-zero activations) would otherwise dominate
+//   cosine   ⟨ref, hf⟩ / (‖ref‖ ‖hf‖)
+//   NaN/Inf counts on each side; any of them fails the hook.
+// Top-k expert indices are compared as per-token sets (order within the k slots is irrelevant).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "array.h"
+
+namespace parity::harness {
+
+constexpr double kMaxRelFloor = 1e-3;
+
+struct FloatMetrics {
+  int64_t count = 0;
+  double rel_l2 = 0, hf_l2 = 0, ref_l2 = 0;
+  double max_abs = 0;
+  int64_t max_abs_index = -1;  // flat index; unravel() gives the coordinate
+  double ref_at_max = 0, hf_at_max = 0;
+  double max_rel = 0;
+  int64_t max_rel_index = -1;
+  double max_rel_floor = 0;
+  double cosine = 1;
+  int64_t ref_nan = 0, ref_inf = 0, hf_nan = 0, hf_inf = 0;
+
+  bool finite() const { return ref_nan + ref_inf + hf_nan + hf_inf == 0; }
+};
+
+// ref and hf must have the same length (the caller checks shapes first).
+FloatMetrics compare_floats(const std::vector<double>& ref, const std::vector<double>& hf);
+
+std::vector<int64_t> unravel(int64_t flat, const Shape& shape);
+
+struct TopKMetrics {
+  int64_t tokens = 0;
+  int64_t differ = 0;     // tokens whose expert set differs beyond a near-tie: a routing failure
+  int64_t near_ties = 0;  // tokens whose sets differ only between experts scored within noise
+  int64_t first_token = -1;  // first token in `differ` (or, if none, the first near-tie)
+  std::string first_detail;  // "token 5: ref {1, 3} hf {1, 4}, scores ..."
+};
+
+// ref, hf [T, K]; scores [T, E] are the reference's routing scores. A differing token is a
+// near-tie when the experts in the symmetric difference have scores within near_tie_rel of each
+// other (relative to the largest of them).
+TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel);
+
+// own [T, K] with every row whose expert set differs from hf's only by a near-tie replaced by hf's
+// row (chained runs follow HF's tie-breaking so one tie cannot cascade through later layers).
+IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel);
+
+// Reference top-k weights [T, K] reordered so slot j holds the weight of HF's expert hf[t, j]
+// (top-k order can differ when two selected experts score almost alike). Slots whose expert the
+// reference did not select keep the reference's own value.
+Array align_top_k_weights(const Array& ref_weights, const IndexArray& ref_index, const IndexArray& hf_index);
+
+}  // namespace parity::harness

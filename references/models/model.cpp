@@ -1,0 +1,25 @@
+#include "model.h"
+
+#include <regex>
+
+#include "hf_config.h"
+#include "olmoe.h"
+
+namespace parity {
+
+std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
+                                                     const Numerics& numerics) {
+  const std::string type = config_string(config, "model_type");
+  if (type == "olmoe") return std::make_unique<Olmoe>(OlmoeConfig::from_hf(config), weights, numerics);
+  throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe)", type));
+}
+
+int64_t decoder_layer_of(const std::string& key) {
+  // "layers.<n>" followed by '.', '@' or the end; anchored on a dot so "xlayers.3" does not count.
+  static const std::regex pattern(R"((?:^|\.)layers\.(\d+)(?:[.@]|$))");
+  std::smatch m;
+  if (!std::regex_search(key, m, pattern)) return -1;
+  return std::stoll(m[1].str());
+}
+
+}  // namespace parity

@@ -1,0 +1,76 @@
+// ReferenceModel: what the harness needs from a model family, nothing more.
+//   modules()  the module paths the reference can replay, in forward order (HF names);
+//   replay()   isolated: recompute one module from HF's own inputs, emit its outputs;
+//   forward()  chained: run end to end from input_ids, emit every hook along the way; the
+//              emitted top-k is always the reference's own choice.
+// Outputs go to a HookSink under the fixture's hook keys (golden/README.md), so the harness can
+// compare each one as soon as it exists and drop it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "array.h"
+#include "numerics.h"
+#include "weights.h"
+
+namespace parity {
+
+// HF's own tensors, by hook key ("model.layers.0.self_attn@in") or by absolute fixture path
+// ("/inputs/position_ids"). Throws naming the key when it is absent.
+class HookInputs {
+ public:
+  virtual ~HookInputs() = default;
+  virtual Array floats(const std::string& key) const = 0;
+  virtual IndexArray ints(const std::string& key) const = 0;
+};
+
+class HookSink {
+ public:
+  virtual ~HookSink() = default;
+  virtual void emit(const std::string& key, const Array& value) = 0;
+  // A router's top-k choice. Emitted before the router's @top_k_weights.
+  struct TopK {
+    const IndexArray& index;   // [T, K], the reference's own choice (what is compared)
+    const Array& scores;       // [T, E] it was chosen from: tells a near-tie from a wrong routing
+    const IndexArray& routed;  // [T, K] the experts actually used, which @top_k_weights follow
+  };
+  virtual void emit_top_k(const std::string& key, const TopK& top_k) = 0;
+};
+
+// How a router's top-k choice is finalised in a chained run. The harness resolves near-ties the
+// way HF did: a tie broken the other way would change one token's experts and then cascade
+// through every later layer, hiding the real drift. Returning `own` keeps the reference's routing.
+class RoutingPolicy {
+ public:
+  virtual ~RoutingPolicy() = default;
+  // router: the router's hook key ("model.layers.3.mlp.gate"); own [T, K]; scores [T, E].
+  virtual IndexArray resolve(const std::string& router, const IndexArray& own, const Array& scores) const = 0;
+};
+
+struct ForwardInputs {
+  IndexArray input_ids;       // [B, S]
+  IndexArray attention_mask;  // [B, S], 1 = real token
+  IndexArray position_ids;    // [B, S]
+};
+
+class ReferenceModel {
+ public:
+  virtual ~ReferenceModel() = default;
+  virtual std::vector<std::string> modules() const = 0;
+  virtual void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const = 0;
+  // routing: nullptr keeps the reference's own top-k everywhere.
+  virtual void forward(const ForwardInputs& inputs, HookSink& sink, const RoutingPolicy* routing) const = 0;
+};
+
+// The reference for config["model_type"] ("olmoe", ...), or a parity::Error naming the type.
+std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
+                                                     const Numerics& numerics);
+
+// Decoder layer index in a module path or hook key ("model.layers.3.mlp@in" -> 3), or -1.
+int64_t decoder_layer_of(const std::string& key);
+
+}  // namespace parity

@@ -1,0 +1,39 @@
+// Numerics: where HF rounds. The reference computes in f64 and accumulates every reduction in f64;
+// a Numerics object decides what happens at each of HF's cast points:
+//   act(x)  HF casts to the activation dtype T (the run's dtype: float32 or bfloat16), e.g. the
+//           output of every Linear, the `.to(input_dtype)` at the end of a norm;
+//   f32(x)  HF computes this value in float32 whatever T is, e.g. a norm's variance, the softmax.
+// Precision::F64 keeps both exact (the math itself, the reference's "third opinion");
+// Precision::F32 rounds both to float (HF's fp32 cast points); Precision::BF16 rounds act() to
+// bfloat16 and f32() to float (HF's bf16 cast points), so a bf16 run can be matched bit-closely.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "array.h"
+
+namespace parity {
+
+enum class Precision { F64, F32, BF16 };
+
+std::string_view precision_name(Precision precision);
+std::optional<Precision> precision_from_name(std::string_view name);  // "f64", "f32", "bf16"
+// The precision that reproduces a run made in `dtype` ("float32" -> F32, "bfloat16" -> BF16).
+std::optional<Precision> precision_for_run_dtype(std::string_view dtype);
+
+class Numerics {
+ public:
+  explicit Numerics(Precision precision = Precision::F64) : precision_(precision) {}
+  Precision precision() const { return precision_; }
+
+  double act(double x) const;
+  double f32(double x) const;
+  void act(Array& a) const;
+  void f32(Array& a) const;
+
+ private:
+  Precision precision_;
+};
+
+}  // namespace parity

@@ -1,0 +1,79 @@
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "linear.h"
+
+namespace parity::ops {
+
+namespace {
+
+// finfo(T).min for the activation dtype: HF's masked score.
+double masked_value(const Numerics& numerics) {
+  if (numerics.precision() == Precision::BF16) return -3.3895313892515355e38;
+  return std::numeric_limits<float>::lowest();
+}
+
+}  // namespace
+
+Array causal_mask(const IndexArray& padding, std::optional<int64_t> sliding_window, const Numerics& numerics) {
+  PARITY_CHECK(padding.shape.size() == 2, "[attention] attention_mask must be [B, S], got {}",
+               shape_str(padding.shape));
+  const int64_t batch = padding.shape[0], seq = padding.shape[1];
+  Array mask({batch, 1, seq, seq});
+  const double hidden = masked_value(numerics);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < seq; ++i)
+      for (int64_t j = 0; j < seq; ++j) {
+        const bool visible = j <= i && padding.data[static_cast<size_t>(b * seq + j)] != 0 &&
+                             (!sliding_window || i - j < *sliding_window);
+        mask.data[static_cast<size_t>((b * seq + i) * seq + j)] = visible ? 0.0 : hidden;
+      }
+  return mask;
+}
+
+void softmax_rows_f32(double* row, int64_t n, const Numerics& numerics) {
+  const double max = *std::max_element(row, row + n);
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += (row[j] = numerics.f32(std::exp(row[j] - max)));
+  sum = numerics.f32(sum);
+  for (int64_t j = 0; j < n; ++j) row[j] = numerics.f32(row[j] / sum);
+}
+
+AttentionResult attention(const Array& q, const Array& k, const Array& v, const Array& mask, double scaling,
+                          const Numerics& numerics) {
+  PARITY_CHECK(q.shape.size() == 4 && k.shape.size() == 4 && v.shape == k.shape,
+               "[attention] want q [B, S, Nh, D] and k, v [B, S, Nkv, D], got {}, {}, {}", shape_str(q.shape),
+               shape_str(k.shape), shape_str(v.shape));
+  const int64_t batch = q.shape[0], seq = q.shape[1], heads = q.shape[2], dim = q.shape[3], kv_heads = k.shape[2];
+  PARITY_CHECK(k.shape[0] == batch && k.shape[1] == seq && k.shape[3] == dim && kv_heads > 0 && heads % kv_heads == 0,
+               "[attention] k {} does not fit q {} (GQA needs Nh % Nkv == 0)", shape_str(k.shape), shape_str(q.shape));
+  PARITY_CHECK(mask.shape == (Shape{batch, 1, seq, seq}), "[attention] mask {} is not [B, 1, S, S] = [{}, 1, {}, {}]",
+               shape_str(mask.shape), batch, seq, seq);
+  const int64_t group = heads / kv_heads;
+  AttentionResult r{Array({batch, seq, heads * dim}), Array({batch, heads, seq, seq})};
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t g = h / group;  // repeat_kv: KV head g serves query heads g·group .. g·group + group - 1
+      const double* qh = q.data.data() + (b * seq * heads + h) * dim;
+      const double* kh = k.data.data() + (b * seq * kv_heads + g) * dim;
+      const double* vh = v.data.data() + (b * seq * kv_heads + g) * dim;
+      double* p = r.probs.data.data() + (b * heads + h) * seq * seq;
+      matmul_abt(qh, heads * dim, kh, kv_heads * dim, p, seq, seq, seq, dim);
+      const double* m = mask.data.data() + b * seq * seq;
+      for (int64_t ij = 0; ij < seq * seq; ++ij) p[ij] = numerics.act(numerics.act(numerics.act(p[ij]) * scaling) + m[ij]);
+      for (int64_t i = 0; i < seq; ++i) {
+        softmax_rows_f32(p + i * seq, seq, numerics);
+        for (int64_t j = 0; j < seq; ++j) p[i * seq + j] = numerics.act(p[i * seq + j]);
+      }
+      double* out = r.context.data.data() + b * seq * heads * dim + h * dim;
+      matmul_ab(p, seq, vh, kv_heads * dim, out, heads * dim, seq, dim, seq);
+    }
+  }
+  numerics.act(r.context);
+  return r;
+}
+
+}  // namespace parity::ops

@@ -1,0 +1,25 @@
+// Mixture-of-experts FFN in transformers' fused layout (@use_experts_implementation):
+//   gate_up_proj [E, 2I, H]: rows 0..I-1 are the gate projection, rows I..2I-1 the up projection
+//   down_proj    [E, H, I]
+//   expert e on x:  down_e · ( act(G_e x) ⊙ (U_e x) )
+//   out[t] = Σ_j w[t, j] · expert_{index[t, j]}(x[t])
+// Rounding follows the "eager" implementation the dumper requests: each expert's weighted output
+// is cast to T and index_add_-ed in ascending expert order.
+#pragma once
+
+#include "activation.h"
+#include "array.h"
+#include "numerics.h"
+
+namespace parity::ops {
+
+struct ExpertWeights {
+  const Weight& gate_up_proj;  // [E, 2I, H]
+  const Weight& down_proj;     // [E, H, I]
+};
+
+// x [T, H], index [T, K] (expert ids), weights [T, K] (already cast to T) -> [T, H].
+Array experts(const Array& x, const IndexArray& index, const Array& weights, const ExpertWeights& w,
+              Activation activation, const Numerics& numerics);
+
+}  // namespace parity::ops

@@ -1,0 +1,36 @@
+#include "norm.h"
+
+#include <cmath>
+
+namespace parity::ops {
+
+Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight placement, const Numerics& numerics,
+               std::string_view name) {
+  const int64_t n = x.last_dim();
+  PARITY_CHECK(n > 0, "[{}] cannot normalise an empty last dim, input {}", name, shape_str(x.shape));
+  if (placement != NormWeight::kNone) {
+    PARITY_CHECK(weight != nullptr && weight->shape == Shape{n}, "[{}] weight {} does not match the last dim {}",
+                 name, weight ? shape_str(weight->shape) : "missing", n);
+  }
+  const double eps32 = numerics.f32(eps);  // torch adds the Python float eps to a float32 tensor
+  Array y(x.shape);
+  for (int64_t r = 0; r < x.rows(); ++r) {
+    const double* xr = x.row(r);
+    double* yr = y.row(r);
+    double sum_sq = 0;
+    for (int64_t i = 0; i < n; ++i) sum_sq += xr[i] * xr[i];
+    const double mean_sq = numerics.f32(sum_sq / static_cast<double>(n));
+    const double inv_rms = numerics.f32(1.0 / std::sqrt(numerics.f32(mean_sq + eps32)));
+    for (int64_t i = 0; i < n; ++i) {
+      const double normed = numerics.f32(xr[i] * inv_rms);
+      switch (placement) {
+        case NormWeight::kAfterCast: yr[i] = numerics.act(weight->data[i] * numerics.act(normed)); break;
+        case NormWeight::kInFloat32: yr[i] = numerics.act(numerics.f32(normed * weight->data[i])); break;
+        case NormWeight::kNone: yr[i] = numerics.act(normed); break;
+      }
+    }
+  }
+  return y;
+}
+
+}  // namespace parity::ops

@@ -1,0 +1,21 @@
+// RMSNorm over the last dim, in the two ways the families place the weight:
+//   kAfterCast (OLMoE, Llama):  y = w ⊙ cast_T( x · rsqrt(mean(x²) + eps) )   (OlmoeRMSNorm)
+//   kInFloat32 (Gemma-4):       y = cast_T( x · (mean(x²) + eps)^-½ · w )      (Gemma4RMSNorm)
+//   kNone      (Gemma-4 v_norm, router.norm): y = cast_T( x · (mean(x²) + eps)^-½ )
+// The weight is applied as w, never 1 + w (Gemma 1-3 did that; Gemma-4 and OLMoE do not).
+#pragma once
+
+#include <string_view>
+
+#include "array.h"
+#include "numerics.h"
+
+namespace parity::ops {
+
+enum class NormWeight { kAfterCast, kInFloat32, kNone };
+
+// Normalises every row of x (its last dim); weight is [last dim] (ignored for kNone).
+Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight placement, const Numerics& numerics,
+               std::string_view name = "rms_norm");
+
+}  // namespace parity::ops

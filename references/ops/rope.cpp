@@ -1,0 +1,58 @@
+#include "rope.h"
+
+#include <cmath>
+
+namespace parity::ops {
+
+std::vector<double> default_inv_freq(int64_t dim, double theta, const Numerics& numerics) {
+  PARITY_CHECK(dim > 0 && dim % 2 == 0, "[rope] head dim {} must be even and positive", dim);
+  std::vector<double> inv_freq(static_cast<size_t>(dim / 2));
+  for (int64_t i = 0; i < dim / 2; ++i) {
+    const double exponent = numerics.f32(static_cast<double>(2 * i) / static_cast<double>(dim));
+    inv_freq[static_cast<size_t>(i)] = numerics.f32(1.0 / numerics.f32(std::pow(theta, exponent)));
+  }
+  return inv_freq;
+}
+
+RotaryTables rotary_tables(const IndexArray& position_ids, const std::vector<double>& inv_freq,
+                           double attention_scaling, const Numerics& numerics) {
+  PARITY_CHECK(position_ids.shape.size() == 2, "[rope] position_ids must be [B, S], got {}",
+               shape_str(position_ids.shape));
+  const int64_t half = static_cast<int64_t>(inv_freq.size()), dim = 2 * half;
+  const int64_t tokens = position_ids.numel();
+  RotaryTables t{Array({position_ids.shape[0], position_ids.shape[1], dim}),
+                 Array({position_ids.shape[0], position_ids.shape[1], dim})};
+  for (int64_t tok = 0; tok < tokens; ++tok) {
+    const double position = static_cast<double>(position_ids.data[static_cast<size_t>(tok)]);
+    for (int64_t i = 0; i < half; ++i) {
+      const double freq = numerics.f32(inv_freq[static_cast<size_t>(i)] * numerics.f32(position));
+      const double c = numerics.act(numerics.f32(numerics.f32(std::cos(freq)) * attention_scaling));
+      const double s = numerics.act(numerics.f32(numerics.f32(std::sin(freq)) * attention_scaling));
+      t.cos.row(tok)[i] = t.cos.row(tok)[i + half] = c;
+      t.sin.row(tok)[i] = t.sin.row(tok)[i + half] = s;
+    }
+  }
+  return t;
+}
+
+void apply_rope(Array& x, const RotaryTables& tables, const Numerics& numerics) {
+  PARITY_CHECK(x.shape.size() == 4, "[rope] input must be [B, S, N, D], got {}", shape_str(x.shape));
+  const int64_t tokens = x.shape[0] * x.shape[1], heads = x.shape[2], dim = x.shape[3], half = dim / 2;
+  PARITY_CHECK(tables.cos.shape == (Shape{x.shape[0], x.shape[1], dim}) && tables.sin.shape == tables.cos.shape,
+               "[rope] cos/sin {} do not match input {} (want [B, S, D])", shape_str(tables.cos.shape),
+               shape_str(x.shape));
+  for (int64_t tok = 0; tok < tokens; ++tok) {
+    const double* c = tables.cos.row(tok);
+    const double* s = tables.sin.row(tok);
+    for (int64_t h = 0; h < heads; ++h) {
+      double* v = x.data.data() + (tok * heads + h) * dim;
+      for (int64_t j = 0; j < half; ++j) {
+        const double a = v[j], b = v[j + half];  // rotate_half(x)[j] = -b, rotate_half(x)[j + half] = a
+        v[j] = numerics.act(numerics.act(a * c[j]) + numerics.act(-b * s[j]));
+        v[j + half] = numerics.act(numerics.act(b * c[j + half]) + numerics.act(a * s[j + half]));
+      }
+    }
+  }
+}
+
+}  // namespace parity::ops

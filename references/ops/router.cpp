@@ -1,0 +1,56 @@
+#include "router.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "attention.h"
+
+namespace parity::ops {
+
+Array router_probs(const Array& logits, const Numerics& numerics) {
+  Array probs = logits;
+  for (int64_t t = 0; t < probs.rows(); ++t) softmax_rows_f32(probs.row(t), probs.last_dim(), numerics);
+  return probs;
+}
+
+std::vector<int64_t> top_k(const double* row, int64_t n, int64_t k) {
+  PARITY_CHECK(k > 0 && k <= n, "[router] top-k {} out of range for {} experts", k, n);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [row](int64_t a, int64_t b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+  order.resize(static_cast<size_t>(k));
+  return order;
+}
+
+IndexArray top_k_rows(const Array& scores, int64_t k) {
+  IndexArray index{{scores.rows(), k}, {}};
+  index.data.reserve(static_cast<size_t>(scores.rows() * k));
+  for (int64_t t = 0; t < scores.rows(); ++t) {
+    std::vector<int64_t> row = top_k(scores.row(t), scores.last_dim(), k);
+    index.data.insert(index.data.end(), row.begin(), row.end());
+  }
+  return index;
+}
+
+Array gather_top_k(const Array& probs, const IndexArray& index, bool renormalise, const Numerics& numerics) {
+  const int64_t tokens = probs.rows(), experts = probs.last_dim();
+  PARITY_CHECK(index.shape.size() == 2 && index.shape[0] == tokens, "[router] top-k index {} does not fit probs {}",
+               shape_str(index.shape), shape_str(probs.shape));
+  const int64_t k = index.shape[1];
+  Array weights({tokens, k});
+  for (int64_t t = 0; t < tokens; ++t) {
+    double sum = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t e = index.data[static_cast<size_t>(t * k + j)];
+      PARITY_CHECK(e >= 0 && e < experts, "[router] expert index {} at token {} outside 0..{}", e, t, experts - 1);
+      sum += (weights.row(t)[j] = probs.row(t)[e]);
+    }
+    if (!renormalise) continue;
+    sum = numerics.f32(sum);
+    for (int64_t j = 0; j < k; ++j) weights.row(t)[j] = numerics.f32(weights.row(t)[j] / sum);
+  }
+  return weights;
+}
+
+}  // namespace parity::ops

@@ -1,0 +1,25 @@
+// Top-k routing: probabilities over ALL experts, the k largest, optional renormalisation.
+// Softmaxing only the k selected logits is the classic bug (it silently renormalises); this file
+// softmaxes the full row first, as OlmoeTopKRouter and Gemma4TextRouter do.
+#pragma once
+
+#include <vector>
+
+#include "array.h"
+#include "numerics.h"
+
+namespace parity::ops {
+
+// Softmax over every expert, in float32 like torch softmax(dtype=float32): logits [T, E] -> [T, E].
+Array router_probs(const Array& logits, const Numerics& numerics);
+
+// Indices of the k largest values of row, descending; equal values keep the lower index first.
+std::vector<int64_t> top_k(const double* row, int64_t n, int64_t k);
+IndexArray top_k_rows(const Array& scores, int64_t k);  // [T, E] -> [T, k]
+
+// Routing weights of the selected experts: probs[t, index[t, j]], divided by their sum when
+// renormalise (norm_topk_prob; always for Gemma-4), all in float32. No cast to T: callers do that,
+// since Gemma-4 multiplies by per_expert_scale first. `index` may be HF's own (routing replay).
+Array gather_top_k(const Array& probs, const IndexArray& index, bool renormalise, const Numerics& numerics);
+
+}  // namespace parity::ops

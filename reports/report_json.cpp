@@ -1,0 +1,89 @@
+#include <cmath>
+
+#include "report.h"
+
+namespace parity::reports {
+
+namespace {
+
+using harness::HookResult;
+using harness::Status;
+
+// JSON has no NaN or Inf: such values are written as null (the status already says why).
+nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
+
+nlohmann::json first_failure(const CheckReport& run) {
+  if (const HookResult* h = run.first_failure())
+    return {{"mode", harness::mode_name(run.mode)}, {"hook", h->hook}, {"message", h->message}};
+  if (!run.problems.empty()) return {{"mode", harness::mode_name(run.mode)}, {"hook", nullptr}, {"message", run.problems[0]}};
+  return nullptr;
+}
+
+void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const Shape& shape) {
+  j["rel_l2"] = number(m.rel_l2);
+  j["rel_l2_denominator"] = "hf_l2";
+  j["hf_l2"] = number(m.hf_l2);
+  j["max_abs"] = number(m.max_abs);
+  j["max_abs_at"] = m.max_abs_index >= 0 ? nlohmann::json(harness::unravel(m.max_abs_index, shape)) : nlohmann::json();
+  j["ref_at_max_abs"] = number(m.ref_at_max);
+  j["hf_at_max_abs"] = number(m.hf_at_max);
+  j["max_rel"] = number(m.max_rel);
+  j["max_rel_floor"] = number(m.max_rel_floor);
+  j["cosine"] = number(m.cosine);
+  j["nonfinite"] = {{"ref_nan", m.ref_nan}, {"ref_inf", m.ref_inf}, {"hf_nan", m.hf_nan}, {"hf_inf", m.hf_inf}};
+}
+
+nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
+  nlohmann::json j = {{"mode", harness::mode_name(run.mode)},
+                      {"hook", h.hook},
+                      {"status", harness::status_name(h.status)},
+                      {"kind", h.is_top_k ? "top_k" : "float"},
+                      {"shape", h.shape},
+                      {"rel_l2", nullptr},
+                      {"max_abs", nullptr},
+                      {"message", h.message}};
+  if (h.floats) add_float_metrics(j, *h.floats, h.shape);
+  if (h.top_k) {
+    j["tokens"] = h.top_k->tokens;
+    j["tokens_differ"] = h.top_k->differ;
+    j["near_ties"] = h.top_k->near_ties;
+    j["first_difference"] = h.top_k->first_detail;
+  }
+  j["budget"] = h.limit ? nlohmann::json{{"metric", harness::metric_name(h.limit->metric)},
+                                         {"limit", h.limit->value},
+                                         {"bound", h.limit->metric == harness::Metric::kCosine ? "min" : "max"},
+                                         {"rule", h.budget_rule}}
+                        : nlohmann::json();
+  j["measured"] = h.measured ? number(*h.measured) : nlohmann::json();
+  return j;
+}
+
+}  // namespace
+
+bool all_passed(const std::vector<CheckReport>& runs) {
+  return !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const CheckReport& r) { return r.passed(); });
+}
+
+nlohmann::json json_report(const std::vector<CheckReport>& runs) {
+  nlohmann::json out = {{"schema", "parity-check/1"}, {"verdict", all_passed(runs) ? "pass" : "fail"}};
+  out["first_failure"] = nullptr;
+  out["runs"] = nlohmann::json::array();
+  out["hooks"] = nlohmann::json::array();
+  for (const CheckReport& run : runs) {
+    if (out["first_failure"].is_null()) out["first_failure"] = first_failure(run);
+    out["runs"].push_back({{"fixture", run.fixture},
+                           {"mode", harness::mode_name(run.mode)},
+                           {"precision", precision_name(run.precision)},
+                           {"budget", run.budget_source},
+                           {"verdict", run.passed() ? "pass" : "fail"},
+                           {"first_failure", first_failure(run)},
+                           {"problems", run.problems},
+                           {"passed", run.count(Status::kPass)},
+                           {"failed", run.count(Status::kFail)},
+                           {"skipped", run.count(Status::kSkipped)}});
+    for (const HookResult& h : run.hooks) out["hooks"].push_back(hook_json(run, h));
+  }
+  return out;
+}
+
+}  // namespace parity::reports

@@ -1,0 +1,49 @@
+#include "report.h"
+
+namespace parity::reports {
+
+namespace {
+
+std::string xml_escape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+std::string testcase(const std::string& classname, const std::string& name, harness::Status status,
+                     const std::string& message) {
+  std::string body;
+  if (status == harness::Status::kFail)
+    body = fmt::format("<failure message=\"{}\"/>", xml_escape(message));
+  else if (status == harness::Status::kSkipped)
+    body = fmt::format("<skipped message=\"{}\"/>", xml_escape(message));
+  return fmt::format("    <testcase classname=\"{}\" name=\"{}\">{}</testcase>\n", xml_escape(classname),
+                     xml_escape(name), body);
+}
+
+}  // namespace
+
+std::string junit_report(const std::vector<CheckReport>& runs) {
+  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n";
+  for (const CheckReport& run : runs) {
+    const std::string suite = fmt::format("{} [{}]", run.fixture, harness::mode_name(run.mode));
+    const int64_t failures = run.count(harness::Status::kFail) + static_cast<int64_t>(run.problems.size());
+    out += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n", xml_escape(suite),
+                       run.hooks.size() + run.problems.size(), failures, run.count(harness::Status::kSkipped));
+    for (const harness::HookResult& h : run.hooks) out += testcase(suite, h.hook, h.status, h.message);
+    for (size_t i = 0; i < run.problems.size(); ++i)
+      out += testcase(suite, fmt::format("problem {}", i + 1), harness::Status::kFail, run.problems[i]);
+    out += "  </testsuite>\n";
+  }
+  return out + "</testsuites>\n";
+}
+
+}  // namespace parity::reports

@@ -1,0 +1,77 @@
+#include <algorithm>
+
+#include <fmt/ranges.h>
+
+#include "report.h"
+
+namespace parity::reports {
+
+namespace {
+
+using harness::HookResult;
+using harness::Status;
+
+constexpr const char* kRed = "\033[1;31m";
+constexpr const char* kYellow = "\033[33m";
+constexpr const char* kReset = "\033[0m";
+
+std::string metrics_cell(const HookResult& h) {
+  if (h.floats) {
+    const harness::FloatMetrics& m = *h.floats;
+    const std::string at = m.max_abs_index >= 0
+                               ? fmt::format("[{}] {:.6g} vs {:.6g}", fmt::join(harness::unravel(m.max_abs_index, h.shape), ","),
+                                             m.ref_at_max, m.hf_at_max)
+                               : "";
+    return fmt::format("{:<10.3e} {:<10.3e} {:<10.3e} {:<12.9f} {}", m.rel_l2, m.max_abs, m.max_rel, m.cosine, at);
+  }
+  if (h.top_k)
+    return fmt::format("{} of {} tokens differ, {} near-ties", h.top_k->differ, h.top_k->tokens, h.top_k->near_ties);
+  return "";
+}
+
+std::string row(size_t index, const HookResult& h, size_t width, bool first, bool color) {
+  const char* on = !color ? "" : h.status == Status::kFail ? kRed : h.status == Status::kSkipped ? kYellow : "";
+  const char* off = color && *on ? kReset : "";
+  std::string line = fmt::format("{}{:>4}  {:<{}}  {:<7}  {}", on, index + 1, h.hook, width, harness::status_name(h.status),
+                                 metrics_cell(h));
+  if (h.limit) line += fmt::format("  [{}]", h.limit->str());
+  if (!h.message.empty() && h.status != Status::kPass) line += "  " + h.message;
+  if (first) line += "  <<< first failure";
+  return line + off + "\n";
+}
+
+std::string summary(const CheckReport& run) {
+  const std::string counts = fmt::format("{} passed, {} failed, {} skipped", run.count(Status::kPass),
+                                         run.count(Status::kFail), run.count(Status::kSkipped));
+  if (run.passed()) return fmt::format("PASS {}: {}\n", harness::mode_name(run.mode), counts);
+  std::string out = fmt::format("FAIL {}: {}", harness::mode_name(run.mode), counts);
+  if (const HookResult* h = run.first_failure()) out += fmt::format("; first failure: {} ({})", h->hook, h->message);
+  out += "\n";
+  for (const std::string& p : run.problems) out += fmt::format("FAIL {}: {}\n", harness::mode_name(run.mode), p);
+  return out;
+}
+
+}  // namespace
+
+std::string text_report(const std::vector<CheckReport>& runs, bool color, bool failures_only) {
+  std::string out;
+  for (const CheckReport& run : runs) {
+    out += fmt::format("parity check {}  mode {}  precision {}  budget {}\n", run.fixture, harness::mode_name(run.mode),
+                       precision_name(run.precision), run.budget_source);
+    size_t width = 4;
+    for (const HookResult& h : run.hooks) width = std::max(width, h.hook.size());
+    out += fmt::format("{:>4}  {:<{}}  {:<7}  {:<10} {:<10} {:<10} {:<12} {}\n", "#", "hook", width, "status",
+                       "rel_l2", "max_abs", "max_rel", "cosine", "max_abs at: ref vs hf  [budget]");
+    const HookResult* first = run.first_failure();
+    for (size_t i = 0; i < run.hooks.size(); ++i) {
+      const HookResult& h = run.hooks[i];
+      if (failures_only && h.status == Status::kPass) continue;
+      out += row(i, h, width, &h == first, color);
+    }
+    out += summary(run);
+  }
+  out += fmt::format("verdict: {}\n", all_passed(runs) ? "pass" : "fail");
+  return out;
+}
+
+}  // namespace parity::reports
