@@ -120,15 +120,19 @@ bool glob_match(const std::string& pattern, const std::string& text) {
   return fnmatch(pattern.c_str(), text.c_str(), 0) == 0;
 }
 
-const Rule* Budget::rule_for(Mode mode, const std::string& hook) const {
+bool Rule::applies(const std::string& hook, bool is_top_k) const {
+  return (limit.metric == Metric::kTokensDiffer) == is_top_k && glob_match(hooks, hook);
+}
+
+const Rule* Budget::rule_for(Mode mode, const std::string& hook, bool is_top_k) const {
   const Rule* best = nullptr;
   for (const Rule& r : section(mode).rules)
-    if (glob_match(r.hooks, hook) && (!best || specificity(r.hooks) >= specificity(best->hooks))) best = &r;
+    if (r.applies(hook, is_top_k) && (!best || specificity(r.hooks) >= specificity(best->hooks))) best = &r;
   return best;
 }
 
 Limit Budget::limit_for(Mode mode, const std::string& hook, bool is_top_k) const {
-  if (const Rule* r = rule_for(mode, hook)) return r->limit;
+  if (const Rule* r = rule_for(mode, hook, is_top_k)) return r->limit;
   return is_top_k ? section(mode).top_k_default : section(mode).float_default;
 }
 

@@ -2,7 +2,7 @@
 // A budget has one section per mode (isolated, chained), each with a default limit and glob rules;
 // for a hook the most specific matching rule wins (most literal, non-wildcard characters; on a tie
 // the later rule), else the section's default. Top-k index hooks are gated by tokens_differ
-// (default 0). Skips name hooks not to compare, each with a reason.
+// (default 0); a rule only applies to hooks of its metric's kind. Skips name hooks not to compare, each with a reason.
 #pragma once
 
 #include <filesystem>
@@ -35,6 +35,8 @@ struct Rule {
   std::string hooks;   // glob (fnmatch), e.g. "model.layers.*.mlp.gate@top_k_weights"
   Limit limit;
   std::string where;   // "cases/x.toml:12", for messages
+
+  bool applies(const std::string& hook, bool is_top_k) const;
 };
 
 struct Skip {
@@ -55,8 +57,9 @@ struct Budget {
   std::vector<Skip> skips;
   double near_tie_rel = 1e-5;
 
-  // The rule that gates `hook` in `mode`, or nullptr when the default applies.
-  const Rule* rule_for(Mode mode, const std::string& hook) const;
+  // The rule that gates `hook` in `mode`, or nullptr when the default applies. Only rules of the
+  // hook's kind apply: tokens_differ rules to top-k index hooks, the other metrics to float hooks.
+  const Rule* rule_for(Mode mode, const std::string& hook, bool is_top_k) const;
   Limit limit_for(Mode mode, const std::string& hook, bool is_top_k) const;
   const Skip* skip_for(const std::string& hook) const;
   const ModeBudget& section(Mode mode) const;  // throws InputError when the budget lacks the mode

@@ -66,7 +66,7 @@ std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top
     return r;
   }
   r.limit = budget_.limit_for(mode_, key, is_top_k);
-  const Rule* rule = budget_.rule_for(mode_, key);
+  const Rule* rule = budget_.rule_for(mode_, key, is_top_k);
   r.budget_rule = rule ? rule->where : "default";
   return r;
 }
@@ -89,8 +89,6 @@ void CompareSink::emit(const std::string& key, const Array& value) {
                                dtype_name(info.dtype));
     } else if (info.shape != value.shape) {
       r->message = fmt::format("shape mismatch: reference {} vs HF {}", shape_str(value.shape), shape_str(info.shape));
-    } else if (r->limit->metric == Metric::kTokensDiffer) {
-      r->message = fmt::format("budget {} gates tokens_differ, which only applies to @top_k_index hooks", r->budget_rule);
     } else {
       Array ref = value;
       const std::string router = key.substr(0, key.rfind('@'));
@@ -119,9 +117,6 @@ void CompareSink::emit_top_k(const std::string& key, const TopK& top_k) {
                                dtype_name(info.dtype));
     } else if (info.shape != index.shape) {
       r->message = fmt::format("shape mismatch: reference {} vs HF {}", shape_str(index.shape), shape_str(info.shape));
-    } else if (r->limit->metric != Metric::kTokensDiffer) {
-      r->message = fmt::format("budget {} gates {} but top-k indices are gated by tokens_differ", r->budget_rule,
-                               metric_name(r->limit->metric));
     } else {
       r->top_k = compare_top_k(index, to_index_array(fixture_.read("hooks", key), key), top_k.scores,
                                 budget_.near_tie_rel);
@@ -163,16 +158,13 @@ void CompareSink::add_coverage_failures() {
 
 void CompareSink::add_unused_budget_entries(CheckReport& report) const {
   if (!glob_.empty()) return;  // under --hooks most rules legitimately match nothing
-  std::vector<std::string> keys;
-  for (const HookResult& r : results_) keys.push_back(r.hook);
-  auto matches_any = [&](const std::string& glob) {
-    return std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return glob_match(glob, k); });
-  };
+  auto any_result = [&](auto predicate) { return std::any_of(results_.begin(), results_.end(), predicate); };
   for (const Rule& rule : budget_.section(mode_).rules)
-    if (!matches_any(rule.hooks))
-      report.problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook", rule.where, rule.hooks));
+    if (!any_result([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
+      report.problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where,
+                                            rule.hooks));
   for (const Skip& skip : budget_.skips)
-    if (!matches_any(skip.hooks))
+    if (!any_result([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }))
       report.problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
 }
 
