@@ -115,10 +115,18 @@ def test_an_activation_only_fixture_checks_against_a_sharded_per_expert_checkpoi
     assert result.returncode == 2 and "--weights" in result.stderr
 
 
-def test_a_checkpoint_of_another_model_fails_naming_the_weight(tmp_path):
+def test_a_checkpoint_of_another_model_is_refused_naming_the_config_key(tmp_path):
+    other = random_model(tiny_config(tmp_path, "olmoe_base", num_experts_per_tok=3), seed=1)
+    other.save_pretrained(tmp_path / "other")
+    result = parity("check", GOLDEN / "olmoe_base.h5", "--weights", tmp_path / "other")
+    assert result.returncode == 2 and "num_experts_per_tok = 3" in result.stderr
+
+
+def test_a_checkpoint_with_mis_shaped_weights_fails_naming_the_weight(tmp_path):
     other = random_model(tiny_config(tmp_path, "olmoe_base", hidden_size=32, num_attention_heads=2,
                                      num_key_value_heads=1), seed=1)
     other.save_pretrained(tmp_path / "other")
+    (tmp_path / "other" / "config.json").unlink()  # no config to compare: the shapes must catch it
     code, report = check_json(tmp_path, GOLDEN / "olmoe_base.h5", "--weights", tmp_path / "other")
     assert code == 1
     assert "model.embed_tokens.weight" in report["first_failure"]["message"]

@@ -59,6 +59,24 @@ void check_hooks_glob(const Fixture& fixture, const std::string& glob) {
   throw UsageError(fmt::format("--hooks '{}' matches no hook of {}", glob, fixture.path().string()));
 }
 
+// The reference follows the fixture's config; a checkpoint of another model must not slip through
+// on coincidentally equal shapes (e.g. another rms_norm_eps or top-k).
+void check_checkpoint_config(const Fixture& fixture, const Checkpoint& checkpoint) {
+  if (!checkpoint.has_config()) return;
+  static constexpr const char* kKeys[] = {
+      "model_type",          "vocab_size",  "hidden_size",         "intermediate_size", "num_hidden_layers",
+      "num_attention_heads", "num_key_value_heads", "head_dim",    "num_experts",       "num_experts_per_tok",
+      "norm_topk_prob",      "clip_qkv",    "rms_norm_eps",        "tie_word_embeddings", "hidden_act",
+  };
+  const nlohmann::json& ours = fixture.config();
+  const nlohmann::json& theirs = checkpoint.config();
+  for (const char* key : kKeys) {
+    if (!ours.contains(key) || !theirs.contains(key) || ours.at(key) == theirs.at(key)) continue;
+    throw InputError(fmt::format("--weights {}: config.json has {} = {}, the fixture's config has {}",
+                                 checkpoint.dir().string(), key, theirs.at(key).dump(), ours.at(key).dump()));
+  }
+}
+
 }  // namespace
 
 CLI::App* add_check_command(CLI::App& app, CheckFlags& f) {
@@ -84,7 +102,10 @@ int run_check_command(const CheckFlags& f) {
   check_hooks_glob(fixture, f.hooks);
   const Budget budget = plan.budget ? *plan.budget : builtin_budget(fixture.meta_string("dtype"));
   std::unique_ptr<Checkpoint> checkpoint;
-  if (!f.weights.empty()) checkpoint = std::make_unique<Checkpoint>(f.weights);
+  if (!f.weights.empty()) {
+    checkpoint = std::make_unique<Checkpoint>(f.weights);
+    check_checkpoint_config(fixture, *checkpoint);
+  }
   std::vector<CheckReport> runs;
   for (Mode mode : plan.modes)
     runs.push_back(run_check(fixture, budget, {mode, plan.precision, f.hooks, checkpoint.get()}));
