@@ -1,16 +1,27 @@
 #include "linear.h"
 
+#include <algorithm>
+
 #include <cblas.h>
 
 namespace parity::ops {
 
 void matmul_xwt(const double* x, int64_t rows, int64_t in, const float* w, int64_t out, double* y) {
   if (rows == 0 || out == 0) return;
-  // Widening the weight is exact; dgemm then accumulates in f64.
-  std::vector<double> w64(w, w + out * in);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(out),
-              static_cast<int>(in), 1.0, x, static_cast<int>(in), w64.data(), static_cast<int>(in), 0.0, y,
-              static_cast<int>(out));
+  // Widening the weight is exact; dgemm then accumulates in f64. The weight is widened a block of
+  // output rows at a time into a buffer reused across calls: widening a whole expert matrix into a
+  // fresh allocation cost more than the dgemm itself (page faults; ci/bench_olmoe_layer).
+  constexpr int64_t kBlockElements = int64_t{1} << 18;  // 2 MiB of doubles: stays in L2/L3
+  const int64_t block_rows = std::max<int64_t>(1, kBlockElements / std::max<int64_t>(in, 1));
+  thread_local std::vector<double> w64;
+  w64.resize(static_cast<size_t>(std::min(block_rows, out) * in));
+  for (int64_t r0 = 0; r0 < out; r0 += block_rows) {
+    const int64_t n = std::min(block_rows, out - r0);
+    std::copy(w + r0 * in, w + (r0 + n) * in, w64.begin());
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(rows), static_cast<int>(n),
+                static_cast<int>(in), 1.0, x, static_cast<int>(in), w64.data(), static_cast<int>(in), 0.0, y + r0,
+                static_cast<int>(out));
+  }
 }
 
 void matmul_abt(const double* a, int64_t lda, const double* b, int64_t ldb, double* y, int64_t ldy, int64_t m,
