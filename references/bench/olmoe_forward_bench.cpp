@@ -13,7 +13,9 @@
 // The reference reads its weights lazily, layer by layer: each forward() asks the WeightSource for
 // every tensor it uses, so reading and converting the weights from the mmapped checkpoint (and,
 // for a per-expert checkpoint, fusing the experts into [E, 2I, H] / [E, H, I]) is included in
-// every repeat. That is part of the honest cost of a chained run. The first forward() also pays
+// every repeat: the cost of a chained `parity check`. With --keep-weights the model holds every
+// weight once read, so repeats after the warm-up compare like with like against an in-memory HF
+// model. The first forward() also pays
 // for page faults on the cold mapping and BLAS start-up, so it is reported separately as
 // warmup_seconds and only the later repeats are in "seconds".
 //
@@ -63,7 +65,7 @@ parity::ForwardInputs make_inputs(int64_t tokens, int64_t vocab_size) {
   return in;
 }
 
-int run(const std::string& dir, int64_t tokens, int repeats, const std::string& precision_name) {
+int run(const std::string& dir, int64_t tokens, int repeats, const std::string& precision_name, bool keep_weights) {
   const std::optional<parity::Precision> precision = parity::precision_from_name(precision_name);
   if (!precision) throw parity::Error(fmt::format("--precision {}: want f64, f32 or bf16", precision_name));
 
@@ -71,7 +73,7 @@ int run(const std::string& dir, int64_t tokens, int repeats, const std::string& 
   const parity::harness::Checkpoint checkpoint{std::filesystem::path(dir)};
   const nlohmann::json& config = checkpoint.config();
   const std::unique_ptr<parity::ReferenceModel> model =
-      parity::make_reference_model(config, checkpoint, parity::Numerics(*precision));
+      parity::make_reference_model(config, checkpoint, parity::Numerics(*precision), keep_weights);
   const double load_seconds = seconds_since(start);  // headers and config only: weights come per forward
 
   const int64_t vocab_size = config.at("vocab_size").get<int64_t>();
@@ -95,6 +97,7 @@ int run(const std::string& dir, int64_t tokens, int repeats, const std::string& 
       {"load_seconds", load_seconds},
       {"tokens", tokens},
       {"precision", std::string(parity::precision_name(*precision))},
+      {"keep_weights", keep_weights},
       {"openblas", fmt::format("{} ({})", openblas_get_corename(), openblas_get_config())},
       {"openblas_threads", openblas_get_num_threads()},
   };
@@ -111,10 +114,12 @@ int main(int argc, char** argv) {
   int64_t tokens = 256;
   int repeats = 3;
   std::string precision = "f64";
+  bool keep_weights = false;
   app.add_option("CHECKPOINT", dir, "folder with config.json and safetensors (save_pretrained)")->required();
   app.add_option("--tokens", tokens, "sequence length (batch 1)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--repeats", repeats, "timed forwards after the warm-up")->check(CLI::Range(1, 1000));
   app.add_option("--precision", precision, "f64, f32 or bf16 (parity::Numerics)");
+  app.add_flag("--keep-weights", keep_weights, "hold weights in memory after the first forward");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -124,7 +129,7 @@ int main(int argc, char** argv) {
     return kExitUsageOrInput;
   }
   try {
-    return run(dir, tokens, repeats, precision);
+    return run(dir, tokens, repeats, precision, keep_weights);
   } catch (const std::exception& e) {  // parity::Error, InputError, json errors, bad_alloc
     fmt::print(stderr, "parity_bench_forward: error: {}\n", e.what());
     return kExitUsageOrInput;

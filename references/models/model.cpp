@@ -8,9 +8,9 @@
 namespace parity {
 
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
-                                                     const Numerics& numerics) {
+                                                     const Numerics& numerics, bool keep_weights) {
   const std::string type = config_string(config, "model_type");
-  if (type == "olmoe") return std::make_unique<Olmoe>(OlmoeConfig::from_hf(config), weights, numerics);
+  if (type == "olmoe") return std::make_unique<Olmoe>(OlmoeConfig::from_hf(config), weights, numerics, keep_weights);
   throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe)", type));
 }
 

@@ -67,8 +67,10 @@ class ReferenceModel {
 };
 
 // The reference for config["model_type"] ("olmoe", ...), or a parity::Error naming the type.
+// keep_weights: hold weights in memory once read (for repeated forwards), instead of reading each
+// module's weights when it runs.
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
-                                                     const Numerics& numerics);
+                                                     const Numerics& numerics, bool keep_weights = false);
 
 // Decoder layer index in a module path or hook key ("model.layers.3.mlp@in" -> 3), or -1.
 int64_t decoder_layer_of(const std::string& key);

@@ -72,8 +72,8 @@ OlmoeConfig OlmoeConfig::from_hf(const nlohmann::json& config) {
   return c;
 }
 
-Olmoe::Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics)
-    : config_(config), weights_(weights), numerics_(numerics) {}
+Olmoe::Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights)
+    : config_(config), weights_(weights), numerics_(numerics), keep_weights_(keep_weights) {}
 
 std::string Olmoe::layer_prefix(int64_t layer) const {
   PARITY_CHECK(layer >= 0 && layer < config_.num_hidden_layers, "[olmoe] layer {} outside 0..{}", layer,
@@ -81,8 +81,11 @@ std::string Olmoe::layer_prefix(int64_t layer) const {
   return fmt::format("model.layers.{}.", layer);
 }
 
-Weight Olmoe::weight(const std::string& name, const Shape& shape) const {
-  return expect_weight(weights_, name, shape);
+std::shared_ptr<const Weight> Olmoe::weight(const std::string& name, const Shape& shape) const {
+  if (auto it = resident_.find(name); it != resident_.end()) return it->second;
+  auto w = std::make_shared<const Weight>(expect_weight(weights_, name, shape));
+  if (keep_weights_) resident_.emplace(name, w);
+  return w;
 }
 
 Shape Olmoe::weight_shape(const std::string& module) const {
@@ -100,7 +103,7 @@ Shape Olmoe::weight_shape(const std::string& module) const {
 }
 
 Array Olmoe::embed_tokens(const IndexArray& input_ids) const {
-  return ops::embedding(input_ids, weight("model.embed_tokens.weight", {config_.vocab_size, config_.hidden_size}));
+  return ops::embedding(input_ids, *weight("model.embed_tokens.weight", {config_.vocab_size, config_.hidden_size}));
 }
 
 ops::RotaryTables Olmoe::rotary_emb(const IndexArray& position_ids) const {
@@ -109,14 +112,14 @@ ops::RotaryTables Olmoe::rotary_emb(const IndexArray& position_ids) const {
 }
 
 Array Olmoe::norm(const std::string& module, const Array& x) const {
-  const Weight w = weight(module + ".weight", weight_shape(module));
-  return ops::rms_norm(x, &w, config_.rms_norm_eps, ops::NormWeight::kAfterCast, numerics_, module);
+  const auto w = weight(module + ".weight", weight_shape(module));
+  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kAfterCast, numerics_, module);
 }
 
 Array Olmoe::linear(const std::string& module, const Array& x) const {
   const bool tied_head = module == "lm_head" && config_.tie_word_embeddings;
   const std::string name = tied_head ? "model.embed_tokens.weight" : module + ".weight";
-  return ops::linear(x, weight(name, weight_shape(module)), numerics_, module);
+  return ops::linear(x, *weight(name, weight_shape(module)), numerics_, module);
 }
 
 Olmoe::AttentionTrace Olmoe::self_attn(int64_t layer, const Array& x, const ops::RotaryTables& rope,
@@ -149,7 +152,7 @@ Olmoe::RouterTrace Olmoe::gate(int64_t layer, const Array& x, const IndexArray* 
                                const RoutingPolicy* routing) const {
   const OlmoeConfig& c = config_;
   RouterTrace t;
-  t.logits = ops::linear(x, weight(layer_prefix(layer) + "mlp.gate.weight", {c.num_experts, c.hidden_size}),
+  t.logits = ops::linear(x, *weight(layer_prefix(layer) + "mlp.gate.weight", {c.num_experts, c.hidden_size}),
                          numerics_, "mlp.gate");
   t.probs = ops::router_probs(t.logits, numerics_);
   t.top_k_index = ops::top_k_rows(t.probs, c.num_experts_per_tok);
@@ -164,9 +167,9 @@ Olmoe::RouterTrace Olmoe::gate(int64_t layer, const Array& x, const IndexArray* 
 Array Olmoe::experts(int64_t layer, const Array& x, const IndexArray& index, const Array& weights) const {
   const OlmoeConfig& c = config_;
   const std::string p = layer_prefix(layer) + "mlp.experts.";
-  const Weight gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.intermediate_size, c.hidden_size});
-  const Weight down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.intermediate_size});
-  return ops::experts(x, index, weights, {gate_up, down}, c.hidden_act, numerics_);
+  const auto gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.intermediate_size, c.hidden_size});
+  const auto down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.intermediate_size});
+  return ops::experts(x, index, weights, {*gate_up, *down}, c.hidden_act, numerics_);
 }
 
 Olmoe::LayerTrace Olmoe::decoder_layer(int64_t layer, const Array& h, const ops::RotaryTables& rope,

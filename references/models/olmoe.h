@@ -10,6 +10,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 
 #include "model.h"
@@ -41,7 +42,9 @@ struct OlmoeConfig {
 
 class Olmoe final : public ReferenceModel {
  public:
-  Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics);
+  // keep_weights: hold every weight once read (repeated forwards, like an in-memory HF model);
+  // otherwise each module reads its weights when it runs and drops them (large checkpoints).
+  Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights = false);
 
   std::vector<std::string> modules() const override;
   void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const override;
@@ -84,12 +87,14 @@ class Olmoe final : public ReferenceModel {
 
  private:
   std::string layer_prefix(int64_t layer) const;
-  Weight weight(const std::string& name, const Shape& shape) const;
+  std::shared_ptr<const Weight> weight(const std::string& name, const Shape& shape) const;
   Shape weight_shape(const std::string& module) const;  // from the config, by module path
 
   OlmoeConfig config_;
   const WeightSource& weights_;
   Numerics numerics_;
+  bool keep_weights_;
+  mutable std::map<std::string, std::shared_ptr<const Weight>> resident_;
 };
 
 }  // namespace parity
