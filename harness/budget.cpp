@@ -30,17 +30,19 @@ std::string where(const std::string& source, const toml::node& node) {
   throw InputError(fmt::format("[budget {}] {}", at, what));
 }
 
-// { rel_l2 = 1e-5 } or { hooks = "...", max_abs = 0.1 }: exactly one metric key.
-Limit parse_limit(const toml::table& t, const std::string& at) {
+// { rel_l2 = 1e-5 } or, in a rule, { hooks = "...", max_abs = 0.1 }: exactly one metric key.
+Limit parse_limit(const toml::table& t, const std::string& at, bool in_rule) {
   std::optional<Limit> limit;
   for (const auto& [key, node] : t) {
-    if (key.str() == "hooks") continue;
+    if (in_rule && key.str() == "hooks") continue;
     auto it = std::find_if(std::begin(kMetrics), std::end(kMetrics), [&](auto& m) { return m.second == key.str(); });
     if (it == std::end(kMetrics))
       fail(at, fmt::format("unknown key \"{}\" (metrics: rel_l2, max_abs, max_rel, cosine, tokens_differ)", key.str()));
     if (limit) fail(at, "a limit names exactly one metric, this one names several");
     std::optional<double> v = node.value<double>();
-    if (!v || std::isnan(*v) || *v < 0) fail(at, fmt::format("\"{}\" must be a non-negative number", key.str()));
+    // inf would switch the gate off without saying so.
+    if (!v || !std::isfinite(*v) || *v < 0)
+      fail(at, fmt::format("\"{}\" must be a finite non-negative number", key.str()));
     limit = Limit{it->first, *v};
   }
   if (!limit) fail(at, "names no metric (e.g. rel_l2 = 1e-5)");
@@ -54,7 +56,7 @@ ModeBudget parse_mode(const toml::table& t, const std::string& source) {
       fail(where(source, node), fmt::format("unknown key \"{}\" in a mode section (default, rule)", key.str()));
   const toml::table* def = t["default"].as_table();
   if (!def) fail(where(source, t), "a mode section needs default = { <metric> = <limit> }");
-  mb.float_default = parse_limit(*def, where(source, *def));
+  mb.float_default = parse_limit(*def, where(source, *def), /*in_rule=*/false);
   if (mb.float_default.metric == Metric::kTokensDiffer)
     fail(where(source, *def), "the default gates float hooks; tokens_differ belongs in a rule for @top_k_index");
   if (const toml::node_view rules = t["rule"]; rules) {
@@ -65,7 +67,7 @@ ModeBudget parse_mode(const toml::table& t, const std::string& source) {
       if (!r) fail(where(source, n), "each rule must be a table");
       std::optional<std::string> hooks = (*r)["hooks"].value<std::string>();
       if (!hooks || hooks->empty()) fail(where(source, n), "a rule needs hooks = \"<glob>\"");
-      mb.rules.push_back({*hooks, parse_limit(*r, where(source, n)), where(source, n)});
+      mb.rules.push_back({*hooks, parse_limit(*r, where(source, n), /*in_rule=*/true), where(source, n)});
     }
   }
   return mb;
@@ -78,6 +80,10 @@ std::vector<Skip> parse_skips(toml::node_view<toml::node> node, const std::strin
   if (!arr) fail(where(source, *node.node()), "skip must be an array of tables ([[skip]])");
   for (const toml::node& n : *arr) {
     const toml::table* t = n.as_table();
+    for (const auto& [key, value] : t ? *t : toml::table{})
+      if (key.str() != "hooks" && key.str() != "reason")
+        fail(where(source, value), fmt::format("unknown key \"{}\" in a skip (hooks, reason; skips apply to every mode)",
+                                               key.str()));
     std::optional<std::string> hooks = t ? (*t)["hooks"].value<std::string>() : std::nullopt;
     std::optional<std::string> reason = t ? (*t)["reason"].value<std::string>() : std::nullopt;
     if (!hooks || !reason || reason->empty()) fail(where(source, n), "a skip needs hooks = \"<glob>\" and a reason");
@@ -177,6 +183,7 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
   }
   Budget b;
   b.source = source_name;
+  b.is_case = root.contains("fixture") || root.contains("modes");
   for (const auto& [key, node] : root)
     if (std::find(std::begin(kTopLevelKeys), std::end(kTopLevelKeys), key.str()) == std::end(kTopLevelKeys))
       fail(where(source_name, node), fmt::format("unknown key \"{}\"", key.str()));
@@ -190,7 +197,8 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
   b.skips = parse_skips(root["skip"], source_name);
   if (const toml::node_view n = root["near_tie_rel"]; n) {
     std::optional<double> v = n.value<double>();
-    if (!v || !(*v >= 0)) fail(where(source_name, *n.node()), "near_tie_rel must be a non-negative number");
+    // A relative gap of 1 or more would call every routing difference a tie.
+    if (!v || !(*v >= 0 && *v < 1)) fail(where(source_name, *n.node()), "near_tie_rel must be in [0, 1)");
     b.near_tie_rel = *v;
   }
   return b;

@@ -56,6 +56,7 @@ struct Budget {
   std::map<Mode, ModeBudget> modes;
   std::vector<Skip> skips;
   double near_tie_rel = 1e-5;
+  bool is_case = false;  // the file also names a fixture or modes (a case file, for --case)
 
   // The rule that gates `hook` in `mode`, or nullptr when the default applies. Only rules of the
   // hook's kind apply: tokens_differ rules to top-k index hooks, the other metrics to float hooks.

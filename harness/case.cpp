@@ -1,5 +1,7 @@
 #include "case.h"
 
+#include <algorithm>
+
 #include <toml++/toml.h>
 
 namespace parity::harness {
@@ -26,12 +28,15 @@ Case load_case(const std::filesystem::path& path) {
     std::optional<std::string> name = n.value<std::string>();
     std::optional<Mode> mode = name ? mode_from_name(*name) : std::nullopt;
     if (!mode) fail(path, "modes must list \"isolated\" and/or \"chained\"");
+    if (std::find(c.modes.begin(), c.modes.end(), *mode) != c.modes.end())
+      fail(path, fmt::format("modes lists \"{}\" twice", *name));
     c.budget.section(*mode);  // every listed mode needs its section
     c.modes.push_back(*mode);
   }
-  if (std::optional<std::string> p = root["precision"].value<std::string>()) {
-    c.precision = precision_from_name(*p);
-    if (!c.precision) fail(path, fmt::format("precision \"{}\" is not f64, f32 or bf16", *p));
+  if (const toml::node_view node = root["precision"]; node) {
+    std::optional<std::string> p = node.value<std::string>();
+    c.precision = p ? precision_from_name(*p) : std::nullopt;
+    if (!c.precision) fail(path, "precision must be \"f64\", \"f32\" or \"bf16\"");
   }
   return c;
 }

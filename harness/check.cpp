@@ -1,8 +1,10 @@
 #include "check.h"
 
 #include <algorithm>
+#include <charconv>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "compare_sink.h"
 #include "fixture_sources.h"
@@ -12,18 +14,22 @@ namespace parity::harness {
 
 namespace {
 
+// /meta hooked_layers: "all" or "0,5,29". It only narrows which reference hooks are expected;
+// fixture hooks of other layers are still compared (a wrong list cannot hide them).
 std::set<int64_t> hooked_layers(const Fixture& fixture) {
   std::set<int64_t> layers;
   auto it = fixture.meta().find("hooked_layers");
   if (it == fixture.meta().end() || attr_str(it->second) == "all") return layers;  // empty = all
-  std::stringstream list(attr_str(it->second));
-  for (std::string item; std::getline(list, item, ',');) {
-    try {
-      layers.insert(std::stoll(item));
-    } catch (const std::exception&) {
-      throw InputError(fmt::format("[{}] meta hooked_layers \"{}\" is not a list of layer indices",
-                                   fixture.path().string(), attr_str(it->second)));
-    }
+  const std::string list = attr_str(it->second);
+  const int64_t count = fixture.config().value("num_hidden_layers", int64_t{0});
+  std::stringstream items(list);
+  for (std::string item; std::getline(items, item, ',');) {
+    int64_t layer = -1;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), layer);
+    if (ec != std::errc() || end != item.data() + item.size() || layer < 0 || layer >= count)
+      throw InputError(fmt::format("[{}] meta hooked_layers \"{}\": \"{}\" is not a layer index in 0..{}",
+                                   fixture.path().string(), list, item, count - 1));
+    layers.insert(layer);
   }
   return layers;
 }
@@ -37,18 +43,26 @@ Precision resolve_precision(const Fixture& fixture, const CheckOptions& options)
   return *p;
 }
 
-// Modules worth replaying under a --hooks filter: those owning a fixture hook the filter selects.
-bool module_selected(const std::string& module, const Fixture& fixture, const std::string& glob) {
-  if (glob.empty()) return true;
+// Whether the fixture holds a hook of `module` (its own key, "module@...", "module.sub...") that
+// the --hooks filter (if any) selects.
+bool module_in_fixture(const std::string& module, const Fixture& fixture, const std::string& glob) {
   for (const std::string& key : fixture.names("hooks"))
-    if (key.starts_with(module) && glob_match(glob, key)) return true;
-  return module == "model.norm" && glob_match(glob, "model@last_hidden_state");
+    if (key.starts_with(module) && (glob.empty() || glob_match(glob, key))) return true;
+  return module == "model.norm" && (glob.empty() || glob_match(glob, "model@last_hidden_state"));
+}
+
+// Replayed: every module of a hooked layer (so hooks the fixture lacks are caught) and every
+// module the fixture holds hooks of, whatever /meta hooked_layers says.
+bool module_selected(const std::string& module, const Fixture& fixture, const CompareSink& sink,
+                     const std::string& glob) {
+  if (module_in_fixture(module, fixture, glob)) return true;
+  return glob.empty() && sink.layer_wanted(module);
 }
 
 void run_isolated(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, const std::string& glob) {
   FixtureHookInputs inputs(fixture);
   for (const std::string& module : model.modules()) {
-    if (!sink.layer_wanted(module) || !module_selected(module, fixture, glob)) continue;
+    if (!module_selected(module, fixture, sink, glob)) continue;
     try {
       model.replay(module, inputs, sink);
     } catch (const InputError&) {

@@ -33,7 +33,10 @@ struct HookResult {
   std::optional<double> measured;  // the gated metric's value
   std::string budget_rule;         // "cases/x.toml:12", or "default"
   std::string message;             // why it failed or was skipped
-  double order = 0;                // position in HF's forward order
+  // Forward order: the fixture position of the hook (or, for a hook the fixture lacks, of the
+  // fixture hook emitted just before it), then the order the reference emitted them.
+  int64_t order = 0;
+  int64_t sequence = 0;
 };
 
 struct CheckReport {

@@ -231,7 +231,13 @@ def test_the_table_marks_the_first_failure(tmp_path, monkeypatch):
 BAD_BUDGETS = {
     "not TOML": ("[isolated\n", "budget"),
     "unknown key": ('[isolated]\ndefault = { rel_l2 = 1e-5 }\ntolerance = 3\n', 'unknown key "tolerance"'),
-    "no metric": ('[isolated]\ndefault = { hooks = "x" }\n', "names no metric"),
+    "no metric": ('[isolated]\ndefault = {}\n', "names no metric"),
+    "hooks in a default": ('[isolated]\ndefault = { hooks = "x", rel_l2 = 1 }\n', 'unknown key "hooks"'),
+    "infinite limit": ('[isolated]\ndefault = { rel_l2 = inf }\n', "finite"),
+    "near-tie of 1": ('near_tie_rel = 1.0\n[isolated]\ndefault = { rel_l2 = 1e-5 }\n', "near_tie_rel"),
+    "unknown key in a skip": ('[isolated]\ndefault = { rel_l2 = 1 }\n[[skip]]\nhooks = "x"\nreason = "r"\n'
+                              'mode = "chained"\n', 'unknown key "mode"'),
+    "a case file": ('fixture = "x.h5"\nmodes = ["isolated"]\n[isolated]\ndefault = { rel_l2 = 1 }\n', "--case"),
     "two metrics": ('[isolated]\ndefault = { rel_l2 = 1e-5, max_abs = 1 }\n', "exactly one metric"),
     "negative": ('[isolated]\ndefault = { rel_l2 = -1 }\n', "non-negative"),
     "unknown metric": ('[isolated]\ndefault = { l2 = 1 }\n', 'unknown key "l2"'),
@@ -267,6 +273,47 @@ def test_bad_usage_is_one_line_and_exit_2(args, expected):
     result = subprocess.run([str(PARITY), *args], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2, result.stdout
     assert result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ('modes = ["isolated", "isolated"]\n', "twice"),
+    ('modes = ["isolated"]\nprecision = 64\n', "precision"),
+])
+def test_a_malformed_case_is_exit_2(tmp_path, extra, expected):
+    case = tmp_path / "case.toml"
+    case.write_text(f'fixture = "{GOLDEN / "olmoe_base.h5"}"\n{extra}[isolated]\ndefault = {{ rel_l2 = 1e-5 }}\n')
+    result = parity("check", "--case", case)
+    assert result.returncode == 2 and expected in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_an_unwritable_report_path_is_exit_2_before_any_work(tmp_path):
+    result = parity("check", GOLDEN / "olmoe_base.h5", "--json", tmp_path / "no" / "such" / "dir.json")
+    assert result.returncode == 2 and "--json" in result.stderr
+    assert "verdict" not in result.stdout
+
+
+@pytest.mark.parametrize("listed", ["0", "0x", "0,7"])
+def test_meta_hooked_layers_cannot_hide_hooks_from_the_gate(tmp_path, golden_copy, listed):
+    def lie(f):
+        f["meta"].attrs["hooked_layers"] = listed
+    result = parity("check", damaged(tmp_path, golden_copy, lie))
+    if listed == "0":  # layer 1's hooks are still in the fixture: compared all the same
+        assert result.returncode == 0 and "model.layers.1.mlp.experts" in result.stdout
+    else:
+        assert result.returncode == 2 and "hooked_layers" in result.stderr
+
+
+def test_clip_qkv_clips_at_the_bound_rounded_to_bf16_as_torch_does(tmp_path):
+    config = tiny_config(tmp_path, "olmoe_base", hidden_size=96, num_attention_heads=8, num_key_value_heads=1,
+                         intermediate_size=16, num_experts=16, num_experts_per_tok=1, clip_qkv=0.05)
+    model = random_model(config, seed=5, dtype="bfloat16")
+    fixture = tmp_path / "clip_bf16.h5"
+    dump(model, random_input_ids(5, 3, 7, 128), fixture, progress=False)
+    for mode in ("isolated", "chained"):
+        code, report = check_json(tmp_path, fixture, "--mode", mode)
+        assert code == 0, report["first_failure"]
+        attn = next(h for h in report["hooks"] if h["hook"] == "model.layers.0.self_attn")
+        assert attn["rel_l2"] <= 1e-3  # clipping at ±0.05 instead of ±bf16(0.05) gave 2.7e-3
 
 
 def test_a_case_listing_a_mode_without_a_budget_section_is_exit_2(tmp_path):

@@ -39,17 +39,28 @@ Plan plan_from(const CheckFlags& f) {
     p.fixture = f.fixture;
     p.modes = {Mode::kIsolated};
     if (!f.budget.empty()) p.budget = load_budget(f.budget);
+    if (p.budget && p.budget->is_case)
+      throw UsageError(fmt::format("--budget {} is a case file (it names a fixture or modes): use --case", f.budget));
   }
   if (!f.mode.empty()) p.modes = {*mode_from_name(f.mode)};  // CLI11 already checked the name
   if (f.precision != "auto") p.precision = precision_from_name(f.precision);
   return p;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) throw InputError(fmt::format("cannot write {}", path));
+// Report files are opened (and emptied) before the run: an unwritable path fails before any work,
+// and a run that stops with an input error leaves no stale report from an earlier run behind.
+std::unique_ptr<std::ofstream> open_report(const std::string& path, const char* flag) {
+  if (path.empty()) return nullptr;
+  auto out = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
+  if (!*out) throw UsageError(fmt::format("{} {}: cannot open the file for writing", flag, path));
+  return out;
+}
+
+void write_report(std::ofstream* out, const std::string& path, const std::string& text) {
+  if (!out) return;
+  *out << text;
+  out->close();
+  if (!*out) throw InputError(fmt::format("cannot write {}", path));
 }
 
 void check_hooks_glob(const Fixture& fixture, const std::string& glob) {
@@ -98,6 +109,8 @@ CLI::App* add_check_command(CLI::App& app, CheckFlags& f) {
 
 int run_check_command(const CheckFlags& f) {
   const Plan plan = plan_from(f);
+  const std::unique_ptr<std::ofstream> json = open_report(f.json_out, "--json");
+  const std::unique_ptr<std::ofstream> junit = open_report(f.junit_out, "--junit");
   const Fixture fixture(plan.fixture);
   check_hooks_glob(fixture, f.hooks);
   const Budget budget = plan.budget ? *plan.budget : builtin_budget(fixture.meta_string("dtype"));
@@ -110,8 +123,8 @@ int run_check_command(const CheckFlags& f) {
   for (Mode mode : plan.modes)
     runs.push_back(run_check(fixture, budget, {mode, plan.precision, f.hooks, checkpoint.get()}));
   fmt::print("{}", reports::text_report(runs, isatty(STDOUT_FILENO) != 0, f.failures_only));
-  if (!f.json_out.empty()) write_file(f.json_out, reports::json_report(runs).dump(2) + "\n");
-  if (!f.junit_out.empty()) write_file(f.junit_out, reports::junit_report(runs));
+  write_report(json.get(), f.json_out, reports::json_report(runs).dump(2) + "\n");
+  write_report(junit.get(), f.junit_out, reports::junit_report(runs));
   return reports::all_passed(runs) ? 0 : 1;
 }
 

@@ -1,6 +1,7 @@
 #include "compare_sink.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "fixture_sources.h"
 
@@ -31,7 +32,7 @@ CompareSink::CompareSink(const Fixture& fixture, const Budget& budget, Mode mode
                          std::set<int64_t> hooked_layers)
     : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(hooks_glob)), layers_(std::move(hooked_layers)) {
   const std::vector<std::string>& names = fixture.names("hooks");
-  for (size_t i = 0; i < names.size(); ++i) fixture_order_[names[i]] = static_cast<double>(i);
+  for (size_t i = 0; i < names.size(); ++i) fixture_order_[names[i]] = static_cast<int64_t>(i);
 }
 
 bool CompareSink::layer_wanted(const std::string& key) const {
@@ -40,7 +41,7 @@ bool CompareSink::layer_wanted(const std::string& key) const {
 }
 
 bool CompareSink::wanted(const std::string& key) const {
-  return layer_wanted(key) && (glob_.empty() || glob_match(glob_, key));
+  return (layer_wanted(key) || fixture_order_.count(key) > 0) && (glob_.empty() || glob_match(glob_, key));
 }
 
 std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top_k) {
@@ -48,10 +49,8 @@ std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top
   HookResult r;
   r.hook = key;
   r.is_top_k = is_top_k;
+  place(r);
   auto it = fixture_order_.find(key);
-  // Keys the fixture lacks sit right after the hook emitted before them.
-  r.order = it != fixture_order_.end() ? it->second : last_order_ + 0.5;
-  last_order_ = r.order;
   if (!produced_.insert(key).second) {
     r.message = "emitted twice by the reference (a wiring bug in the model file)";
     return r;
@@ -128,12 +127,19 @@ void CompareSink::emit_top_k(const std::string& key, const TopK& top_k) {
   results_.push_back(std::move(*r));
 }
 
+void CompareSink::place(HookResult& r) {
+  auto it = fixture_order_.find(r.hook);
+  // A key the fixture lacks sits right after the fixture hook emitted before it.
+  r.order = it != fixture_order_.end() ? it->second : last_order_;
+  r.sequence = next_sequence_++;
+  last_order_ = r.order;
+}
+
 void CompareSink::fail_module(const std::string& module, const std::string& message) {
   HookResult r;
   r.hook = module;
   r.message = message;
-  auto it = fixture_order_.find(module);
-  r.order = it != fixture_order_.end() ? it->second : last_order_ + 0.5;
+  place(r);
   produced_.insert(module);
   results_.push_back(std::move(r));
 }
@@ -141,10 +147,12 @@ void CompareSink::fail_module(const std::string& module, const std::string& mess
 void CompareSink::add_coverage_failures() {
   if (aborted_) return;  // the stopped forward is already the failure; do not list every later hook
   for (const auto& [key, order] : fixture_order_) {
-    if (produced_.count(key) || is_input_key(key) || !wanted(key)) continue;
+    // Only --hooks narrows this: hooked_layers must not hide a fixture hook from the gate.
+    if (produced_.count(key) || is_input_key(key) || (!glob_.empty() && !glob_match(glob_, key))) continue;
     HookResult r;
     r.hook = key;
     r.order = order;
+    r.sequence = next_sequence_++;
     r.shape = fixture_.info("hooks", key).shape;
     if (const Skip* s = budget_.skip_for(key)) {
       r.status = Status::kSkipped;
@@ -172,7 +180,9 @@ void CompareSink::finish(CheckReport& report) {
   add_coverage_failures();
   add_unused_budget_entries(report);
   std::stable_sort(results_.begin(), results_.end(),
-                   [](const HookResult& a, const HookResult& b) { return a.order < b.order; });
+                   [](const HookResult& a, const HookResult& b) {
+                     return std::tie(a.order, a.sequence) < std::tie(b.order, b.sequence);
+                   });
   report.hooks = std::move(results_);
 }
 

@@ -21,6 +21,7 @@ class CompareSink final : public HookSink {
   void emit(const std::string& key, const Array& value) override;
   void emit_top_k(const std::string& key, const TopK& top_k) override;
 
+  // Whether the key belongs to a layer /meta hooked_layers lists (or to no layer).
   bool layer_wanted(const std::string& key) const;
   void fail_module(const std::string& module, const std::string& message);
   void set_aborted() { aborted_ = true; }
@@ -34,17 +35,19 @@ class CompareSink final : public HookSink {
   void gate(HookResult& r, double measured);
   void add_coverage_failures();
   void add_unused_budget_entries(CheckReport& report) const;
+  void place(HookResult& r);  // sets order and sequence for a hook the reference emitted
 
   const Fixture& fixture_;
   const Budget& budget_;
   Mode mode_;
   std::string glob_;
   std::set<int64_t> layers_;
-  std::map<std::string, double> fixture_order_;
+  std::map<std::string, int64_t> fixture_order_;
   std::set<std::string> produced_;
   std::map<std::string, IndexArray> routed_;  // per router: the index its @top_k_weights follow
   std::vector<HookResult> results_;
-  double last_order_ = -1;
+  int64_t last_order_ = -1;
+  int64_t next_sequence_ = 0;
   bool aborted_ = false;
 };
 

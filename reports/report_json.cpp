@@ -28,6 +28,7 @@ void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const 
   j["ref_at_max_abs"] = number(m.ref_at_max);
   j["hf_at_max_abs"] = number(m.hf_at_max);
   j["max_rel"] = number(m.max_rel);
+  j["max_rel_at"] = m.max_rel_index >= 0 ? nlohmann::json(harness::unravel(m.max_rel_index, shape)) : nlohmann::json();
   j["max_rel_floor"] = number(m.max_rel_floor);
   j["cosine"] = number(m.cosine);
   j["nonfinite"] = {{"ref_nan", m.ref_nan}, {"ref_inf", m.ref_inf}, {"hf_nan", m.hf_nan}, {"hf_inf", m.hf_inf}};

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/ranges.h>
 
@@ -22,7 +23,12 @@ std::string metrics_cell(const HookResult& h) {
                                ? fmt::format("[{}] {:.6g} vs {:.6g}", fmt::join(harness::unravel(m.max_abs_index, h.shape), ","),
                                              m.ref_at_max, m.hf_at_max)
                                : "";
-    return fmt::format("{:<10.3e} {:<10.3e} {:<10.3e} {:<12.9f} {}", m.rel_l2, m.max_abs, m.max_rel, m.cosine, at);
+    // NaN prints as "nan" whatever its sign bit (the status line names the NaN counts).
+    auto num = [](double x, const char* spec) {
+      return std::isnan(x) ? std::string("nan") : fmt::format(fmt::runtime(spec), x);
+    };
+    return fmt::format("{:<10} {:<10} {:<10} {:<12} {}", num(m.rel_l2, "{:.3e}"), num(m.max_abs, "{:.3e}"),
+                       num(m.max_rel, "{:.3e}"), num(m.cosine, "{:.9f}"), at);
   }
   if (h.top_k)
     return fmt::format("{} of {} tokens differ, {} near-ties", h.top_k->differ, h.top_k->tokens, h.top_k->near_ties);

@@ -48,4 +48,14 @@ std::optional<double> config_optional_double(const nlohmann::json& config, const
   return config_double(config, key);
 }
 
+std::optional<bool> config_optional_bool(const nlohmann::json& config, const std::string& key) {
+  if (!config.contains(key) || config.at(key).is_null()) return std::nullopt;
+  return config_bool(config, key);
+}
+
+std::optional<std::string> config_optional_string(const nlohmann::json& config, const std::string& key) {
+  if (!config.contains(key) || config.at(key).is_null()) return std::nullopt;
+  return config_string(config, key);
+}
+
 }  // namespace parity

@@ -15,5 +15,7 @@ std::string config_string(const nlohmann::json& config, const std::string& key);
 // Absent or null -> nullopt; present with the wrong type -> error.
 std::optional<int64_t> config_optional_int(const nlohmann::json& config, const std::string& key);
 std::optional<double> config_optional_double(const nlohmann::json& config, const std::string& key);
+std::optional<bool> config_optional_bool(const nlohmann::json& config, const std::string& key);
+std::optional<std::string> config_optional_string(const nlohmann::json& config, const std::string& key);
 
 }  // namespace parity

@@ -1,5 +1,6 @@
 #include "model.h"
 
+#include <charconv>
 #include <regex>
 
 #include "hf_config.h"
@@ -19,7 +20,11 @@ int64_t decoder_layer_of(const std::string& key) {
   static const std::regex pattern(R"((?:^|\.)layers\.(\d+)(?:[.@]|$))");
   std::smatch m;
   if (!std::regex_search(key, m, pattern)) return -1;
-  return std::stoll(m[1].str());
+  const std::string digits = m[1].str();
+  int64_t layer = -1;
+  // An index too large for int64 names no layer: the key then fails as one the reference lacks.
+  if (std::from_chars(digits.data(), digits.data() + digits.size(), layer).ec != std::errc()) return -1;
+  return layer;
 }
 
 }  // namespace parity

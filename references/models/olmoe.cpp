@@ -18,7 +18,8 @@ namespace {
 double rope_theta_of(const nlohmann::json& config) {
   if (config.contains("rope_parameters") && !config.at("rope_parameters").is_null()) {
     const nlohmann::json& rope = config.at("rope_parameters");
-    const std::string type = rope.value("rope_type", std::string("default"));
+    PARITY_CHECK(rope.is_object(), "[config] rope_parameters must be an object, got {}", rope.dump());
+    const std::string type = config_optional_string(rope, "rope_type").value_or("default");
     PARITY_CHECK(type == "default", "[config] olmoe rope_type \"{}\" is not implemented (default only)", type);
     return config_double(rope, "rope_theta");
   }
@@ -28,9 +29,11 @@ double rope_theta_of(const nlohmann::json& config) {
   return config.contains("rope_theta") ? config_double(config, "rope_theta") : 10000.0;
 }
 
-void clamp(Array& a, std::optional<double> limit) {
+// torch's clamp_ rounds its Python-float bounds to the tensor's dtype first (bf16 clips at ±bf16(c)).
+void clamp(Array& a, std::optional<double> limit, const Numerics& numerics) {
   if (!limit) return;
-  for (double& x : a.data) x = std::clamp(x, -*limit, *limit);
+  const double c = numerics.act(*limit);
+  for (double& x : a.data) x = std::clamp(x, -c, c);
 }
 
 Array view_heads(Array a, int64_t heads, int64_t dim) {
@@ -65,10 +68,11 @@ OlmoeConfig OlmoeConfig::from_hf(const nlohmann::json& config) {
   c.rms_norm_eps = config_double(config, "rms_norm_eps");
   c.rope_theta = rope_theta_of(config);
   c.norm_topk_prob = config_bool(config, "norm_topk_prob");
-  c.tie_word_embeddings = config.value("tie_word_embeddings", false);
+  c.tie_word_embeddings = config_optional_bool(config, "tie_word_embeddings").value_or(false);
   c.clip_qkv = config_optional_double(config, "clip_qkv");
-  c.hidden_act = ops::activation_from_hf(config.value("hidden_act", std::string("silu")));
-  PARITY_CHECK(!config.value("attention_bias", false), "[config] olmoe attention_bias=true is not implemented");
+  c.hidden_act = ops::activation_from_hf(config_optional_string(config, "hidden_act").value_or("silu"));
+  PARITY_CHECK(!config_optional_bool(config, "attention_bias").value_or(false),
+               "[config] olmoe attention_bias=true is not implemented");
   return c;
 }
 
@@ -132,15 +136,15 @@ Olmoe::AttentionTrace Olmoe::self_attn(int64_t layer, const Array& x, const ops:
   t.k_norm = norm(p + "k_norm", t.k_proj);
   t.v_proj = linear(p + "v_proj", x);
   Array q = t.q_norm, k = t.k_norm, v = t.v_proj;
-  clamp(q, config_.clip_qkv);  // HF clamps in place after the hooks saw the unclipped values
-  clamp(k, config_.clip_qkv);
-  clamp(v, config_.clip_qkv);
+  clamp(q, config_.clip_qkv, numerics_);  // HF clamps in place after the hooks saw the unclipped values
+  clamp(k, config_.clip_qkv, numerics_);
+  clamp(v, config_.clip_qkv, numerics_);
   q = view_heads(std::move(q), config_.num_attention_heads, config_.head_dim);
   k = view_heads(std::move(k), config_.num_key_value_heads, config_.head_dim);
   v = view_heads(std::move(v), config_.num_key_value_heads, config_.head_dim);
   ops::apply_rope(q, rope, numerics_);
   ops::apply_rope(k, rope, numerics_);
-  const double scaling = std::pow(static_cast<double>(config_.head_dim), -0.5);
+  const double scaling = numerics_.f32(std::pow(static_cast<double>(config_.head_dim), -0.5));  // a Python float
   ops::AttentionResult a = ops::attention(q, k, v, mask, scaling, numerics_);
   t.context = std::move(a.context);
   t.probs = std::move(a.probs);

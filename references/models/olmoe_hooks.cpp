@@ -1,9 +1,5 @@
 // OLMoE's hook wiring: which fixture keys each module reads (isolated replay) and emits
 // (both modes). Key names follow golden/README.md; the math lives in olmoe.cpp.
-#include <algorithm>
-#include <functional>
-#include <map>
-
 #include "olmoe.h"
 #include "ops/attention.h"
 
