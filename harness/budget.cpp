@@ -20,7 +20,7 @@ constexpr std::pair<Metric, std::string_view> kMetrics[] = {
 
 // Budget keys the parser knows; anything else is a typo that must not be ignored.
 constexpr std::string_view kTopLevelKeys[] = {"isolated", "chained", "skip", "near_tie_rel",
-                                              "fixture",  "modes",   "precision", "description"};
+                                              "fixture",  "modes",   "precision"};
 
 std::string where(const std::string& source, const toml::node& node) {
   return fmt::format("{}:{}", source, node.source().begin.line);

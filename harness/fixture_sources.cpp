@@ -17,10 +17,10 @@ Weight FixtureWeights::get(const std::string& name) const {
                "[weights] {} is not in the fixture's /weights (dumped with --weights none or other layers? "
                "pass --weights CHECKPOINT_DIR)", name);
   Tensor t = fixture_.read("weights", name);
-  const auto* values = std::get_if<std::vector<float>>(&t.values);
+  auto* values = std::get_if<std::vector<float>>(&t.values);
   PARITY_CHECK(values != nullptr, "[weights] {} is {}; the reference reads float32, bfloat16 and float16 weights",
                name, dtype_name(t.dtype));
-  return Weight{t.shape, std::move(*std::get_if<std::vector<float>>(&t.values))};
+  return Weight{t.shape, std::move(*values)};
 }
 
 Tensor FixtureHookInputs::read(const std::string& key) const {
