@@ -46,7 +46,7 @@ Precision resolve_precision(const Fixture& fixture, const CheckOptions& options)
 // Whether the fixture holds a hook of `module` (its own key, "module@...", "module.sub...") that
 // the --hooks filter (if any) selects.
 bool module_in_fixture(const std::string& module, const Fixture& fixture, const std::string& glob) {
-  for (const std::string& key : fixture.names("hooks"))
+  for (const std::string& key : comparable_keys(fixture))
     if (key.starts_with(module) && (glob.empty() || glob_match(glob, key))) return true;
   return module == "model.norm" && (glob.empty() || glob_match(glob, "model@last_hidden_state"));
 }

@@ -267,12 +267,22 @@ def test_a_malformed_budget_is_one_line_and_exit_2(tmp_path, name):
     (["check", "golden/olmoe_base.h5", "--hooks", "model.layers.9.*"], "matches no hook"),
     (["check", "golden/missing.h5"], "missing.h5"),
     (["check", "golden/olmoe_base.h5", "--weights", "/nonexistent/ckpt"], "/nonexistent/ckpt"),
-    (["check", "golden/gemma4_dense.h5"], "gemma4"),
 ])
 def test_bad_usage_is_one_line_and_exit_2(args, expected):
     result = subprocess.run([str(PARITY), *args], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 2, result.stdout
     assert result.stderr.count("\n") == 1 and expected in result.stderr
+
+
+def test_a_model_type_without_a_reference_is_one_line_and_exit_2(tmp_path, golden_copy):
+    def relabel(f):
+        config = json.loads(f["meta/config"][()])
+        config["model_type"] = "llama"
+        del f["meta/config"]
+        f["meta"].create_dataset("config", data=json.dumps(config))
+    result = parity("check", damaged(tmp_path, golden_copy, relabel))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert 'model_type "llama" has no reference' in result.stderr
 
 
 @pytest.mark.parametrize("extra, expected", [

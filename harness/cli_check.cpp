@@ -10,6 +10,7 @@
 #include "case.h"
 #include "check.h"
 #include "checkpoint.h"
+#include "fixture_sources.h"
 #include "report.h"
 
 namespace parity::harness {
@@ -65,7 +66,7 @@ void write_report(std::ofstream* out, const std::string& path, const std::string
 
 void check_hooks_glob(const Fixture& fixture, const std::string& glob) {
   if (glob.empty()) return;
-  for (const std::string& key : fixture.names("hooks"))
+  for (const std::string& key : comparable_keys(fixture))
     if (glob_match(glob, key)) return;
   throw UsageError(fmt::format("--hooks '{}' matches no hook of {}", glob, fixture.path().string()));
 }

@@ -31,8 +31,8 @@ std::string nonfinite_message(const FloatMetrics& m) {
 CompareSink::CompareSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string hooks_glob,
                          std::set<int64_t> hooked_layers)
     : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(hooks_glob)), layers_(std::move(hooked_layers)) {
-  const std::vector<std::string>& names = fixture.names("hooks");
-  for (size_t i = 0; i < names.size(); ++i) fixture_order_[names[i]] = static_cast<int64_t>(i);
+  const std::vector<std::string> keys = comparable_keys(fixture);
+  for (size_t i = 0; i < keys.size(); ++i) fixture_order_[keys[i]] = static_cast<int64_t>(i);
 }
 
 bool CompareSink::layer_wanted(const std::string& key) const {
@@ -81,7 +81,8 @@ void CompareSink::emit(const std::string& key, const Array& value) {
   std::optional<HookResult> r = start(key, false);
   if (!r) return;
   if (r->limit) {
-    const DatasetInfo info = fixture_.info("hooks", key);
+    const FixtureKey where = fixture_key(key);
+    const DatasetInfo info = fixture_.info(where.group, where.name);
     r->shape = info.shape;
     if (!is_floating(info.dtype)) {
       r->message = fmt::format("kind mismatch: the reference produces floats, the fixture holds {}",
@@ -94,7 +95,7 @@ void CompareSink::emit(const std::string& key, const Array& value) {
       if (key.ends_with("@top_k_weights") && routed_.count(router) && fixture_.has("hooks", router + "@top_k_index"))
         ref = align_top_k_weights(value, routed_.at(router),
                                   to_index_array(fixture_.read("hooks", router + "@top_k_index"), router));
-      r->floats = compare_floats(ref.data, fixture_.read("hooks", key).to_f64());
+      r->floats = compare_floats(ref.data, fixture_.read(where.group, where.name).to_f64());
       if (r->floats->count == 0) r->message = "empty comparison: the tensor has no elements";
       else if (!r->floats->finite()) r->message = nonfinite_message(*r->floats);
       else gate(*r, measured_value(r->limit->metric, *r));
@@ -153,7 +154,8 @@ void CompareSink::add_coverage_failures() {
     r.hook = key;
     r.order = order;
     r.sequence = next_sequence_++;
-    r.shape = fixture_.info("hooks", key).shape;
+    const FixtureKey where = fixture_key(key);
+    r.shape = fixture_.info(where.group, where.name).shape;
     if (const Skip* s = budget_.skip_for(key)) {
       r.status = Status::kSkipped;
       r.message = fmt::format("skipped: {} ({})", s->reason, s->where);

@@ -2,6 +2,18 @@
 
 namespace parity::harness {
 
+FixtureKey fixture_key(const std::string& key) {
+  constexpr std::string_view kOutputs = "/outputs/";
+  if (key.starts_with(kOutputs)) return {"outputs", key.substr(kOutputs.size())};
+  return {"hooks", key};
+}
+
+std::vector<std::string> comparable_keys(const Fixture& fixture) {
+  std::vector<std::string> keys = fixture.names("hooks");
+  for (const std::string& name : fixture.names("outputs")) keys.push_back("/outputs/" + name);
+  return keys;
+}
+
 Array to_array(const Tensor& t, const std::string& what) {
   PARITY_CHECK(is_floating(t.dtype), "[{}] is {}, expected a float tensor", what, dtype_name(t.dtype));
   return Array(t.shape, t.to_f64());
@@ -24,10 +36,12 @@ Weight FixtureWeights::get(const std::string& name) const {
 }
 
 Tensor FixtureHookInputs::read(const std::string& key) const {
-  if (key.starts_with("/inputs/")) {
-    const std::string name = key.substr(8);
-    PARITY_CHECK(fixture_.has("inputs", name), "[inputs] {} is missing from the fixture", name);
-    return fixture_.read("inputs", name);
+  for (const std::string_view group : {"inputs", "outputs"}) {
+    const std::string prefix = fmt::format("/{}/", group);
+    if (!key.starts_with(prefix)) continue;
+    const std::string name = key.substr(prefix.size());
+    PARITY_CHECK(fixture_.has(group, name), "[{}] {} is missing from the fixture", group, name);
+    return fixture_.read(group, name);
   }
   PARITY_CHECK(fixture_.has("hooks", key), "[hooks] input {} is missing from the fixture", key);
   return fixture_.read("hooks", key);

@@ -1,5 +1,5 @@
 // Adapters that let the reference read a fixture: its /weights group as a WeightSource and its
-// /hooks (plus "/inputs/<name>") as HookInputs. Missing entries are parity::Error naming the key
+// /hooks (plus "/inputs/<name>" and "/outputs/<name>") as HookInputs. Missing entries are parity::Error naming the key
 // (a failure of the module that needed it); unreadable ones stay InputError (exit 2).
 #pragma once
 
@@ -8,6 +8,16 @@
 #include "weights.h"
 
 namespace parity::harness {
+
+// Where a compared key lives: hook keys in /hooks, "/outputs/<name>" (the model's final logits and
+// logprobs) in /outputs.
+struct FixtureKey {
+  std::string_view group;
+  std::string name;
+};
+FixtureKey fixture_key(const std::string& key);
+// Every key the gate compares, in the fixture's order: the hooks, then "/outputs/<name>".
+std::vector<std::string> comparable_keys(const Fixture& fixture);
 
 // Float tensor -> Array / Weight; integer tensor -> IndexArray. Kind mismatches name `what`.
 Array to_array(const Tensor& t, const std::string& what);

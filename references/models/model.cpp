@@ -3,6 +3,7 @@
 #include <charconv>
 #include <regex>
 
+#include "gemma4.h"
 #include "hf_config.h"
 #include "olmoe.h"
 
@@ -12,7 +13,9 @@ std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& confi
                                                      const Numerics& numerics, bool keep_weights) {
   const std::string type = config_string(config, "model_type");
   if (type == "olmoe") return std::make_unique<Olmoe>(OlmoeConfig::from_hf(config), weights, numerics, keep_weights);
-  throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe)", type));
+  if (type == "gemma4_text" || type == "gemma4")
+    return std::make_unique<Gemma4>(Gemma4Config::from_hf(config), weights, numerics, keep_weights);
+  throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe, gemma4_text, gemma4)", type));
 }
 
 int64_t decoder_layer_of(const std::string& key) {

@@ -5,6 +5,7 @@
 
 #include "hf_config.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/experts.h"
 #include "ops/linear.h"
@@ -183,14 +184,12 @@ Olmoe::LayerTrace Olmoe::decoder_layer(int64_t layer, const Array& h, const ops:
   LayerTrace t;
   t.input_layernorm = norm(p + "input_layernorm", h);
   t.attn = self_attn(layer, t.input_layernorm, rope, mask);
-  t.residual = h;
-  for (int64_t i = 0; i < h.numel(); ++i) t.residual.data[i] = numerics_.act(h.data[i] + t.attn.out.data[i]);
+  t.residual = ops::add(h, t.attn.out, numerics_, "attention residual");
   t.post_attention_layernorm = norm(p + "post_attention_layernorm", t.residual);
   const Array tokens = reshaped(t.post_attention_layernorm, {h.rows(), config_.hidden_size});
   t.router = gate(layer, tokens, replay_index, routing);
   t.experts = experts(layer, tokens, t.router.routed, t.router.top_k_weights);
-  t.out = t.residual;
-  for (int64_t i = 0; i < h.numel(); ++i) t.out.data[i] = numerics_.act(t.residual.data[i] + t.experts.data[i]);
+  t.out = ops::add(t.residual, reshaped(t.experts, h.shape), numerics_, "experts residual");
   return t;
 }
 

@@ -2,6 +2,7 @@
 // (both modes). Key names follow golden/README.md; the math lives in olmoe.cpp.
 #include "olmoe.h"
 #include "ops/attention.h"
+#include "ops/logits.h"
 
 namespace parity {
 
@@ -53,7 +54,7 @@ std::vector<std::string> Olmoe::modules() const {
       if (path.back() == '.') path.pop_back();
       out.push_back(std::move(path));
     }
-  out.insert(out.end(), {"model.norm", "lm_head"});
+  out.insert(out.end(), {"model.norm", "lm_head", "/outputs/logits", "/outputs/logprobs"});
   return out;
 }
 
@@ -74,6 +75,10 @@ void Olmoe::replay(const std::string& module, const HookInputs& in, HookSink& si
   if (ends_with("_layernorm") || ends_with(".q_norm") || ends_with(".k_norm"))
     return sink.emit(module, norm(module, in.floats(module + "@in")));
   if (ends_with("_proj") || module == "lm_head") return sink.emit(module, linear(module, in.floats(module + "@in")));
+  if (module == "/outputs/logits") return sink.emit(module, in.floats("lm_head"));  // no softcap in OLMoE
+  if (module == "/outputs/logprobs")
+    return sink.emit(module, ops::next_token_logprobs(in.floats("/outputs/logits"), in.ints("/inputs/input_ids"),
+                                                      numerics_));
   if (ends_with(".self_attn")) {
     const AttentionTrace t =
         self_attn(layer, in.floats(module + "@in"), hf_rotary(in, module), in.floats(module + "@in.attention_mask"));
@@ -128,7 +133,10 @@ void Olmoe::forward(const ForwardInputs& in, HookSink& sink, const RoutingPolicy
   const Array final_norm = norm("model.norm", h);
   sink.emit("model.norm", final_norm);
   sink.emit("model@last_hidden_state", final_norm);
-  sink.emit("lm_head", linear("lm_head", final_norm));
+  const Array logits = linear("lm_head", final_norm);
+  sink.emit("lm_head", logits);
+  sink.emit("/outputs/logits", logits);
+  sink.emit("/outputs/logprobs", ops::next_token_logprobs(logits, in.input_ids, numerics_));
 }
 
 }  // namespace parity

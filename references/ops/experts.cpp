@@ -72,8 +72,11 @@ Array experts(const Array& x, const IndexArray& index, const Array& weights, con
     for (size_t r = 0; r < routed.size(); ++r) {
       const auto [t, j] = routed[r];
       const double weight = weights.row(t)[j];
+      // y (dtype T) times the weight: OLMoE's weight is T, Gemma-4's float32 (per_expert_scale
+      // promotes it), so torch forms the product in float32 and .to(T) rounds it once more.
       for (int64_t h = 0; h < d.hidden; ++h)
-        out.row(t)[h] = numerics.act(out.row(t)[h] + numerics.act(y.row(static_cast<int64_t>(r))[h] * weight));
+        out.row(t)[h] =
+            numerics.act(out.row(t)[h] + numerics.act(numerics.f32(y.row(static_cast<int64_t>(r))[h] * weight)));
     }
   }
   return out;

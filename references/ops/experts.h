@@ -18,7 +18,8 @@ struct ExpertWeights {
   const Weight& down_proj;     // [E, H, I]
 };
 
-// x [T, H], index [T, K] (expert ids), weights [T, K] (already cast to T) -> [T, H].
+// x [T, H], index [T, K] (expert ids), weights [T, K] (HF's routing weights: cast to T by OLMoE,
+// float32 for Gemma-4) -> [T, H].
 Array experts(const Array& x, const IndexArray& index, const Array& weights, const ExpertWeights& w,
               Activation activation, const Numerics& numerics);
 

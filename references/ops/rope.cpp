@@ -4,13 +4,34 @@
 
 namespace parity::ops {
 
+namespace {
+
+// 1 / theta^(2i / dim) in float32: arange(0, dim, 2).float() / dim, then base ** that, then 1.0 / it.
+double inv_freq_at(int64_t i, int64_t dim, double theta, const Numerics& numerics) {
+  const double exponent = numerics.f32(static_cast<double>(2 * i) / static_cast<double>(dim));
+  return numerics.f32(1.0 / numerics.f32(std::pow(theta, exponent)));
+}
+
+}  // namespace
+
 std::vector<double> default_inv_freq(int64_t dim, double theta, const Numerics& numerics) {
   PARITY_CHECK(dim > 0 && dim % 2 == 0, "[rope] head dim {} must be even and positive", dim);
   std::vector<double> inv_freq(static_cast<size_t>(dim / 2));
-  for (int64_t i = 0; i < dim / 2; ++i) {
-    const double exponent = numerics.f32(static_cast<double>(2 * i) / static_cast<double>(dim));
-    inv_freq[static_cast<size_t>(i)] = numerics.f32(1.0 / numerics.f32(std::pow(theta, exponent)));
-  }
+  for (int64_t i = 0; i < dim / 2; ++i) inv_freq[static_cast<size_t>(i)] = inv_freq_at(i, dim, theta, numerics);
+  return inv_freq;
+}
+
+std::vector<double> proportional_inv_freq(int64_t head_dim, double theta, double partial_rotary_factor, double factor,
+                                          const Numerics& numerics) {
+  PARITY_CHECK(head_dim > 0 && head_dim % 2 == 0, "[rope] head dim {} must be even and positive", head_dim);
+  PARITY_CHECK(partial_rotary_factor >= 0 && partial_rotary_factor <= 1 && factor > 0,
+               "[rope] partial_rotary_factor {} must be in [0, 1] and factor {} positive", partial_rotary_factor,
+               factor);
+  // Python: int(rope_proportion * head_dim // 2), a float floor division.
+  const auto rotated = static_cast<int64_t>(std::floor(partial_rotary_factor * static_cast<double>(head_dim) / 2.0));
+  std::vector<double> inv_freq(static_cast<size_t>(head_dim / 2), 0.0);  // the nope angles stay exactly 0
+  for (int64_t i = 0; i < rotated; ++i)
+    inv_freq[static_cast<size_t>(i)] = numerics.f32(inv_freq_at(i, head_dim, theta, numerics) / numerics.f32(factor));
   return inv_freq;
 }
 

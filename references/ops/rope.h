@@ -13,6 +13,15 @@ namespace parity::ops {
 // "default" rope: inv_freq[i] = 1 / theta^(2i / dim), i < dim/2, computed in float32 as HF does.
 std::vector<double> default_inv_freq(int64_t dim, double theta, const Numerics& numerics);
 
+// "proportional" rope (Gemma-4 full attention; modeling_rope_utils.py _compute_proportional_rope_parameters):
+// A = int(partial_rotary_factor · head_dim // 2) rotated frequencies inv_freq[i] = theta^(-2i / head_dim) / factor
+// (the exponent's denominator is the FULL head dim, not the rotary width 2A), then head_dim/2 - A zeros.
+// Through concat(freqs, freqs) and rotate_half the table still spans the whole head: dims 0..A-1 rotate
+// with head_dim/2 .. head_dim/2 + A - 1 and every other dim passes through (cos 1, sin 0). A 64-entry
+// table with "rotary_percent 0.25" instead pairs dims within the first 128: the Megatron bridge bug.
+std::vector<double> proportional_inv_freq(int64_t head_dim, double theta, double partial_rotary_factor, double factor,
+                                          const Numerics& numerics);
+
 struct RotaryTables {
   Array cos, sin;  // [B, S, D]
 };

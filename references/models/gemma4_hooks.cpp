@@ -1,0 +1,321 @@
+// Gemma-4's hook wiring: which fixture keys each step reads (isolated replay) and emits (both
+// modes). Key names follow golden/README.md; the math lives in gemma4.cpp.
+//
+// Steps are modules ("model.layers.0.mlp.gate_proj") plus the tensors HF computes inline in a
+// forward(), named by the fixture key that records them, so a wrong residual add or gating
+// product is pinned to its own line instead of the next module:
+//   <layer>.pre_feedforward_layernorm@in   h1 = h + post_attention_layernorm(attention)
+//   <layer>.mlp.down_proj@in               act_fn(gate_proj) ⊙ up_proj
+//   <layer>.router.proj@in                 router.norm ⊙ router.scale · H^-½
+//   <layer>.post_feedforward_layernorm@in  post_feedforward_layernorm_1 + post_feedforward_layernorm_2
+//   <layer>.per_layer_input_gate@in        h2 = h1 + post_feedforward_layernorm
+//   <layer>.per_layer_projection@in        act_fn(per_layer_input_gate) ⊙ per-layer input
+//   <layer>@in1                            the layer's per-layer input (PLE combination)
+//   model.per_layer_projection_norm@in     per_layer_model_projection · H^-½, as [B, S, L, P]
+//   <first layer of a type>@in.attention_mask                   the type's 4-D additive mask
+//   <source layer + 1>@in.shared_kv_states.<type>.0 / .1        the K / V a source layer stored
+//   /outputs/logits, /outputs/logprobs                           softcap, next-token logprobs
+// In isolated mode each step reads HF's own tensors; in chained mode they come from the
+// reference's own forward.
+#include <algorithm>
+#include <cmath>
+
+#include "gemma4.h"
+#include "ops/attention.h"
+#include "ops/elementwise.h"
+#include "ops/logits.h"
+
+namespace parity {
+
+namespace {
+
+using KeyValue = Gemma4::KeyValue;
+
+// [B, X, Y, d] -> [B, Y, X, d]: HF stores shared K/V as [B, Nkv, S, d]; attention reads [B, S, Nkv, d].
+Array swap_axes_1_2(const Array& a) {
+  PARITY_CHECK(a.shape.size() == 4, "[gemma4] shared K/V must be 4-D, got {}", shape_str(a.shape));
+  const int64_t batch = a.shape[0], x = a.shape[1], y = a.shape[2], dim = a.shape[3];
+  Array out({batch, y, x, dim});
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < x; ++i)
+      for (int64_t j = 0; j < y; ++j)
+        std::copy_n(a.data.data() + ((b * x + i) * y + j) * dim, dim, out.data.data() + ((b * y + j) * x + i) * dim);
+  return out;
+}
+
+std::string shared_kv_key(const std::string& base, const std::string& layer_type, int slot) {
+  return fmt::format("{}@in.shared_kv_states.{}.{}", base, layer_type, slot);
+}
+
+KeyValue hf_shared_kv(const HookInputs& in, const std::string& base, const std::string& layer_type) {
+  return {swap_axes_1_2(in.floats(shared_kv_key(base, layer_type, 0))),
+          swap_axes_1_2(in.floats(shared_kv_key(base, layer_type, 1)))};
+}
+
+ops::RotaryTables hf_rotary(const HookInputs& in, const std::string& module) {
+  return {in.floats(module + "@in.position_embeddings.0"), in.floats(module + "@in.position_embeddings.1")};
+}
+
+std::string without_dot(std::string prefix) {
+  prefix.pop_back();
+  return prefix;
+}
+
+// The layer's own steps, in the order HF runs them; "" (the layer itself) last: its hook fires last.
+std::vector<std::string> layer_steps(const Gemma4Config& c, const Gemma4Layer& l) {
+  std::vector<std::string> s = {".input_layernorm", ".self_attn.q_proj", ".self_attn.q_norm"};
+  if (!l.kv_shared) {
+    s.emplace_back(".self_attn.k_proj");
+    if (!l.k_eq_v) s.emplace_back(".self_attn.v_proj");
+    s.insert(s.end(), {".self_attn.k_norm", ".self_attn.v_norm"});
+  }
+  s.insert(s.end(), {".self_attn.o_proj", ".self_attn", ".post_attention_layernorm", ".pre_feedforward_layernorm@in",
+                     ".pre_feedforward_layernorm", ".mlp.gate_proj", ".mlp.act_fn", ".mlp.up_proj",
+                     ".mlp.down_proj@in", ".mlp.down_proj", ".mlp"});
+  if (c.enable_moe_block)
+    s.insert(s.end(), {".post_feedforward_layernorm_1", ".router.norm", ".router.proj@in", ".router.proj", ".router",
+                       ".pre_feedforward_layernorm_2", ".experts", ".post_feedforward_layernorm_2",
+                       ".post_feedforward_layernorm@in"});
+  s.emplace_back(".post_feedforward_layernorm");
+  if (c.has_ple())
+    s.insert(s.end(), {".per_layer_input_gate@in", ".per_layer_input_gate", ".act_fn", ".per_layer_projection@in",
+                       ".per_layer_projection", ".post_per_layer_input_norm"});
+  s.emplace_back("");
+  return s;
+}
+
+// --- emitting traces (chained mode emits everything; isolated steps emit their own part) ---------
+
+void emit_attention(const std::string& attn, const Gemma4::AttentionTrace& t, HookSink& sink) {
+  sink.emit(attn + ".q_proj", t.q_proj);
+  sink.emit(attn + ".q_norm", t.q_norm);
+  if (!t.k_proj.data.empty()) {
+    sink.emit(attn + ".k_proj", t.k_proj);
+    if (!t.v_proj.data.empty()) sink.emit(attn + ".v_proj", t.v_proj);
+    sink.emit(attn + ".k_norm", t.k_norm);
+    sink.emit(attn + ".v_norm", t.v_norm);
+  }
+  sink.emit(attn + ".o_proj@in", t.context);
+  sink.emit(attn + ".o_proj", t.out);
+  sink.emit(attn, t.out);
+  sink.emit(attn + "@attn_weights", t.probs);
+}
+
+void emit_router_outputs(const std::string& router, const Gemma4::RouterTrace& t, HookSink& sink) {
+  sink.emit(router, t.probs);  // Gemma4TextRouter returns the probabilities as element 0
+  sink.emit_top_k(router + "@top_k_index", {t.top_k_index, t.probs, t.routed});
+  sink.emit(router + "@top_k_weights", t.top_k_weights);
+  sink.emit(router + "@router_probs", t.probs);
+}
+
+void emit_moe(const std::string& p, const Gemma4::MoeTrace& t, HookSink& sink) {
+  sink.emit(p + "post_feedforward_layernorm_1", t.post_feedforward_layernorm_1);
+  sink.emit(p + "router.norm", t.router.norm);
+  sink.emit(p + "router.proj@in", t.router.proj_in);
+  sink.emit(p + "router.proj", t.router.logits);
+  emit_router_outputs(p + "router", t.router, sink);
+  sink.emit(p + "pre_feedforward_layernorm_2", t.pre_feedforward_layernorm_2);
+  sink.emit(p + "experts", t.experts);
+  sink.emit(p + "post_feedforward_layernorm_2", t.post_feedforward_layernorm_2);
+  sink.emit(p + "post_feedforward_layernorm@in", t.sum);
+}
+
+void emit_ple(const std::string& p, const Array& residual, const Gemma4::PleTrace& t, HookSink& sink) {
+  sink.emit(p + "per_layer_input_gate@in", residual);
+  sink.emit(p + "per_layer_input_gate", t.gate);
+  sink.emit(p + "act_fn", t.act_fn);
+  sink.emit(p + "per_layer_projection@in", t.projection_in);
+  sink.emit(p + "per_layer_projection", t.projection);
+  sink.emit(p + "post_per_layer_input_norm", t.norm);
+}
+
+void emit_layer(const std::string& p, const Gemma4::LayerTrace& t, HookSink& sink) {
+  sink.emit(p + "input_layernorm", t.input_layernorm);
+  emit_attention(p + "self_attn", t.attn, sink);
+  sink.emit(p + "post_attention_layernorm", t.post_attention_layernorm);
+  sink.emit(p + "pre_feedforward_layernorm@in", t.residual);
+  sink.emit(p + "pre_feedforward_layernorm", t.pre_feedforward_layernorm);
+  sink.emit(p + "mlp.gate_proj", t.mlp.gate_proj);
+  sink.emit(p + "mlp.act_fn", t.mlp.act_fn);
+  sink.emit(p + "mlp.up_proj", t.mlp.up_proj);
+  sink.emit(p + "mlp.down_proj@in", t.mlp.down_proj_in);
+  sink.emit(p + "mlp.down_proj", t.mlp.down_proj);
+  sink.emit(p + "mlp", t.mlp.down_proj);
+  if (t.moe) emit_moe(p, *t.moe, sink);
+  sink.emit(p + "post_feedforward_layernorm", t.post_feedforward_layernorm);
+  if (t.ple) emit_ple(p, t.ple_residual, *t.ple, sink);
+  sink.emit(without_dot(p), t.out);
+}
+
+}  // namespace
+
+std::vector<std::string> Gemma4::modules() const {
+  const Gemma4Config& c = config_;
+  std::vector<std::string> out = {module_path("embed_tokens")};
+  if (c.has_ple()) {
+    out.insert(out.end(), {module_path("embed_tokens_per_layer"), module_path("per_layer_model_projection"),
+                           module_path("per_layer_projection_norm@in"), module_path("per_layer_projection_norm")});
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) out.push_back(without_dot(layer_prefix(l)) + "@in1");
+  }
+  out.push_back(module_path("rotary_emb"));
+  for (const auto& [type, rope] : c.rope) {
+    const auto first = std::find(c.layer_types.begin(), c.layer_types.end(), type) - c.layer_types.begin();
+    out.push_back(without_dot(layer_prefix(first)) + "@in.attention_mask");
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    for (const std::string& step : layer_steps(c, layer_config(l))) out.push_back(without_dot(layer_prefix(l)) + step);
+  out.insert(out.end(), {module_path("norm"), "lm_head", "/outputs/logits", "/outputs/logprobs"});
+  return out;
+}
+
+void Gemma4::replay(const std::string& module, const HookInputs& in, HookSink& sink) const {
+  const int64_t layer = decoder_layer_of(module);
+  const std::string m = module;
+  auto hf = [&](const std::string& key) { return in.floats(key); };
+  // Model level.
+  if (m == module_path("embed_tokens")) return sink.emit(m, embed_tokens(in.ints(m + "@in")));
+  if (m == module_path("embed_tokens_per_layer")) return sink.emit(m, embed_tokens_per_layer(in.ints(m + "@in")));
+  if (m == module_path("per_layer_model_projection")) return sink.emit(m, linear(m, hf(m + "@in")));
+  if (m == module_path("per_layer_projection_norm@in"))
+    return sink.emit(m, per_layer_norm_input(hf(module_path("per_layer_model_projection"))));
+  if (m == module_path("per_layer_projection_norm")) return sink.emit(m, norm(m, hf(m + "@in")));
+  if (m == module_path("rotary_emb")) {
+    for (const auto& [type, rope] : config_.rope) {
+      const ops::RotaryTables t = rotary_emb(in.ints("/inputs/position_ids"), type);
+      sink.emit(fmt::format("{}@{}.cos", m, type), t.cos);
+      sink.emit(fmt::format("{}@{}.sin", m, type), t.sin);
+    }
+    return;
+  }
+  if (m == module_path("norm")) {
+    const Array y = norm(m, hf(m + "@in"));
+    sink.emit(m, y);
+    return sink.emit(without_dot(config_.module_prefix) + "@last_hidden_state", y);
+  }
+  if (m == "lm_head") return sink.emit(m, lm_head(hf(m + "@in")));
+  if (m == "/outputs/logits") return sink.emit(m, final_logits(hf("lm_head")));
+  if (m == "/outputs/logprobs")
+    return sink.emit(m, ops::next_token_logprobs(hf("/outputs/logits"), in.ints("/inputs/input_ids"), numerics_));
+  PARITY_CHECK(layer >= 0, "[gemma4] the reference has no replay for module {}", module);
+
+  // Layer level: `step` is what follows "model.layers.<i>".
+  const Gemma4Layer& l = layer_config(layer);
+  const std::string base = without_dot(layer_prefix(layer)), p = layer_prefix(layer);
+  PARITY_CHECK(m.starts_with(base), "[gemma4] the reference has no replay for module {}", module);
+  const std::string step = m.substr(base.size());
+  auto residual_of = [&](const std::string& a, const std::string& b) {
+    return ops::add(hf(a), hf(b), numerics_, m);
+  };
+  if (step == "@in1") {
+    const Array combined = combine_per_layer_inputs(hf(module_path("per_layer_projection_norm")),
+                                                    hf(module_path("embed_tokens_per_layer")));
+    return sink.emit(m, per_layer_input(combined, layer));
+  }
+  if (step == "@in.attention_mask") return sink.emit(m, attention_mask(in.ints("/inputs/attention_mask"), l.layer_type));
+  if (step == ".input_layernorm" || step == ".post_attention_layernorm" || step == ".pre_feedforward_layernorm" ||
+      step == ".self_attn.q_norm" || step == ".self_attn.k_norm" || step == ".post_feedforward_layernorm_1" ||
+      step == ".pre_feedforward_layernorm_2" || step == ".post_feedforward_layernorm_2" ||
+      step == ".post_feedforward_layernorm" || step == ".post_per_layer_input_norm")
+    return sink.emit(m, norm(m, hf(m + "@in")));
+  if (step == ".self_attn.v_norm" || step == ".router.norm") return sink.emit(m, norm_without_scale(hf(m + "@in")));
+  if (step.ends_with("_proj") || step == ".router.proj" || step == ".per_layer_input_gate" ||
+      step == ".per_layer_projection")
+    return sink.emit(m, linear(m, hf(m + "@in")));
+  if (step == ".mlp.act_fn" || step == ".act_fn") return sink.emit(m, activation(hf(m + "@in")));
+  if (step == ".pre_feedforward_layernorm@in") return sink.emit(m, residual_of(base + "@in", p + "post_attention_layernorm"));
+  if (step == ".mlp.down_proj@in") return sink.emit(m, ops::multiply(hf(p + "mlp.act_fn"), hf(p + "mlp.up_proj"), numerics_, m));
+  if (step == ".mlp") return sink.emit(m, mlp(layer, hf(m + "@in")).down_proj);
+  if (step == ".router.proj@in") return sink.emit(m, router_proj_input(layer, hf(p + "router.norm")));
+  if (step == ".router") {
+    const IndexArray hf_index = in.ints(m + "@top_k_index");  // routing replay: weights at HF's experts
+    return emit_router_outputs(m, router(layer, hf(m + "@in"), &hf_index, nullptr), sink);
+  }
+  if (step == ".experts") return sink.emit(m, experts(layer, hf(m + "@in"), in.ints(m + "@in1"), hf(m + "@in2")));
+  if (step == ".post_feedforward_layernorm@in")
+    return sink.emit(m, residual_of(p + "post_feedforward_layernorm_1", p + "post_feedforward_layernorm_2"));
+  if (step == ".per_layer_input_gate@in")
+    return sink.emit(m, residual_of(p + "pre_feedforward_layernorm@in", p + "post_feedforward_layernorm"));
+  if (step == ".per_layer_projection@in") return sink.emit(m, ops::multiply(hf(p + "act_fn"), hf(base + "@in1"), numerics_, m));
+  if (step == ".self_attn") {
+    const KeyValue shared = l.kv_shared ? hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+    const AttentionTrace t = self_attn(layer, hf(m + "@in"), hf_rotary(in, m), hf(m + "@in.attention_mask"),
+                                       l.kv_shared ? &shared : nullptr);
+    sink.emit(m + ".o_proj@in", t.context);
+    sink.emit(m, t.out);
+    sink.emit(m + "@attn_weights", t.probs);
+    if (l.stores_kv && layer + 1 < config_.num_hidden_layers) {  // HF shows them as the next layer's input
+      const std::string next = without_dot(layer_prefix(layer + 1));
+      sink.emit(shared_kv_key(next, l.layer_type, 0), swap_axes_1_2(t.kv.key));
+      sink.emit(shared_kv_key(next, l.layer_type, 1), swap_axes_1_2(t.kv.value));
+    }
+    return;
+  }
+  if (step.empty()) {
+    const KeyValue shared = l.kv_shared ? hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+    const Array per_layer = config_.has_ple() ? hf(m + "@in1") : Array();
+    const IndexArray hf_index = config_.enable_moe_block ? in.ints(p + "router@top_k_index") : IndexArray();
+    const LayerTrace t = decoder_layer(layer, hf(m + "@in"), config_.has_ple() ? &per_layer : nullptr,
+                                       hf_rotary(in, m), hf(m + "@in.attention_mask"),
+                                       l.kv_shared ? &shared : nullptr,
+                                       config_.enable_moe_block ? &hf_index : nullptr, nullptr);
+    return sink.emit(m, t.out);
+  }
+  throw Error(fmt::format("[gemma4] the reference has no replay for module {}", module));
+}
+
+void Gemma4::forward(const ForwardInputs& in, HookSink& sink, const RoutingPolicy* routing) const {
+  const Gemma4Config& c = config_;
+  Array h = embed_tokens(in.input_ids);
+  sink.emit(module_path("embed_tokens"), h);
+  std::optional<PerLayerInputs> pli;
+  if (c.has_ple()) {
+    pli = per_layer_inputs(in.input_ids, h);
+    sink.emit(module_path("embed_tokens_per_layer"), pli->tokens);
+    sink.emit(module_path("per_layer_model_projection"), pli->projection);
+    sink.emit(module_path("per_layer_projection_norm@in"), pli->norm_in);
+    sink.emit(module_path("per_layer_projection_norm"), pli->norm);
+  }
+  std::map<std::string, ops::RotaryTables> rope;
+  std::map<std::string, Array> masks;
+  for (const auto& [type, params] : c.rope) {
+    rope[type] = rotary_emb(in.position_ids, type);
+    sink.emit(fmt::format("{}@{}.cos", module_path("rotary_emb"), type), rope[type].cos);
+    sink.emit(fmt::format("{}@{}.sin", module_path("rotary_emb"), type), rope[type].sin);
+    masks[type] = attention_mask(in.attention_mask, type);
+    const auto first = std::find(c.layer_types.begin(), c.layer_types.end(), type) - c.layer_types.begin();
+    sink.emit(without_dot(layer_prefix(first)) + "@in.attention_mask", masks[type]);
+  }
+  SharedKv shared;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const Gemma4Layer& layer = layer_config(l);
+    const std::string p = layer_prefix(l);
+    Array per_layer;
+    if (pli) {
+      per_layer = per_layer_input(pli->combined, l);
+      sink.emit(without_dot(p) + "@in1", per_layer);
+    }
+    const KeyValue* kv = layer.kv_shared ? &shared.at(layer.layer_type) : nullptr;  // resolved: a source comes first
+    LayerTrace t = decoder_layer(l, h, pli ? &per_layer : nullptr, rope.at(layer.layer_type),
+                                 masks.at(layer.layer_type), kv, /*replay_index=*/nullptr, routing);
+    emit_layer(p, t, sink);
+    if (layer.stores_kv) {
+      shared[layer.layer_type] = t.attn.kv;
+      if (l + 1 < c.num_hidden_layers) {
+        const std::string next = without_dot(layer_prefix(l + 1));
+        sink.emit(shared_kv_key(next, layer.layer_type, 0), swap_axes_1_2(t.attn.kv.key));
+        sink.emit(shared_kv_key(next, layer.layer_type, 1), swap_axes_1_2(t.attn.kv.value));
+      }
+    }
+    h = std::move(t.out);
+  }
+  const Array final_norm = norm(module_path("norm"), h);
+  sink.emit(module_path("norm"), final_norm);
+  sink.emit(without_dot(c.module_prefix) + "@last_hidden_state", final_norm);
+  const Array head = lm_head(final_norm);
+  sink.emit("lm_head", head);
+  const Array logits = final_logits(head);
+  sink.emit("/outputs/logits", logits);
+  sink.emit("/outputs/logprobs", ops::next_token_logprobs(logits, in.input_ids, numerics_));
+}
+
+}  // namespace parity
