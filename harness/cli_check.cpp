@@ -11,6 +11,7 @@
 #include "check.h"
 #include "checkpoint.h"
 #include "fixture_sources.h"
+#include "models/model.h"
 #include "report.h"
 
 namespace parity::harness {
@@ -72,20 +73,27 @@ void check_hooks_glob(const Fixture& fixture, const std::string& glob) {
 }
 
 // The reference follows the fixture's config; a checkpoint of another model must not slip through
-// on coincidentally equal shapes (e.g. another rms_norm_eps or top-k).
+// on coincidentally equal shapes (e.g. another rms_norm_eps or top-k). Both configs are compared
+// as resolved by the reference, so a config.json in another layout (Gemma-4's global_head_dim vs
+// per_layer_config, the multimodal wrapper's text_config, OLMoE's top-level rope_theta) that
+// describes the same model is accepted.
 void check_checkpoint_config(const Fixture& fixture, const Checkpoint& checkpoint) {
   if (!checkpoint.has_config()) return;
-  static constexpr const char* kKeys[] = {
-      "model_type",          "vocab_size",  "hidden_size",         "intermediate_size", "num_hidden_layers",
-      "num_attention_heads", "num_key_value_heads", "head_dim",    "num_experts",       "num_experts_per_tok",
-      "norm_topk_prob",      "clip_qkv",    "rms_norm_eps",        "tie_word_embeddings", "hidden_act",
-  };
-  const nlohmann::json& ours = fixture.config();
-  const nlohmann::json& theirs = checkpoint.config();
-  for (const char* key : kKeys) {
-    if (!ours.contains(key) || !theirs.contains(key) || ours.at(key) == theirs.at(key)) continue;
-    throw InputError(fmt::format("--weights {}: config.json has {} = {}, the fixture's config has {}",
-                                 checkpoint.dir().string(), key, theirs.at(key).dump(), ours.at(key).dump()));
+  const std::string where = fmt::format("--weights {}", checkpoint.dir().string());
+  nlohmann::ordered_json theirs;
+  try {
+    theirs = resolved_config(checkpoint.config());
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(fmt::format("{}: config.json: {}", where, e.what()));
+  }
+  const nlohmann::ordered_json ours = resolved_config(fixture.config());
+  for (const auto& [key, value] : ours.items()) {
+    const nlohmann::ordered_json other = theirs.contains(key) ? theirs.at(key) : nlohmann::ordered_json();
+    if (other == value) continue;
+    throw InputError(fmt::format("{}: config.json has {} = {}, the fixture's config has {}", where, key, other.dump(),
+                                 value.dump()));
   }
 }
 

@@ -61,6 +61,12 @@ std::string without_dot(std::string prefix) {
   return prefix;
 }
 
+// The text model's ModelOutput; a multimodal Gemma4Model passes the same tensor on as its own.
+void emit_last_hidden_state(const std::string& module_prefix, const Array& y, HookSink& sink) {
+  sink.emit(without_dot(module_prefix) + "@last_hidden_state", y);
+  if (module_prefix != "model.") sink.emit("model@last_hidden_state", y);
+}
+
 // The layer's own steps, in the order HF runs them; "" (the layer itself) last: its hook fires last.
 std::vector<std::string> layer_steps(const Gemma4Config& c, const Gemma4Layer& l) {
   std::vector<std::string> s = {".input_layernorm", ".self_attn.q_proj", ".self_attn.q_norm"};
@@ -190,7 +196,7 @@ void Gemma4::replay(const std::string& module, const HookInputs& in, HookSink& s
   if (m == module_path("norm")) {
     const Array y = norm(m, hf(m + "@in"));
     sink.emit(m, y);
-    return sink.emit(without_dot(config_.module_prefix) + "@last_hidden_state", y);
+    return emit_last_hidden_state(config_.module_prefix, y, sink);
   }
   if (m == "lm_head") return sink.emit(m, lm_head(hf(m + "@in")));
   if (m == "/outputs/logits") return sink.emit(m, final_logits(hf("lm_head")));
@@ -310,7 +316,7 @@ void Gemma4::forward(const ForwardInputs& in, HookSink& sink, const RoutingPolic
   }
   const Array final_norm = norm(module_path("norm"), h);
   sink.emit(module_path("norm"), final_norm);
-  sink.emit(without_dot(c.module_prefix) + "@last_hidden_state", final_norm);
+  emit_last_hidden_state(c.module_prefix, final_norm, sink);
   const Array head = lm_head(final_norm);
   sink.emit("lm_head", head);
   const Array logits = final_logits(head);

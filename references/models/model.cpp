@@ -18,6 +18,21 @@ std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& confi
   throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe, gemma4_text, gemma4)", type));
 }
 
+nlohmann::ordered_json resolved_config(const nlohmann::json& config) {
+  const std::string type = config_string(config, "model_type");
+  nlohmann::ordered_json out;
+  if (type == "olmoe") {
+    out["family"] = "olmoe";
+    out.update(OlmoeConfig::from_hf(config).resolved());
+  } else if (type == "gemma4_text" || type == "gemma4") {
+    out["family"] = "gemma4";
+    out.update(Gemma4Config::from_hf(config).resolved());
+  } else {
+    throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe, gemma4_text, gemma4)", type));
+  }
+  return out;
+}
+
 int64_t decoder_layer_of(const std::string& key) {
   // "layers.<n>" followed by '.', '@' or the end; anchored on a dot so "xlayers.3" does not count.
   static const std::regex pattern(R"((?:^|\.)layers\.(\d+)(?:[.@]|$))");

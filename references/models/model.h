@@ -72,6 +72,11 @@ class ReferenceModel {
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
                                                      const Numerics& numerics, bool keep_weights = false);
 
+// The config resolved into what the reference computes, {"family": ..., fields...}: two configs
+// (e.g. a fixture's and a checkpoint's config.json, saved in another layout or as the multimodal
+// wrapper) describe the same model iff these are equal. parity::Error when unsupported.
+nlohmann::ordered_json resolved_config(const nlohmann::json& config);
+
 // Decoder layer index in a module path or hook key ("model.layers.3.mlp@in" -> 3), or -1.
 int64_t decoder_layer_of(const std::string& key);
 

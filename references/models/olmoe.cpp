@@ -77,6 +77,24 @@ OlmoeConfig OlmoeConfig::from_hf(const nlohmann::json& config) {
   return c;
 }
 
+nlohmann::ordered_json OlmoeConfig::resolved() const {
+  return {{"vocab_size", vocab_size},
+          {"hidden_size", hidden_size},
+          {"intermediate_size", intermediate_size},
+          {"num_hidden_layers", num_hidden_layers},
+          {"num_attention_heads", num_attention_heads},
+          {"num_key_value_heads", num_key_value_heads},
+          {"head_dim", head_dim},
+          {"num_experts", num_experts},
+          {"num_experts_per_tok", num_experts_per_tok},
+          {"rms_norm_eps", rms_norm_eps},
+          {"rope_theta", rope_theta},
+          {"norm_topk_prob", norm_topk_prob},
+          {"tie_word_embeddings", tie_word_embeddings},
+          {"clip_qkv", clip_qkv ? nlohmann::ordered_json(*clip_qkv) : nlohmann::ordered_json()},
+          {"hidden_act", hidden_act == ops::Activation::kSilu ? "silu" : "gelu_pytorch_tanh"}};
+}
+
 Olmoe::Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights)
     : config_(config), weights_(weights), numerics_(numerics), keep_weights_(keep_weights) {}
 

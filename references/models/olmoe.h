@@ -38,6 +38,8 @@ struct OlmoeConfig {
 
   // Refuses configs the reference would get wrong silently (bias, rope scaling, other dims).
   static OlmoeConfig from_hf(const nlohmann::json& config);
+  // Every field above as JSON: two configs compute the same model iff these are equal.
+  nlohmann::ordered_json resolved() const;
 };
 
 class Olmoe final : public ReferenceModel {
