@@ -34,9 +34,12 @@ std::string section(const Fixture& fixture, std::string_view group) {
 
 std::vector<std::string> config_summary(const nlohmann::json& config) {
   std::vector<std::string> lines;
+  // A multimodal wrapper (Gemma4ForConditionalGeneration) keeps the text model's keys in text_config.
+  const bool wrapped = config.contains("text_config") && config.at("text_config").is_object();
+  const nlohmann::json& text = wrapped ? config.at("text_config") : config;
   for (const char* key : kConfigKeys) {
-    auto it = config.find(key);
-    if (it != config.end()) lines.push_back(fmt::format("{} {}", key, it->dump()));
+    auto it = text.find(key);
+    if (it != text.end()) lines.push_back(fmt::format("{}{} {}", wrapped ? "text_config." : "", key, it->dump()));
   }
   return lines;
 }

@@ -13,6 +13,14 @@ TEST_CASE("inspect: config summary keeps numerics keys in reading order and skip
   CHECK(lines[2] == "clip_qkv null");
 }
 
+TEST_CASE("inspect: a multimodal config is summarised from its text_config") {
+  auto config = nlohmann::json::parse(R"({"model_type": "gemma4", "text_config": {"hidden_size": 48, "head_dim": 16}})");
+  std::vector<std::string> lines = config_summary(config);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0] == "text_config.hidden_size 48");
+  CHECK(lines[1] == "text_config.head_dim 16");
+}
+
 TEST_CASE("inspect: lists every weight and hook of a golden Gemma-4 fixture with dtype and shape") {
   Fixture fixture(std::filesystem::path(PARITY_SOURCE_DIR) / "golden" / "gemma4_full.h5");
   std::string text = inspect_text(fixture);

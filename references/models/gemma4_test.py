@@ -122,6 +122,31 @@ def test_every_module_output_of_the_fixture_is_compared(tmp_path):
                 "model.layers.2@in1", "model.layers.1.pre_feedforward_layernorm@in"} <= compared
 
 
+def test_a_padded_batch_passes_both_modes(tmp_path):
+    """Left padding: padded keys are masked in both mask types, fully masked rows stay uniform."""
+    model = random_model(GOLDEN / "configs" / "gemma4_full.json", seed=3)
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, :3] = 0
+    fixture = tmp_path / "padded.h5"
+    dump(model, random_input_ids(3, 2, 12, 128), fixture, attention_mask=mask, progress=False)
+    for mode in ("isolated", "chained"):
+        code, report = check(fixture, tmp_path, "--mode", mode)
+        assert code == 0, (mode, report["first_failure"])
+
+
+def test_a_fixture_of_some_layers_checks_isolated_and_chained_against_the_checkpoint(tmp_path):
+    model = random_model(GOLDEN / "configs" / "gemma4_full.json", seed=3)
+    model.save_pretrained(tmp_path / "ckpt")
+    fixture = tmp_path / "layers.h5"
+    dump(model, random_input_ids(3, 2, 12, 128), fixture, layers=[1, 4], progress=False)
+    code, report = check(fixture, tmp_path)
+    assert code == 0, report["first_failure"]
+    hooks = {h["hook"] for h in report["hooks"]}
+    assert "model.layers.4.router@top_k_index" in hooks and not any(".layers.2." in h for h in hooks)
+    code, report = check(fixture, tmp_path, "--mode", "chained", "--weights", tmp_path / "ckpt")
+    assert code == 0, report["first_failure"]
+
+
 # --- the bridge PR's bugs, planted into HF: the gate must fail where each one lives --------------
 
 def first_failure(tmp_path: Path, fixture: Path, mode: str) -> str:
