@@ -181,4 +181,58 @@ TEST_CASE("rope: apply_rope throws on a non-4-D input or tables of another shape
   CHECK_NOTHROW(apply_rope(fits, t, n));
 }
 
+TEST_CASE("rope: proportional_inv_freq rotates int(prf · D/2) angles with the FULL head dim's exponent") {
+  const Numerics n(Precision::F64);
+  // D = 40, prf 0.3: int(0.3 · 40 // 2) = 6 angles 1e4^(-2i/40), then 14 zeros.
+  const std::vector<double> f = proportional_inv_freq(40, 10000.0, 0.3, 1.0, n);
+  REQUIRE(f.size() == 20);
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(f[static_cast<size_t>(i)] == doctest::Approx(std::pow(10000.0, -2.0 * i / 40.0)).epsilon(1e-14));
+  }
+  for (size_t i = 6; i < 20; ++i) CHECK(f[i] == 0.0);
+  // Not default_inv_freq over the rotary width (2 · 6 = 12 dims): that table falls faster.
+  CHECK(f[1] != doctest::Approx(default_inv_freq(12, 10000.0, n)[1]));
+
+  // factor divides every rotated angle; the zeros stay zeros.
+  const std::vector<double> scaled = proportional_inv_freq(40, 10000.0, 0.3, 8.0, n);
+  for (size_t i = 0; i < 20; ++i) CHECK(scaled[i] == doctest::Approx(f[i] / 8.0).epsilon(1e-14));
+
+  // D = 512, prf 0.25, theta 1e6 (the released full layers): 64 angles, inv_freq[1] = 1e6^(-2/512).
+  const std::vector<double> g = proportional_inv_freq(512, 1e6, 0.25, 1.0, Numerics(Precision::F32));
+  REQUIRE(g.size() == 256);
+  CHECK(g[0] == 1.0);
+  CHECK(g[1] == doctest::Approx(0.947464).epsilon(1e-6));
+  CHECK(g[63] == doctest::Approx(0.0333760).epsilon(1e-5));
+  CHECK(g[64] == 0.0);
+  CHECK(std::all_of(g.begin() + 64, g.end(), [](double x) { return x == 0.0; }));
+  for (double x : g) CHECK(x == static_cast<double>(static_cast<float>(x)));  // float32 like HF
+
+  // prf 1 is the default table; prf 0 rotates nothing.
+  CHECK(proportional_inv_freq(16, 10000.0, 1.0, 1.0, n) == default_inv_freq(16, 10000.0, n));
+  const std::vector<double> none = proportional_inv_freq(16, 10000.0, 0.0, 1.0, n);
+  CHECK(std::all_of(none.begin(), none.end(), [](double x) { return x == 0.0; }));
+
+  CHECK_THROWS_AS(proportional_inv_freq(15, 10000.0, 0.25, 1.0, n), Error);
+  CHECK_THROWS_AS(proportional_inv_freq(16, 10000.0, 1.5, 1.0, n), Error);
+  CHECK_THROWS_AS(proportional_inv_freq(16, 10000.0, 0.25, 0.0, n), Error);
+}
+
+TEST_CASE("rope: a proportional table rotates dim j with j + D/2 for j < A and passes every other dim through") {
+  const Numerics n(Precision::F64);
+  const std::vector<double> inv_freq = proportional_inv_freq(8, 10000.0, 0.5, 1.0, n);  // A = 2 of 4
+  const RotaryTables t = rotary_tables(positions(1, 1, {3}), inv_freq, 1.0, n);
+  Array x({1, 1, 1, 8});
+  for (int64_t j = 0; j < 8; ++j) x.data[static_cast<size_t>(j)] = static_cast<double>(j + 1);
+  apply_rope(x, t, n);
+  for (int j : {0, 1}) {
+    CAPTURE(j);
+    const double angle = 3.0 * inv_freq[static_cast<size_t>(j)];
+    const double a = j + 1, b = j + 5;  // the pair (j, j + 4)
+    CHECK(close(x.data[static_cast<size_t>(j)], a * std::cos(angle) - b * std::sin(angle)));
+    CHECK(close(x.data[static_cast<size_t>(j + 4)], b * std::cos(angle) + a * std::sin(angle)));
+  }
+  for (int j : {2, 3, 6, 7}) CHECK(x.data[static_cast<size_t>(j)] == static_cast<double>(j + 1));
+}
+
 }  // namespace parity::ops

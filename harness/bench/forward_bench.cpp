@@ -1,12 +1,15 @@
 // `parity_bench_forward`: times the reference's chained forward() on a local checkpoint folder
-// (config.json + safetensors), the way `parity check` runs it, minus the comparisons. A benchmark,
-// not a test: ci/bench_olmoe_layer runs it beside HF transformers on the same random weights.
+// (config.json + safetensors), the way `parity check` runs it, minus the comparisons. Any family the
+// reference implements: make_reference_model picks it from config.json's model_type (olmoe,
+// gemma4_text, gemma4). A benchmark, not a test: ci/bench_layer (ci/bench_olmoe_layer,
+// ci/bench_gemma4_layer) runs it beside HF transformers on the same random weights.
 //
 //   build/parity_bench_forward CHECKPOINT_DIR --tokens 256 --repeats 3 --precision f64
 //
 // Prints one JSON line on stdout:
 //   {"seconds": [..one per timed repeat..], "warmup_seconds": s, "load_seconds": s, "tokens": N,
-//    "precision": "f64", "openblas": "<core> <config>", "openblas_threads": n}
+//    "precision": "f64", "openblas": "<core> <config>", "openblas_threads": n,
+//    "layer_seconds": [[..layer 0, one per timed repeat..], [..layer 1..], ...]}
 //
 // What is timed: each repeat is one model.forward() on batch 1 × N random ids (fixed seed, all ids
 // < vocab_size, attention_mask all ones, position_ids 0..N-1) with a sink that discards every hook.
@@ -19,11 +22,19 @@
 // for page faults on the cold mapping and BLAS start-up, so it is reported separately as
 // warmup_seconds and only the later repeats are in "seconds".
 //
+// layer_seconds: the sink notes when each hook is emitted. Decoder layer i's time runs from the
+// emit just before its first sub-module hook ("<...>layers.i.<module>") to its last hook
+// (decoder_layer_of(key) == i); the families emit a layer's hooks once the layer is done, so this
+// is the layer's whole compute, weight reading included. What the layers leave out of "seconds"
+// is the embedding, rotary tables, masks, final norm, LM head and logprobs.
+//
 // Exit codes: 0 done, 2 usage or input error (one line on stderr).
 #include <cblas.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,11 +51,36 @@ namespace {
 constexpr int kExitUsageOrInput = 2;
 constexpr uint64_t kIdSeed = 1234;
 
-// Drops every hook: only the forward's own work is timed.
-class DiscardSink final : public parity::HookSink {
+// Drops every hook (only the forward's own work is timed), noting when each was emitted.
+class TimingSink final : public parity::HookSink {
  public:
-  void emit(const std::string& /*key*/, const parity::Array& /*value*/) override {}
-  void emit_top_k(const std::string& /*key*/, const TopK& /*top_k*/) override {}
+  void emit(const std::string& key, const parity::Array& /*value*/) override { note(key); }
+  void emit_top_k(const std::string& key, const TopK& /*top_k*/) override { note(key); }
+
+  void clear() { events_.clear(); }
+
+  // Seconds per decoder layer in the last forward (see layer_seconds above).
+  std::vector<double> layer_seconds() const {
+    std::vector<double> out;
+    for (int64_t layer = 0;; ++layer) {
+      const std::string sub = fmt::format("layers.{}.", layer);
+      std::optional<size_t> first, last;
+      for (size_t i = 0; i < events_.size(); ++i) {
+        if (!first && i > 0 && events_[i].key.find(sub) != std::string::npos) first = i;
+        if (parity::decoder_layer_of(events_[i].key) == layer) last = i;
+      }
+      if (!first || !last || *last < *first) return out;
+      out.push_back(std::chrono::duration<double>(events_[*last].time - events_[*first - 1].time).count());
+    }
+  }
+
+ private:
+  struct Event {
+    std::string key;
+    std::chrono::steady_clock::time_point time;
+  };
+  void note(const std::string& key) { events_.push_back({key, std::chrono::steady_clock::now()}); }
+  std::vector<Event> events_;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -78,17 +114,22 @@ int run(const std::string& dir, int64_t tokens, int repeats, const std::string& 
 
   const int64_t vocab_size = config.at("vocab_size").get<int64_t>();
   const parity::ForwardInputs inputs = make_inputs(tokens, vocab_size);
-  DiscardSink sink;
+  TimingSink sink;
 
   start = std::chrono::steady_clock::now();
   model->forward(inputs, sink, /*routing=*/nullptr);
   const double warmup_seconds = seconds_since(start);
 
   std::vector<double> seconds;
+  std::vector<std::vector<double>> layer_seconds;  // [layer][repeat]
   for (int r = 0; r < repeats; ++r) {
+    sink.clear();
     start = std::chrono::steady_clock::now();
     model->forward(inputs, sink, /*routing=*/nullptr);
     seconds.push_back(seconds_since(start));
+    const std::vector<double> layers = sink.layer_seconds();
+    layer_seconds.resize(std::max(layer_seconds.size(), layers.size()));
+    for (size_t l = 0; l < layers.size(); ++l) layer_seconds[l].push_back(layers[l]);
   }
 
   const nlohmann::ordered_json line = {
@@ -100,6 +141,7 @@ int run(const std::string& dir, int64_t tokens, int repeats, const std::string& 
       {"keep_weights", keep_weights},
       {"openblas", fmt::format("{} ({})", openblas_get_corename(), openblas_get_config())},
       {"openblas_threads", openblas_get_num_threads()},
+      {"layer_seconds", layer_seconds},
   };
   fmt::print("{}\n", line.dump());
   return 0;
