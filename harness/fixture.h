@@ -15,29 +15,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "error.h"
-#include "hdf5_handle.h"
-#include "tensor.h"
+#include "hdf5_file.h"
 
 namespace parity::harness {
-
-// Bad input (missing or corrupt file, wrong schema, bad dataset): exit code 2.
-class InputError : public parity::Error {
- public:
-  using parity::Error::Error;
-};
-
-using AttrValue = std::variant<int64_t, double, std::string>;
-std::string attr_str(const AttrValue& value);
-
-struct DatasetInfo {
-  std::string name;         // key inside its group, e.g. "model.layers.0.mlp@in"
-  DType dtype = DType::F32;
-  Shape shape;
-  std::string link_target;  // "/hooks/..." when the entry is a soft link to an identical tensor
-  std::string module;       // class of the module that produced a hook tensor, if recorded
-  std::string derived;      // how the dumper derived it, when HF did not return it directly
-};
 
 class Fixture {
  public:
@@ -46,7 +26,7 @@ class Fixture {
 
   explicit Fixture(std::filesystem::path path);
 
-  const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& path() const { return file_.path(); }
   const std::map<std::string, AttrValue>& meta() const { return meta_; }
   std::string meta_string(const std::string& key) const;  // throws when absent
   const nlohmann::json& config() const { return config_; }
@@ -58,17 +38,10 @@ class Fixture {
   Tensor read(std::string_view group, const std::string& name) const;
 
  private:
-  [[noreturn]] void fail(std::string_view where, std::string_view what) const;
-  H5Handle open_dataset(std::string_view group, const std::string& name) const;
-  DType dataset_dtype(hid_t dataset, std::string_view where) const;
-  std::string link_target(const std::string& where) const;  // "" unless a soft link
-  // A string attribute of a dataset; fails when present but not a single string.
-  std::optional<std::string> optional_string_attr(hid_t dataset, const char* name, std::string_view where) const;
+  [[noreturn]] void fail(std::string_view where, std::string_view what) const { file_.fail(where, what); }
   void read_meta();
-  std::vector<std::string> list_group(std::string_view group) const;
 
-  std::filesystem::path path_;
-  H5Handle file_;
+  H5File file_;
   std::map<std::string, AttrValue> meta_;
   nlohmann::json config_;
   std::map<std::string, std::vector<std::string>, std::less<>> names_;
