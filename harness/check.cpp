@@ -43,11 +43,18 @@ Precision resolve_precision(const Fixture& fixture, const CheckOptions& options)
   return *p;
 }
 
+// Whether `key` is `module` itself, one of its slots or a submodule's: "model.layers.1" owns
+// "model.layers.1@in" and "model.layers.1.mlp", not "model.layers.10.mlp".
+bool is_module_key(const std::string& module, const std::string& key) {
+  return key.starts_with(module) && (key.size() == module.size() || key[module.size()] == '@' ||
+                                     key[module.size()] == '.');
+}
+
 // Whether the fixture holds a hook of `module` (its own key, "module@...", "module.sub...") that
 // the --hooks filter (if any) selects.
 bool module_in_fixture(const std::string& module, const Fixture& fixture, const std::string& glob) {
   for (const std::string& key : comparable_keys(fixture))
-    if (key.starts_with(module) && (glob.empty() || glob_match(glob, key))) return true;
+    if (is_module_key(module, key) && (glob.empty() || glob_match(glob, key))) return true;
   return module == "model.norm" && (glob.empty() || glob_match(glob, "model@last_hidden_state"));
 }
 

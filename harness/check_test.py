@@ -77,6 +77,16 @@ def test_an_olmoe_config_the_repo_has_never_seen_passes_with_the_builtin_budget(
     assert {"model.layers.2.mlp.gate@top_k_index", "model.layers.2.self_attn@attn_weights", "lm_head"} <= compared
 
 
+def test_a_fixture_of_layer_10_does_not_replay_layer_1(tmp_path):
+    """Module names share prefixes: hooks of model.layers.10 are not hooks of model.layers.1."""
+    config = tiny_config(tmp_path, "olmoe_base", num_hidden_layers=11)
+    fixture = dump_olmoe(tmp_path, config, seq_len=5, layers=[10])
+    code, report = check_json(tmp_path, fixture, "--mode", "isolated")
+    assert code == 0, report["first_failure"]
+    hooks = {h["hook"] for h in report["hooks"]}
+    assert "model.layers.10.mlp" in hooks and not any(h.startswith("model.layers.1.") for h in hooks)
+
+
 def softmax_over_top_k_only(self, hidden_states):
     """The classic router bug (lablup/mlxcel #391): softmax over the k selected logits only."""
     hidden_states = hidden_states.reshape(-1, self.hidden_dim)

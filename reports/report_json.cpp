@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "report.h"
+#include "report_util.h"
 
 namespace parity::reports {
 
@@ -8,9 +9,6 @@ namespace {
 
 using harness::HookResult;
 using harness::Status;
-
-// JSON has no NaN or Inf: such values are written as null (the status already says why).
-nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 
 nlohmann::json first_failure(const CheckReport& run) {
   if (const HookResult* h = run.first_failure())

@@ -1,27 +1,9 @@
 #include "report.h"
+#include "report_util.h"
 
 namespace parity::reports {
 
 namespace {
-
-std::string xml_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default:
-        // XML 1.0 cannot carry most control characters, even escaped: show their code instead.
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r')
-          out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-        else
-          out += c;
-    }
-  }
-  return out;
-}
 
 std::string testcase(const std::string& classname, const std::string& name, harness::Status status,
                      const std::string& message) {

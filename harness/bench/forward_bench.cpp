@@ -112,7 +112,8 @@ int run(const std::string& dir, int64_t tokens, int repeats, const std::string& 
       parity::make_reference_model(config, checkpoint, parity::Numerics(*precision), keep_weights);
   const double load_seconds = seconds_since(start);  // headers and config only: weights come per forward
 
-  const int64_t vocab_size = config.at("vocab_size").get<int64_t>();
+  // As the reference resolves it: the multimodal gemma4 wrapper keeps it in text_config.
+  const int64_t vocab_size = parity::resolved_config(config).at("vocab_size").get<int64_t>();
   const parity::ForwardInputs inputs = make_inputs(tokens, vocab_size);
   TimingSink sink;
 
@@ -158,7 +159,8 @@ int main(int argc, char** argv) {
   std::string precision = "f64";
   bool keep_weights = false;
   app.add_option("CHECKPOINT", dir, "folder with config.json and safetensors (save_pretrained)")->required();
-  app.add_option("--tokens", tokens, "sequence length (batch 1)")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  // >= 2: forward() computes next-token logprobs, which need a next token.
+  app.add_option("--tokens", tokens, "sequence length (batch 1)")->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
   app.add_option("--repeats", repeats, "timed forwards after the warm-up")->check(CLI::Range(1, 1000));
   app.add_option("--precision", precision, "f64, f32 or bf16 (parity::Numerics)");
   app.add_flag("--keep-weights", keep_weights, "hold weights in memory after the first forward");

@@ -46,7 +46,7 @@ class Gemma4 final : public ReferenceModel {
   // Intermediates of one module call, kept so forward() can emit every hook of the layer.
   struct AttentionTrace {
     Array q_proj, q_norm;
-    Array k_proj, v_proj, k_norm, v_norm;  // empty on KV-shared layers; v_proj also on k_eq_v layers
+    Array k_proj, v_proj, k_norm, v_norm;  // all empty on KV-shared layers; v_proj also empty on k_eq_v layers
     KeyValue kv;                           // own (after norms and RoPE) or the source's
     Array context;                         // o_proj input, [B, S, Nh·d]
     Array probs;                           // attn_weights, [B, Nh, S, S]
@@ -130,6 +130,15 @@ class Gemma4 final : public ReferenceModel {
   Array final_logits(const Array& lm_head_out) const;  // softcapped when the config says so
 
  private:
+  // replay() by kind of step (gemma4_hooks.cpp); the bool ones return whether they knew the step.
+  bool replay_model_level(const std::string& m, const HookInputs& in, HookSink& sink) const;
+  bool replay_layer_module(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                           HookSink& sink) const;
+  bool replay_inline_step(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                          HookSink& sink) const;
+  void replay_self_attn(int64_t layer, const std::string& m, const HookInputs& in, HookSink& sink) const;
+  void replay_decoder_layer(int64_t layer, const std::string& m, const HookInputs& in, HookSink& sink) const;
+
   std::string module_path(const std::string& name) const;  // "norm" -> "model.norm"
   // The stored name of a weight: the asked one, or the same under the other text prefix
   // ("model." <-> "model.language_model."), so either checkpoint layout serves either fixture.

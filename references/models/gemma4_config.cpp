@@ -86,9 +86,13 @@ std::map<int64_t, json> per_layer_overrides(const json& c, int64_t layers) {
 // Head dim and KV heads of every layer, from either layout (configuration_gemma4.py __post_init__).
 void resolve_attention_geometry(const json& c, Gemma4Config& g) {
   std::map<int64_t, json> overrides;
-  if (c.contains("per_layer_config") && !c.at("per_layer_config").is_null()) {
-    overrides = per_layer_overrides(c, g.num_hidden_layers);  // global_head_dim & co. are then ignored, as in HF
+  if (c.contains("per_layer_config")) {
+    // The key's presence switches the old keys off, as in HF; null means no layer overrides
+    // anything (every layer takes head_dim and num_key_value_heads).
+    if (!c.at("per_layer_config").is_null()) overrides = per_layer_overrides(c, g.num_hidden_layers);
   } else {
+    PARITY_CHECK(!c.contains("global_head_dim") || !c.at("global_head_dim").is_null(),
+                 "[config] global_head_dim is null (HF refuses it: full layers need a head dim)");
     json full = {{"head_dim", int_or(c, "global_head_dim", kDefaultGlobalHeadDim)}};
     // num_global_key_value_heads is only applied on k_eq_v models (HF gates it the same way).
     if (auto nkv = config_optional_int(c, "num_global_key_value_heads"); nkv && g.attention_k_eq_v)
@@ -205,6 +209,18 @@ void resolve_ple(const json& c, Gemma4Config& g) {
   if (g.has_ple()) g.vocab_size_per_layer_input = int_or(c, "vocab_size_per_layer_input", kDefaultPleVocab);
 }
 
+// Gemma4Config's defaults (configuration_gemma4.py); a null id is no placeholder.
+constexpr std::pair<const char*, int64_t> kPlaceholderDefaults[] = {
+    {"image_token_id", 258880}, {"video_token_id", 258884}, {"audio_token_id", 258881}};
+
+void resolve_placeholders(const json& config, const json& text, Gemma4Config& g) {
+  if (&config == &text) return;  // gemma4_text: Gemma4ForCausalLM embeds the ids as they are
+  g.pad_token_id = int_or(text, "pad_token_id", 0);
+  for (const auto& [key, fallback] : kPlaceholderDefaults)
+    if (!config.contains(key)) g.placeholder_token_ids.push_back(fallback);
+    else if (const std::optional<int64_t> id = config_optional_int(config, key)) g.placeholder_token_ids.push_back(*id);
+}
+
 void refuse_unimplemented(const json& c) {
   PARITY_CHECK(!bool_or(c, "attention_bias", false), "[config] gemma4 attention_bias=true is not implemented");
   const std::optional<std::string> bidirectional = config_optional_string(c, "use_bidirectional_attention");
@@ -251,6 +267,7 @@ Gemma4Config Gemma4Config::from_hf(const json& config) {
   g.tie_word_embeddings = bool_or(c, "tie_word_embeddings", true);
   resolve_moe(c, g);
   resolve_ple(c, g);
+  resolve_placeholders(config, c, g);
 
   g.layers.resize(static_cast<size_t>(g.num_hidden_layers));
   for (int64_t i = 0; i < g.num_hidden_layers; ++i) {
@@ -287,6 +304,14 @@ nlohmann::ordered_json Gemma4Config::resolved() const {
                                       {"kv_source", l.kv_source}, {"intermediate_size", l.intermediate_size}};
   }
   return j;
+}
+
+IndexArray Gemma4Config::text_input_ids(const IndexArray& input_ids) const {
+  IndexArray out = input_ids;
+  for (int64_t& id : out.data)
+    if (std::find(placeholder_token_ids.begin(), placeholder_token_ids.end(), id) != placeholder_token_ids.end())
+      id = pad_token_id;
+  return out;
 }
 
 }  // namespace parity

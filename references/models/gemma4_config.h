@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "array.h"
 #include "ops/activation.h"
 
 namespace parity {
@@ -78,9 +79,16 @@ struct Gemma4Config {
   int64_t vocab_size_per_layer_input = 0;
   std::optional<double> final_logit_softcapping;
   bool tie_word_embeddings = true;
+  // The multimodal wrapper (model_type gemma4) replaces its image, video and audio placeholder ids
+  // (top-level image_token_id, video_token_id, audio_token_id) with text_config.pad_token_id before
+  // the embedding and the per-layer-input lookup (Gemma4Model.forward). Empty for gemma4_text.
+  std::vector<int64_t> placeholder_token_ids;
+  int64_t pad_token_id = 0;
   std::vector<Gemma4Layer> layers;
 
   bool has_ple() const { return hidden_size_per_layer_input > 0; }
+  // input_ids as the text model sees them: placeholders replaced by pad_token_id.
+  IndexArray text_input_ids(const IndexArray& input_ids) const;
   // The HF config (either layout, either model_type) resolved; parity::Error naming the key otherwise.
   static Gemma4Config from_hf(const nlohmann::json& config);
   // Everything above as JSON, layers and rope tables resolved: two configs (e.g. a fixture's and a

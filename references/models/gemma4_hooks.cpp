@@ -174,108 +174,146 @@ std::vector<std::string> Gemma4::modules() const {
   return out;
 }
 
-void Gemma4::replay(const std::string& module, const HookInputs& in, HookSink& sink) const {
-  const int64_t layer = decoder_layer_of(module);
-  const std::string m = module;
+bool Gemma4::replay_model_level(const std::string& m, const HookInputs& in, HookSink& sink) const {
   auto hf = [&](const std::string& key) { return in.floats(key); };
-  // Model level.
-  if (m == module_path("embed_tokens")) return sink.emit(m, embed_tokens(in.ints(m + "@in")));
-  if (m == module_path("embed_tokens_per_layer")) return sink.emit(m, embed_tokens_per_layer(in.ints(m + "@in")));
-  if (m == module_path("per_layer_model_projection")) return sink.emit(m, linear(m, hf(m + "@in")));
+  auto emit = [&](const Array& value) {  // m was replayed
+    sink.emit(m, value);
+    return true;
+  };
+  if (m == module_path("embed_tokens")) return emit(embed_tokens(in.ints(m + "@in")));
+  if (m == module_path("embed_tokens_per_layer")) return emit(embed_tokens_per_layer(in.ints(m + "@in")));
+  if (m == module_path("per_layer_model_projection")) return emit(linear(m, hf(m + "@in")));
   if (m == module_path("per_layer_projection_norm@in"))
-    return sink.emit(m, per_layer_norm_input(hf(module_path("per_layer_model_projection"))));
-  if (m == module_path("per_layer_projection_norm")) return sink.emit(m, norm(m, hf(m + "@in")));
+    return emit(per_layer_norm_input(hf(module_path("per_layer_model_projection"))));
+  if (m == module_path("per_layer_projection_norm")) return emit(norm(m, hf(m + "@in")));
   if (m == module_path("rotary_emb")) {
     for (const auto& [type, rope] : config_.rope) {
       const ops::RotaryTables t = rotary_emb(in.ints("/inputs/position_ids"), type);
       sink.emit(fmt::format("{}@{}.cos", m, type), t.cos);
       sink.emit(fmt::format("{}@{}.sin", m, type), t.sin);
     }
-    return;
+    return true;
   }
   if (m == module_path("norm")) {
     const Array y = norm(m, hf(m + "@in"));
     sink.emit(m, y);
-    return emit_last_hidden_state(config_.module_prefix, y, sink);
+    emit_last_hidden_state(config_.module_prefix, y, sink);
+    return true;
   }
-  if (m == "lm_head") return sink.emit(m, lm_head(hf(m + "@in")));
-  if (m == "/outputs/logits") return sink.emit(m, final_logits(hf("lm_head")));
+  if (m == "lm_head") return emit(lm_head(hf(m + "@in")));
+  if (m == "/outputs/logits") return emit(final_logits(hf("lm_head")));
   if (m == "/outputs/logprobs")
-    return sink.emit(m, ops::next_token_logprobs(hf("/outputs/logits"), in.ints("/inputs/input_ids"), numerics_));
-  PARITY_CHECK(layer >= 0, "[gemma4] the reference has no replay for module {}", module);
+    return emit(ops::next_token_logprobs(hf("/outputs/logits"), in.ints("/inputs/input_ids"), numerics_));
+  return false;
+}
 
-  // Layer level: `step` is what follows "model.layers.<i>".
-  const Gemma4Layer& l = layer_config(layer);
-  const std::string base = without_dot(layer_prefix(layer)), p = layer_prefix(layer);
-  PARITY_CHECK(m.starts_with(base), "[gemma4] the reference has no replay for module {}", module);
-  const std::string step = m.substr(base.size());
-  auto residual_of = [&](const std::string& a, const std::string& b) {
-    return ops::add(hf(a), hf(b), numerics_, m);
+// A module of a decoder layer on HF's input to it; `step` is what follows "model.layers.<i>".
+bool Gemma4::replay_layer_module(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                                 HookSink& sink) const {
+  auto hf = [&](const std::string& key) { return in.floats(key); };
+  auto emit = [&](const Array& value) {  // m was replayed
+    sink.emit(m, value);
+    return true;
   };
-  if (step == "@in1") {
-    const Array combined = combine_per_layer_inputs(hf(module_path("per_layer_projection_norm")),
-                                                    hf(module_path("embed_tokens_per_layer")));
-    return sink.emit(m, per_layer_input(combined, layer));
-  }
-  if (step == "@in.attention_mask") return sink.emit(m, attention_mask(in.ints("/inputs/attention_mask"), l.layer_type));
+  const std::string p = layer_prefix(layer);
   if (step == ".input_layernorm" || step == ".post_attention_layernorm" || step == ".pre_feedforward_layernorm" ||
       step == ".self_attn.q_norm" || step == ".self_attn.k_norm" || step == ".post_feedforward_layernorm_1" ||
       step == ".pre_feedforward_layernorm_2" || step == ".post_feedforward_layernorm_2" ||
       step == ".post_feedforward_layernorm" || step == ".post_per_layer_input_norm")
-    return sink.emit(m, norm(m, hf(m + "@in")));
-  if (step == ".self_attn.v_norm" || step == ".router.norm") return sink.emit(m, norm_without_scale(hf(m + "@in")));
+    return emit(norm(m, hf(m + "@in")));
+  if (step == ".self_attn.v_norm" || step == ".router.norm") return emit(norm_without_scale(hf(m + "@in")));
   if (step.ends_with("_proj") || step == ".router.proj" || step == ".per_layer_input_gate" ||
       step == ".per_layer_projection")
-    return sink.emit(m, linear(m, hf(m + "@in")));
-  if (step == ".mlp.act_fn" || step == ".act_fn") return sink.emit(m, activation(hf(m + "@in")));
-  if (step == ".pre_feedforward_layernorm@in") return sink.emit(m, residual_of(base + "@in", p + "post_attention_layernorm"));
-  if (step == ".mlp.down_proj@in") return sink.emit(m, ops::multiply(hf(p + "mlp.act_fn"), hf(p + "mlp.up_proj"), numerics_, m));
-  if (step == ".mlp") return sink.emit(m, mlp(layer, hf(m + "@in")).down_proj);
-  if (step == ".router.proj@in") return sink.emit(m, router_proj_input(layer, hf(p + "router.norm")));
+    return emit(linear(m, hf(m + "@in")));
+  if (step == ".mlp.act_fn" || step == ".act_fn") return emit(activation(hf(m + "@in")));
+  if (step == ".mlp") return emit(mlp(layer, hf(m + "@in")).down_proj);
   if (step == ".router") {
     const IndexArray hf_index = in.ints(m + "@top_k_index");  // routing replay: weights at HF's experts
-    return emit_router_outputs(m, router(layer, hf(m + "@in"), &hf_index, nullptr), sink);
+    emit_router_outputs(m, router(layer, hf(m + "@in"), &hf_index, nullptr), sink);
+    return true;
   }
-  if (step == ".experts") return sink.emit(m, experts(layer, hf(m + "@in"), in.ints(m + "@in1"), hf(m + "@in2")));
+  if (step == ".experts") return emit(experts(layer, hf(m + "@in"), in.ints(m + "@in1"), hf(m + "@in2")));
+  return false;
+}
+
+// A tensor HF computes inline in a forward(), from HF's own operands (see the top of this file).
+bool Gemma4::replay_inline_step(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                                HookSink& sink) const {
+  auto hf = [&](const std::string& key) { return in.floats(key); };
+  auto emit = [&](const Array& value) {  // m was replayed
+    sink.emit(m, value);
+    return true;
+  };
+  auto sum_of = [&](const std::string& a, const std::string& b) { return ops::add(hf(a), hf(b), numerics_, m); };
+  const std::string base = without_dot(layer_prefix(layer)), p = layer_prefix(layer);
+  if (step == "@in1") {
+    const Array combined = combine_per_layer_inputs(hf(module_path("per_layer_projection_norm")),
+                                                    hf(module_path("embed_tokens_per_layer")));
+    return emit(per_layer_input(combined, layer));
+  }
+  if (step == "@in.attention_mask")
+    return emit(attention_mask(in.ints("/inputs/attention_mask"), layer_config(layer).layer_type));
+  if (step == ".pre_feedforward_layernorm@in") return emit(sum_of(base + "@in", p + "post_attention_layernorm"));
+  if (step == ".mlp.down_proj@in")
+    return emit(ops::multiply(hf(p + "mlp.act_fn"), hf(p + "mlp.up_proj"), numerics_, m));
+  if (step == ".router.proj@in") return emit(router_proj_input(layer, hf(p + "router.norm")));
   if (step == ".post_feedforward_layernorm@in")
-    return sink.emit(m, residual_of(p + "post_feedforward_layernorm_1", p + "post_feedforward_layernorm_2"));
+    return emit(sum_of(p + "post_feedforward_layernorm_1", p + "post_feedforward_layernorm_2"));
   if (step == ".per_layer_input_gate@in")
-    return sink.emit(m, residual_of(p + "pre_feedforward_layernorm@in", p + "post_feedforward_layernorm"));
-  if (step == ".per_layer_projection@in") return sink.emit(m, ops::multiply(hf(p + "act_fn"), hf(base + "@in1"), numerics_, m));
-  if (step == ".self_attn") {
-    const KeyValue shared = l.kv_shared ? hf_shared_kv(in, m, l.layer_type) : KeyValue{};
-    const AttentionTrace t = self_attn(layer, hf(m + "@in"), hf_rotary(in, m), hf(m + "@in.attention_mask"),
-                                       l.kv_shared ? &shared : nullptr);
-    sink.emit(m + ".o_proj@in", t.context);
-    sink.emit(m, t.out);
-    sink.emit(m + "@attn_weights", t.probs);
-    if (l.stores_kv && layer + 1 < config_.num_hidden_layers) {  // HF shows them as the next layer's input
-      const std::string next = without_dot(layer_prefix(layer + 1));
-      sink.emit(shared_kv_key(next, l.layer_type, 0), swap_axes_1_2(t.kv.key));
-      sink.emit(shared_kv_key(next, l.layer_type, 1), swap_axes_1_2(t.kv.value));
-    }
-    return;
+    return emit(sum_of(p + "pre_feedforward_layernorm@in", p + "post_feedforward_layernorm"));
+  if (step == ".per_layer_projection@in")
+    return emit(ops::multiply(hf(p + "act_fn"), hf(base + "@in1"), numerics_, m));
+  return false;
+}
+
+void Gemma4::replay_self_attn(int64_t layer, const std::string& m, const HookInputs& in, HookSink& sink) const {
+  const Gemma4Layer& l = layer_config(layer);
+  const KeyValue shared = l.kv_shared ? hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+  const AttentionTrace t = self_attn(layer, in.floats(m + "@in"), hf_rotary(in, m), in.floats(m + "@in.attention_mask"),
+                                     l.kv_shared ? &shared : nullptr);
+  sink.emit(m + ".o_proj@in", t.context);
+  sink.emit(m, t.out);
+  sink.emit(m + "@attn_weights", t.probs);
+  if (l.stores_kv && layer + 1 < config_.num_hidden_layers) {  // HF shows them as the next layer's input
+    const std::string next = without_dot(layer_prefix(layer + 1));
+    sink.emit(shared_kv_key(next, l.layer_type, 0), swap_axes_1_2(t.kv.key));
+    sink.emit(shared_kv_key(next, l.layer_type, 1), swap_axes_1_2(t.kv.value));
   }
-  if (step.empty()) {
-    const KeyValue shared = l.kv_shared ? hf_shared_kv(in, m, l.layer_type) : KeyValue{};
-    const Array per_layer = config_.has_ple() ? hf(m + "@in1") : Array();
-    const IndexArray hf_index = config_.enable_moe_block ? in.ints(p + "router@top_k_index") : IndexArray();
-    const LayerTrace t = decoder_layer(layer, hf(m + "@in"), config_.has_ple() ? &per_layer : nullptr,
-                                       hf_rotary(in, m), hf(m + "@in.attention_mask"),
-                                       l.kv_shared ? &shared : nullptr,
-                                       config_.enable_moe_block ? &hf_index : nullptr, nullptr);
-    return sink.emit(m, t.out);
-  }
+}
+
+void Gemma4::replay_decoder_layer(int64_t layer, const std::string& m, const HookInputs& in, HookSink& sink) const {
+  const Gemma4Layer& l = layer_config(layer);
+  const KeyValue shared = l.kv_shared ? hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+  const Array per_layer = config_.has_ple() ? in.floats(m + "@in1") : Array();
+  const IndexArray hf_index =
+      config_.enable_moe_block ? in.ints(layer_prefix(layer) + "router@top_k_index") : IndexArray();
+  const LayerTrace t = decoder_layer(layer, in.floats(m + "@in"), config_.has_ple() ? &per_layer : nullptr,
+                                     hf_rotary(in, m), in.floats(m + "@in.attention_mask"),
+                                     l.kv_shared ? &shared : nullptr, config_.enable_moe_block ? &hf_index : nullptr,
+                                     nullptr);
+  sink.emit(m, t.out);
+}
+
+void Gemma4::replay(const std::string& module, const HookInputs& in, HookSink& sink) const {
+  if (replay_model_level(module, in, sink)) return;
+  const int64_t layer = decoder_layer_of(module);
+  const std::string base = layer >= 0 ? without_dot(layer_prefix(layer)) : "";
+  PARITY_CHECK(layer >= 0 && module.starts_with(base), "[gemma4] the reference has no replay for module {}", module);
+  const std::string step = module.substr(base.size());  // what follows "model.layers.<i>"
+  if (step == ".self_attn") return replay_self_attn(layer, module, in, sink);
+  if (step.empty()) return replay_decoder_layer(layer, module, in, sink);
+  if (replay_inline_step(layer, step, module, in, sink) || replay_layer_module(layer, step, module, in, sink)) return;
   throw Error(fmt::format("[gemma4] the reference has no replay for module {}", module));
 }
 
 void Gemma4::forward(const ForwardInputs& in, HookSink& sink, const RoutingPolicy* routing) const {
   const Gemma4Config& c = config_;
-  Array h = embed_tokens(in.input_ids);
+  const IndexArray text_ids = c.text_input_ids(in.input_ids);
+  Array h = embed_tokens(text_ids);
   sink.emit(module_path("embed_tokens"), h);
   std::optional<PerLayerInputs> pli;
   if (c.has_ple()) {
-    pli = per_layer_inputs(in.input_ids, h);
+    pli = per_layer_inputs(text_ids, h);
     sink.emit(module_path("embed_tokens_per_layer"), pli->tokens);
     sink.emit(module_path("per_layer_model_projection"), pli->projection);
     sink.emit(module_path("per_layer_projection_norm@in"), pli->norm_in);

@@ -96,6 +96,11 @@ TEST_CASE("gemma4 config: global_head_dim keys and per_layer_config resolve to t
   no_k_eq_v["attention_k_eq_v"] = false;
   CHECK(Gemma4Config::from_hf(no_k_eq_v).layers[2].num_key_value_heads == 2);
   CHECK_FALSE(Gemma4Config::from_hf(no_k_eq_v).layers[2].k_eq_v);
+  // per_layer_config null: present, so the old keys are off, and nothing is overridden (HF alike).
+  new_json["per_layer_config"] = nullptr;
+  const Gemma4Config none = Gemma4Config::from_hf(new_json);
+  CHECK(none.layers[2].head_dim == 16);
+  CHECK(none.layers[5].num_key_value_heads == 2);
 }
 
 TEST_CASE("gemma4 config: absent keys take the class defaults, the last layer is forced to full attention") {
@@ -170,6 +175,9 @@ TEST_CASE("gemma4 config: refuses what the reference would get wrong, naming the
   c["rope_parameters"] = {{"sliding_attention", {{"rope_type", "yarn"}, {"rope_theta", 1e4}}},
                           {"full_attention", {{"rope_type", "default"}, {"rope_theta", 1e6}}}};
   refused(c, "yarn");
+  c = full_config();
+  c["global_head_dim"] = nullptr;
+  refused(c, "global_head_dim");
   c = full_config();
   c["num_kv_shared_layers"] = 4;  // F = 2: layer 2 (full) has no full layer before it
   refused(c, "layer 2 shares");

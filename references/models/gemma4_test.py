@@ -249,12 +249,13 @@ def test_the_sliding_layers_pass_when_only_global_rope_is_wrong(tmp_path, monkey
 
 # --- checkpoints: either text prefix, either config layout ---------------------------------------
 
-def multimodal_model(seed: int, text_config: Path) -> torch.nn.Module:
+def multimodal_model(seed: int, text_config: Path, **wrapper) -> torch.nn.Module:
     text = json.loads(text_config.read_text())
     text.pop("model_type")
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                   num_key_value_heads=2, head_dim=16, patch_size=4, image_size=16)
-    config = transformers.AutoConfig.for_model("gemma4", text_config=text, vision_config=vision, audio_config=None)
+    config = transformers.AutoConfig.for_model("gemma4", text_config=text, vision_config=vision, audio_config=None,
+                                               **wrapper)
     model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager",
                                                           experts_implementation="eager")
     randomize_(model, seed)
@@ -277,6 +278,20 @@ def test_a_multimodal_fixture_checks_against_its_own_and_a_text_only_checkpoint(
         assert "model.language_model.layers.5.router@top_k_index" in {h["hook"] for h in report["hooks"]}
         code, report = check(fixture, tmp_path, "--mode", mode, "--weights", text_only)
         assert code == 0, report["first_failure"]
+
+
+def test_multimodal_placeholder_ids_are_embedded_as_the_pad_token_in_a_chained_run(tmp_path):
+    """Gemma4Model.forward swaps image/video/audio placeholder ids for text_config.pad_token_id before
+    the embedding and the per-layer-input lookup; a chat prompt carries such ids."""
+    model = multimodal_model(7, GOLDEN / "configs" / "gemma4_full.json", image_token_id=5, video_token_id=6,
+                             audio_token_id=7)
+    ids = random_input_ids(7, 2, 10, 128)
+    ids[0, 2:5] = torch.tensor([5, 6, 7])
+    ids[1, 8] = 5
+    fixture = tmp_path / "placeholders.h5"
+    dump(model, ids, fixture, progress=False)
+    code, report = check(fixture, tmp_path, "--mode", "chained")
+    assert code == 0, report["first_failure"]
 
 
 def test_an_activation_only_fixture_checks_against_a_multimodal_checkpoint(tmp_path):
@@ -303,12 +318,14 @@ def test_an_activation_only_fixture_checks_against_a_multimodal_checkpoint(tmp_p
         assert code == 0, report["first_failure"]
 
 
-@pytest.mark.parametrize("key, value", [("sliding_window", 5), ("top_k_experts", 3), ("final_logit_softcapping", 30.0),
-                                        ("num_global_key_value_heads", 2)])
-def test_a_checkpoint_of_another_gemma4_is_refused_naming_what_differs(tmp_path, key, value):
+@pytest.mark.parametrize("key, value, named", [("sliding_window", 5, "sliding_window"),
+                                               ("top_k_experts", 3, "top_k_experts"),
+                                               ("final_logit_softcapping", 30.0, "final_logit_softcapping"),
+                                               ("num_global_key_value_heads", 2, "layers.2.num_key_value_heads")])
+def test_a_checkpoint_of_another_gemma4_is_refused_naming_what_differs(tmp_path, key, value, named):
     other = random_model(tiny_config(tmp_path, "gemma4_full", **{key: value}), seed=1)
     other.save_pretrained(tmp_path / "other")
     result = subprocess.run([str(PARITY), "check", str(GOLDEN / "gemma4_full.h5"), "--weights", tmp_path / "other"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "config.json has" in result.stderr and str(tmp_path / "other") in result.stderr
+    assert f"config.json has {named} = " in result.stderr and str(tmp_path / "other") in result.stderr
