@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "cli_check.h"
+#include "cli_logprobs.h"
 #include "fixture.h"
 #include "inspect.h"
 
@@ -31,6 +32,8 @@ int main(int argc, char** argv) {
   inspect->add_option("FIXTURE", fixture_path, "HDF5 fixture (format: golden/README.md)")->required();
   parity::harness::CheckFlags check_flags;
   CLI::App* check = parity::harness::add_check_command(app, check_flags);
+  parity::harness::LogprobsFlags logprobs_flags;
+  CLI::App* logprobs = parity::harness::add_logprobs_command(app, logprobs_flags);
 
   try {
     app.parse(argc, argv);
@@ -47,6 +50,7 @@ int main(int argc, char** argv) {
   try {
     if (inspect->parsed()) return run_inspect(fixture_path);
     if (check->parsed()) return parity::harness::run_check_command(check_flags);
+    if (logprobs->parsed()) return parity::harness::run_logprobs_command(*logprobs, logprobs_flags);
   } catch (const parity::Error& e) {
     fmt::print(stderr, "parity: error: {}\n", e.what());
     return kExitUsageOrInput;

@@ -1,0 +1,78 @@
+#include "cli_util.h"
+
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "models/model.h"
+
+namespace parity::harness {
+
+namespace {
+
+// The path and both values of the first difference between two resolved configs, descending into
+// arrays of equal length and objects ("layers.5.num_key_value_heads"), so the message names the
+// key that differs rather than a whole per-layer table.
+struct Difference {
+  std::string path;
+  nlohmann::ordered_json ours, theirs;
+};
+
+std::optional<Difference> first_difference(const std::string& path, const nlohmann::ordered_json& ours,
+                                           const nlohmann::ordered_json& theirs) {
+  if (ours == theirs) return std::nullopt;
+  if (ours.is_array() && theirs.is_array() && ours.size() == theirs.size()) {
+    for (size_t i = 0; i < ours.size(); ++i)
+      if (auto d = first_difference(fmt::format("{}[{}]", path, i), ours[i], theirs[i])) return d;
+  }
+  if (ours.is_object() && theirs.is_object()) {
+    for (const auto& [key, value] : ours.items()) {
+      const nlohmann::ordered_json other = theirs.contains(key) ? theirs.at(key) : nlohmann::ordered_json();
+      if (auto d = first_difference(path.empty() ? key : path + "." + key, value, other)) return d;
+    }
+  }
+  return Difference{path, ours, theirs};
+}
+
+}  // namespace
+
+// The reference follows the fixture's config; a checkpoint of another model must not slip through
+// on coincidentally equal shapes (e.g. another rms_norm_eps or top-k). Both configs are compared
+// as resolved by the reference, so a config.json in another layout (Gemma-4's global_head_dim vs
+// per_layer_config, the multimodal wrapper's text_config, OLMoE's top-level rope_theta) that
+// describes the same model is accepted.
+void check_checkpoint_config(const Fixture& fixture, const Checkpoint& checkpoint) {
+  if (!checkpoint.has_config()) return;
+  const std::string where = fmt::format("--weights {}", checkpoint.dir().string());
+  nlohmann::ordered_json theirs;
+  try {
+    theirs = resolved_config(checkpoint.config());
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(fmt::format("{}: config.json: {}", where, e.what()));
+  }
+  // Keys only the checkpoint's config has do not matter: the reference reads the fixture's.
+  nlohmann::ordered_json ours = resolved_config(fixture.config()), theirs_known;
+  for (const auto& [key, value] : ours.items()) theirs_known[key] = theirs.contains(key) ? theirs.at(key) : nullptr;
+  if (const std::optional<Difference> d = first_difference("", ours, theirs_known))
+    throw InputError(fmt::format("{}: config.json has {} = {}, the fixture's config has {}", where, d->path,
+                                 d->theirs.dump(), d->ours.dump()));
+}
+
+
+std::unique_ptr<std::ofstream> open_report(const std::string& path, const char* flag) {
+  if (path.empty()) return nullptr;
+  auto out = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
+  if (!*out) throw UsageError(fmt::format("{} {}: cannot open the file for writing", flag, path));
+  return out;
+}
+
+void write_report(std::ofstream* out, const std::string& path, const std::string& text) {
+  if (!out) return;
+  *out << text;
+  out->close();
+  if (!*out) throw InputError(fmt::format("cannot write {}", path));
+}
+
+}  // namespace parity::harness

@@ -1,0 +1,163 @@
+#include "logprobs/gate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "hdf5_file.h"  // InputError
+
+namespace parity::harness {
+
+namespace {
+
+constexpr std::string_view kCaseKeys[] = {"run", "train", "rollout", "tokenizer"};
+
+[[noreturn]] void fail(const std::string& at, const std::string& what) {
+  throw InputError(fmt::format("[budget {}] {}", at, what));
+}
+
+std::string where(const std::string& source, const toml::node& node) {
+  return fmt::format("{}:{}", source, node.source().begin.line);
+}
+
+double finite_number(const toml::node& node, const std::string& at, const std::string& key) {
+  std::optional<double> v = node.value<double>();
+  if (!v || !std::isfinite(*v)) fail(at, fmt::format("\"{}\" must be a finite number", key));
+  return *v;
+}
+
+MetricBound parse_bound(const std::string& metric, const toml::node& node, const std::string& at) {
+  const std::vector<std::string>& names = logprob_metric_names();
+  if (std::find(names.begin(), names.end(), metric) == names.end())
+    fail(at, fmt::format("unknown metric \"{}\" (metrics: {})", metric, fmt::join(names, ", ")));
+  const toml::table* t = node.as_table();
+  if (!t) fail(at, fmt::format("{} = {{ max = <limit> }} and/or {{ min = <limit> }}", metric));
+  MetricBound bound{metric, std::nullopt, std::nullopt, at};
+  for (const auto& [key, value] : *t) {
+    if (key.str() == "max") bound.max = finite_number(value, at, "max");
+    else if (key.str() == "min") bound.min = finite_number(value, at, "min");
+    else fail(at, fmt::format("unknown key \"{}\" in the bound of {} (max, min)", key.str(), metric));
+  }
+  if (!bound.min && !bound.max) fail(at, fmt::format("the bound of {} names neither max nor min", metric));
+  if (bound.min && bound.max && *bound.min > *bound.max) fail(at, fmt::format("{}: min > max", metric));
+  return bound;
+}
+
+void parse_options(const toml::table& t, const std::string& source, LogprobOptions& o) {
+  for (const auto& [key, node] : t) {
+    const std::string at = where(source, node), k(key.str());
+    if (k == "is_threshold") o.is_threshold = finite_number(node, at, k);
+    else if (k == "veto_threshold") o.veto_threshold = finite_number(node, at, k);
+    else if (k == "catastrophic_threshold") o.catastrophic_threshold = finite_number(node, at, k);
+    else if (k == "catastrophic_top" || k == "context") {
+      std::optional<int64_t> v = node.value_exact<int64_t>();
+      if (!v || *v < 0) fail(at, fmt::format("\"{}\" must be an integer >= 0", k));
+      (k == "context" ? o.context : o.catastrophic_top) = *v;
+    } else {
+      fail(at, fmt::format("unknown option \"{}\" (is_threshold, veto_threshold, catastrophic_threshold, "
+                           "catastrophic_top, context)", k));
+    }
+  }
+}
+
+}  // namespace
+
+bool MetricBound::allows(double value) const {
+  if (std::isnan(value)) return false;
+  return (!min || value >= *min) && (!max || value <= *max);
+}
+
+std::string MetricBound::str() const {
+  if (min && max) return fmt::format("in [{:g}, {:g}]", *min, *max);
+  return min ? fmt::format(">= {:g}", *min) : fmt::format("<= {:g}", *max);
+}
+
+LogprobBudget builtin_logprob_budget() {
+  LogprobBudget b;
+  b.source = "built-in logprob budget (slime's CI default)";
+  b.bounds.push_back({"abs_diff_seq_mean", std::nullopt, 0.1, "built-in"});
+  return b;
+}
+
+LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::string& source, bool is_case) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source);
+  } catch (const toml::parse_error& e) {
+    throw InputError(fmt::format("[budget {}:{}] {}", source, e.source().begin.line, e.description()));
+  }
+  for (const auto& [key, node] : root) {
+    const bool known = key.str() == "logprobs" ||
+                       (is_case && std::find(std::begin(kCaseKeys), std::end(kCaseKeys), key.str()) != std::end(kCaseKeys));
+    if (!known)
+      fail(where(source, node), fmt::format("unknown key \"{}\"{}", key.str(),
+                                            key.str() == "isolated" || key.str() == "chained"
+                                                ? " (a hook budget section: use it with parity check)"
+                                                : ""));
+  }
+  const toml::table* table = root["logprobs"].as_table();
+  if (!table) fail(source, "has no [logprobs] table (e.g. abs_diff_seq_mean = { max = 0.02 })");
+  LogprobBudget b;
+  b.source = source;
+  for (const auto& [key, node] : *table) {
+    if (key.str() == "options") {
+      if (!node.is_table()) fail(where(source, node), "options must be a table ([logprobs.options])");
+      parse_options(*node.as_table(), source, b.options);
+      continue;
+    }
+    b.bounds.push_back(parse_bound(std::string(key.str()), node, where(source, node)));
+  }
+  if (b.bounds.empty()) fail(source, "[logprobs] gates no metric");
+  return b;
+}
+
+LogprobBudget load_logprob_budget(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(fmt::format("[budget {}] cannot open the file", path.string()));
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_logprob_budget(text.str(), path.string());
+}
+
+bool LogprobReport::passed() const {
+  return problems.empty() && !verdicts.empty() &&
+         std::all_of(verdicts.begin(), verdicts.end(), [](const MetricVerdict& v) { return v.passed; });
+}
+
+LogprobReport gate_logprobs(const LogprobRun& run, const LogprobBudget& budget,
+                            const std::optional<std::filesystem::path>& tokenizer) {
+  LogprobReport report;
+  report.source = run.source;
+  report.train_source = run.train_source;
+  report.rollout_source = run.rollout_source;
+  report.budget_source = budget.source;
+  report.options = budget.options;
+  report.summary = compute_logprob_metrics(run, budget.options);
+  for (const MetricBound& bound : budget.bounds) {
+    const LogprobMetric* m = report.summary.find(bound.metric);
+    const double value = m ? m->value : std::nan("");
+    report.verdicts.push_back({bound.metric, value, bound, bound.allows(value)});
+  }
+  if (const LogprobSummary& s = report.summary; s.nonfinite_tokens > 0)
+    report.problems.push_back(fmt::format("{} scored token(s) have a NaN or infinite logprob{}", s.nonfinite_tokens,
+                                          s.nonfinite.empty() ? "" : fmt::format(" (first: sequence {}, position {})",
+                                                                                 s.nonfinite[0].at.sequence,
+                                                                                 s.nonfinite[0].at.position)));
+  report.catastrophic = list_tokens(run, report.summary.catastrophic, budget.options.context);
+  report.nonfinite = list_tokens(run, report.summary.nonfinite, budget.options.context);
+  if (tokenizer) {
+    std::vector<int64_t> ids = shown_ids(report.catastrophic);
+    const std::vector<int64_t> more = shown_ids(report.nonfinite);
+    ids.insert(ids.end(), more.begin(), more.end());
+    // Every id of the run must exist in the tokenizer, not only the shown ones: a run scored with
+    // another vocabulary is bad input.
+    report.texts = decode_tokens(*tokenizer, ids, *std::max_element(run.input_ids.begin(), run.input_ids.end()));
+  }
+  return report;
+}
+
+}  // namespace parity::harness

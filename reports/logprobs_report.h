@@ -1,0 +1,17 @@
+// Writers for `parity logprobs` results: the terminal summary, JSON (README.md "parity logprobs")
+// and JUnit XML (one testcase per gated metric, plus one for non-finite logprobs).
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "logprobs/gate.h"
+
+namespace parity::reports {
+
+std::string logprobs_text(const harness::LogprobReport& report, bool color);
+nlohmann::json logprobs_json(const harness::LogprobReport& report);
+std::string logprobs_junit(const harness::LogprobReport& report);
+
+}  // namespace parity::reports
