@@ -91,9 +91,10 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
     throw InputError(fmt::format("[budget {}:{}] {}", source, e.source().begin.line, e.description()));
   }
   for (const auto& [key, node] : root) {
-    const bool known = key.str() == "logprobs" ||
-                       (is_case && std::find(std::begin(kCaseKeys), std::end(kCaseKeys), key.str()) != std::end(kCaseKeys));
-    if (!known)
+    const bool case_key = std::find(std::begin(kCaseKeys), std::end(kCaseKeys), key.str()) != std::end(kCaseKeys);
+    if (case_key && !is_case)
+      fail(where(source, node), fmt::format("is a case file (it names \"{}\"): use --case", key.str()));
+    if (key.str() != "logprobs" && !case_key)
       fail(where(source, node), fmt::format("unknown key \"{}\"{}", key.str(),
                                             key.str() == "isolated" || key.str() == "chained"
                                                 ? " (a hook budget section: use it with parity check)"
@@ -112,6 +113,10 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
     b.bounds.push_back(parse_bound(std::string(key.str()), node, where(source, node)));
   }
   if (b.bounds.empty()) fail(source, "[logprobs] gates no metric");
+  // TOML tables carry no order: report bounds in the metrics' own order.
+  const std::vector<std::string>& names = logprob_metric_names();
+  const auto rank = [&](const MetricBound& x) { return std::find(names.begin(), names.end(), x.metric) - names.begin(); };
+  std::sort(b.bounds.begin(), b.bounds.end(), [&](const MetricBound& x, const MetricBound& y) { return rank(x) < rank(y); });
   return b;
 }
 

@@ -53,7 +53,7 @@ struct LogprobReport {
   std::string source, train_source, rollout_source, budget_source;
   LogprobOptions options;
   LogprobSummary summary;
-  std::vector<MetricVerdict> verdicts;  // in the budget's order
+  std::vector<MetricVerdict> verdicts;  // in the metrics' order
   std::vector<std::string> problems;    // failures no bound names (non-finite logprobs)
   std::vector<ListedToken> catastrophic, nonfinite;
   std::optional<TokenTexts> texts;      // with --tokenizer
