@@ -3,8 +3,8 @@
 // Notation: Δ_t = lp_train − lp_rollout on scored token t; w_t = exp(clamp(Δ_t, ±20)) the
 // importance weight π_train/π_rollout with the ±20 safety clamp verl and miles apply; sequence i
 // has N_i scored tokens; "seq mean" = the mean over sequences (with N_i > 0) of per-sequence means.
-// A token whose logprob is NaN or ±Inf on either side is counted and listed, left out of every
-// metric, and fails the gate (miles silently counts it as 0).
+// A token whose logprob is NaN or ±Inf on either side (or whose Δ overflows) is counted and listed,
+// left out of every metric, and fails the gate (miles silently counts it as 0).
 #pragma once
 
 #include <cstdint>
@@ -19,8 +19,11 @@ struct LogprobOptions {
   double is_threshold = 2.0;           // C: verl rollout_is_threshold / slime --tis-clip default
   double veto_threshold = 1e-4;        // τ: slime --rs-veto-threshold (README: 1e-4 .. 1e-6)
   double catastrophic_threshold = 1.0; // |Δ| in nats above which a token is listed
-  int64_t catastrophic_top = 20;       // tokens listed (all are counted)
+  int64_t catastrophic_top = 20;       // tokens listed, catastrophic and non-finite (all are counted)
   int64_t context = 8;                 // tokens of context on each side of a listed token
+  // Tokens per chunk of the parallel pass (token_pass.h): fixed by the run, not the machine, so
+  // results do not depend on the core count. Not a budget option; tests lower it.
+  int64_t chunk_tokens = int64_t{1} << 20;
 };
 
 struct LogprobMetric {

@@ -2,7 +2,7 @@
 definitions (../shared/context/anchors-survey.md §0): the independent baseline the tests compare
 the C++ metrics with, and the benchmark's baseline (ci/bench_logprobs).
 
-Δ = lp_train − lp_rollout on scored, finite tokens; r = clip(Δ, ±20); w = exp(r). Sequences
+Δ = lp_train − lp_rollout on scored tokens whose logprobs and Δ are finite; r = clip(Δ, ±20); w = exp(r). Sequences
 without a scored finite token are left out of per-sequence means. Names match the C++ ones.
 """
 
@@ -21,7 +21,8 @@ def logprob_metrics(run: LogprobRun, is_threshold: float = 2.0, veto_threshold: 
     seq = run.sequence_of_token
     train, rollout = np.asarray(run.train, dtype=np.float64), np.asarray(run.rollout, dtype=np.float64)
     scored = run.loss_mask.astype(bool)
-    finite = np.isfinite(train) & np.isfinite(rollout)
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(train) & np.isfinite(rollout) & np.isfinite(train - rollout)
     keep = scored & finite
     lt, lr, sid = train[keep], rollout[keep], seq[keep]
     d = lt - lr
@@ -66,7 +67,9 @@ def logprob_metrics(run: LogprobRun, is_threshold: float = 2.0, veto_threshold: 
     out["prob_diff_mean"] = p.mean()
     out["prob_diff_max"] = p.max()
     out["prob_diff_std"] = p.std(ddof=1) if p.size >= 2 else float("nan")
-    out["tis_clip_fraction"] = np.mean(d > np.log(is_threshold))
+    clipped = d > np.log(is_threshold)
+    out["tis_clip_fraction"] = clipped.mean()
+    out["tis_clip_fraction_seq_mean"] = seq_mean(clipped).mean()
     vetoed = d < np.log(veto_threshold)
     out["veto_token_fraction"] = vetoed.mean()
     out["veto_seq_fraction"] = (np.bincount(sid, weights=vetoed, minlength=sequences)[has] > 0).mean()
