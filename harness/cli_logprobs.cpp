@@ -110,8 +110,8 @@ int run_logprobs_command(const CLI::App& cmd, const LogprobsFlags& f) {
   const std::optional<std::filesystem::path> tokenizer = plan.tokenizer ? plan.tokenizer : run.tokenizer;
   std::error_code ec;
   if (!plan.tokenizer && run.tokenizer && !std::filesystem::is_regular_file(*run.tokenizer, ec))
-    throw InputError(fmt::format("logprob run {} names tokenizer {} (relative to the run file), which does not exist; "
-                                 "pass --tokenizer", run.source, run.tokenizer->string()));
+    throw InputError(fmt::format("logprob run {} names tokenizer {} (relative to the run file), which is not a "
+                                 "file; pass --tokenizer", run.source, run.tokenizer->string()));
   const LogprobReport report = gate_logprobs(run, plan.budget, tokenizer);
   fmt::print("{}", reports::logprobs_text(report, isatty(STDOUT_FILENO) != 0));
   write_report(json.get(), f.json_out, reports::logprobs_json(report).dump(2) + "\n");

@@ -158,9 +158,13 @@ LogprobReport gate_logprobs(const LogprobRun& run, const LogprobBudget& budget,
     std::vector<int64_t> ids = shown_ids(report.catastrophic);
     const std::vector<int64_t> more = shown_ids(report.nonfinite);
     ids.insert(ids.end(), more.begin(), more.end());
-    // Every id of the run must exist in the tokenizer, not only the shown ones: a run scored with
-    // another vocabulary is bad input.
-    report.texts = decode_tokens(*tokenizer, ids, *std::max_element(run.input_ids.begin(), run.input_ids.end()));
+    // Every id of the run (tokens, and top-k alternatives of scored tokens) must exist in the
+    // tokenizer, not only the shown ones: a run scored with another vocabulary is bad input.
+    int64_t max_id = *std::max_element(run.input_ids.begin(), run.input_ids.end());
+    for (const std::optional<TopKTable>* table : {&run.train_top_k, &run.rollout_top_k})
+      for (size_t i = 0; *table && i < (*table)->ids.size(); ++i)  // rows of unscored tokens are ignored
+        if (run.loss_mask[i / static_cast<size_t>((*table)->k)]) max_id = std::max(max_id, (*table)->ids[i]);
+    report.texts = decode_tokens(*tokenizer, ids, max_id);
   }
   return report;
 }

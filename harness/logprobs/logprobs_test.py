@@ -70,7 +70,7 @@ def random_run(seed: int, sequences: int = 60, nonfinite: int = 0) -> LogprobRun
         tokens.append(rng.integers(0, 128, n))
         lp = -rng.exponential(3.0, n)
         train.append(lp)
-        rollout.append(lp + rng.normal(0, 0.05, n) * rng.choice([1, 1, 1, 30], n))  # heavy tails
+        rollout.append(np.minimum(lp + rng.normal(0, 0.05, n) * rng.choice([1, 1, 1, 30], n), 0))  # heavy tails
         prompt = rng.integers(1, n)
         masks.append(np.arange(n) >= prompt)
     masks[3][:] = False  # a sequence with nothing scored
@@ -191,6 +191,13 @@ def resize(f: h5py.File, name: str, values, attrs: bool = True) -> None:
     (lambda f: resize(f, "logprobs/train", f["logprobs/train"][()].astype(np.int64), attrs=False),
      "want float values"),
     (lambda f: resize(f, "logprobs/train", f["logprobs/train"][()].astype(np.int64)), "dtype attribute says float32"),
+    (lambda f: resize(f, "top_k/train/logprobs", f["top_k/train/logprobs"][()].T.copy()), "differs from /top_k/train/ids"),
+    (lambda f: resize(f, "top_k/rollout/ids", np.zeros((f["tokens/input_ids"].shape[0], 2000), np.int64)),
+     "1 <= K <= 1024"),
+    (lambda f: f["logprobs/train"].__setitem__(int(np.flatnonzero(f["tokens/loss_mask"][()])[0]), 0.5),
+     "is positive: a logprob is <= 0"),
+    (lambda f: resize(f, "tokens/loss_mask", np.where(f["tokens/loss_mask"][()] == 1, -1, 0).astype(np.int64),
+                      attrs=False), "holds -1 at token"),
 ])
 def test_a_malformed_run_is_an_input_error_naming_the_problem(tmp_path, edit, expected):
     assert expected in input_error(damaged_run(tmp_path, edit))
@@ -208,9 +215,14 @@ def test_token_ids_outside_the_tokenizer_are_an_input_error(tmp_path):
     run.input_ids[5] = 4000
     path = write_run(tmp_path / "run.h5", run, train_source="a", rollout_source="b")
     assert "token id 4000 is outside its vocabulary of 128" in input_error(path, "--tokenizer", TOKENIZER)
+    run, _ = read_run(GOLDEN_RUNS[0])
+    scored = int(np.flatnonzero(run.loss_mask)[3])
+    run.rollout_top_k[0][scored, 4] = 5000  # an alternative no report lists: still another vocabulary
+    path = write_run(tmp_path / "top_k.h5", run, train_source="a", rollout_source="b")
+    assert "token id 5000 is outside its vocabulary of 128" in input_error(path, "--tokenizer", TOKENIZER)
     moved = tmp_path / "moved.h5"
     shutil.copy(GOLDEN_RUNS[0], moved)  # its tokenizer path is relative to golden/logprob_runs
-    assert "pass --tokenizer" in input_error(moved)
+    assert "which is not a file; pass --tokenizer" in input_error(moved)
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -1,5 +1,7 @@
 #include "run.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "hdf5_file.h"
@@ -9,6 +11,8 @@ namespace parity::harness {
 namespace {
 
 constexpr int64_t kSchemaVersion = 1;
+// log p <= 0; engines that compute log_softmax in low precision can land a hair above 0.
+constexpr double kMaxLogprob = 1e-3;
 constexpr char kSchema[] = "parity.logprob_run";
 
 [[noreturn]] void fail(const LogprobRun& run, const std::string& what) {
@@ -32,15 +36,22 @@ std::vector<double> read_floats(const H5File& file, const std::string& where, si
   return read_checked(file, where, rank, /*floating=*/true).to_f64();
 }
 
+constexpr int64_t kMaxTopK = 1024;  // a report lists a handful; a huge K is a malformed file
+
 std::optional<TopKTable> read_top_k(const H5File& file, const std::string& side) {
   const std::string group = "/top_k/" + side;
   if (!file.exists(group)) return std::nullopt;
+  for (const char* name : {"/ids", "/logprobs"}) {  // shapes first: never read a hostile size
+    const DatasetInfo info = file.info(group + name);
+    if (info.shape.size() != 2 || info.shape[1] < 1 || info.shape[1] > kMaxTopK)
+      file.fail(group + name, fmt::format("want [N, K] with 1 <= K <= {}, got {}", kMaxTopK, shape_str(info.shape)));
+  }
+  if (file.info(group + "/ids").shape != file.info(group + "/logprobs").shape)
+    file.fail(group + "/logprobs", fmt::format("shape {} differs from {}/ids {}",
+                                               shape_str(file.info(group + "/logprobs").shape), group,
+                                               shape_str(file.info(group + "/ids").shape)));
   const Tensor ids = read_checked(file, group + "/ids", 2, false);
-  TopKTable table{ids.shape[1], ids.ints(), read_floats(file, group + "/logprobs", 2)};
-  if (table.logprobs.size() != table.ids.size())
-    file.fail(group + "/logprobs", fmt::format("{} values, {}/ids has {}", table.logprobs.size(), group,
-                                               table.ids.size()));
-  return table;
+  return TopKTable{ids.shape[1], ids.ints(), read_floats(file, group + "/logprobs", 2)};
 }
 
 std::string meta_text(const std::map<std::string, AttrValue>& meta, const char* key) {
@@ -90,6 +101,11 @@ void validate(const LogprobRun& run) {
     if (run.input_ids[t] < 0) fail(run, fmt::format("negative token id {} at token {}", run.input_ids[t], t));
     if (run.loss_mask[t] > 1) fail(run, fmt::format("loss_mask holds {} at token {}; want 0 or 1", run.loss_mask[t], t));
   }
+  for (size_t t = 0; t < n; ++t)  // NaN and ±Inf pass here: the metrics count and list them
+    for (const auto& [side, lp] : {std::pair{"train", run.train[t]}, {"rollout", run.rollout[t]}})
+      if (run.loss_mask[t] && std::isfinite(lp) && lp > kMaxLogprob)
+        fail(run, fmt::format("{} logprob {} at token {} is positive: a logprob is <= 0 (negative log-likelihoods "
+                              "stored by mistake?)", side, lp, t));
   int64_t scored = 0;
   for (int64_t s = 0; s < run.sequences(); ++s) {
     const int64_t first = run.seq_offsets[static_cast<size_t>(s)];
@@ -116,7 +132,12 @@ LogprobRun load_logprob_run(const std::filesystem::path& path) {
     run.tokenizer = path.parent_path() / tokenizer;  // relative to the run file
   run.input_ids = read_ints(file, "/tokens/input_ids");
   run.seq_offsets = read_ints(file, "/tokens/seq_offsets");
-  for (int64_t m : read_ints(file, "/tokens/loss_mask")) run.loss_mask.push_back(m == 0 ? 0 : m == 1 ? 1 : 2);
+  const std::vector<int64_t> mask = read_ints(file, "/tokens/loss_mask");
+  for (size_t t = 0; t < mask.size(); ++t) {
+    if (mask[t] != 0 && mask[t] != 1)
+      file.fail("/tokens/loss_mask", fmt::format("holds {} at token {}; want 0 or 1", mask[t], t));
+    run.loss_mask.push_back(static_cast<uint8_t>(mask[t]));
+  }
   run.train = read_floats(file, "/logprobs/train");
   run.rollout = read_floats(file, "/logprobs/rollout");
   run.train_top_k = read_top_k(file, "train");

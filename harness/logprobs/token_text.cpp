@@ -75,7 +75,7 @@ const std::string& TokenTexts::of(int64_t id) const {
 TokenTexts decode_tokens(const std::filesystem::path& tokenizer, const std::vector<int64_t>& ids, int64_t max_id) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(tokenizer, ec))
-    throw InputError(fmt::format("--tokenizer {}: no such file", tokenizer.string()));
+    throw InputError(fmt::format("tokenizer {}: not a file", tokenizer.string()));
   const std::set<int64_t> unique(ids.begin(), ids.end());
   TempFile in(".json"), out(".json"), err(".txt");
   std::ofstream(in.path) << nlohmann::json(std::vector<int64_t>(unique.begin(), unique.end())).dump();
