@@ -94,7 +94,7 @@ LogprobRun assemble(const Fixture& inputs_of, const Side& train, const Side& rol
     run.train_top_k = top_k_from_logits(run, train.logits, top_k);
     run.rollout_top_k = top_k_from_logits(run, rollout.logits, top_k);
   }
-  run.source = fmt::format("derived from the fixtures' /outputs/logprobs ({} tokens per sequence)", seq);
+  run.source = fmt::format("derived from two models' outputs on the same {} tokens per sequence", seq);
   validate(run);
   return run;
 }
