@@ -204,12 +204,14 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
   return b;
 }
 
-Budget load_budget(const std::filesystem::path& path) {
+std::string read_budget_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("[budget {}] cannot open the file", path.string()));
   std::stringstream text;
   text << in.rdbuf();
-  return parse_budget(text.str(), path.string());
+  return text.str();
 }
+
+Budget load_budget(const std::filesystem::path& path) { return parse_budget(read_budget_file(path), path.string()); }
 
 }  // namespace parity::harness

@@ -71,6 +71,8 @@ Budget builtin_budget(const std::string& run_dtype);
 
 // A budget TOML file (a case file is one too, with extra keys). Malformed input -> InputError.
 Budget load_budget(const std::filesystem::path& path);
+// A budget or case file's whole text; InputError "[budget <path>] cannot open the file".
+std::string read_budget_file(const std::filesystem::path& path);
 Budget parse_budget(const std::string& toml_text, const std::string& source_name);
 
 bool glob_match(const std::string& pattern, const std::string& text);

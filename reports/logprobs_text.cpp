@@ -11,9 +11,6 @@ namespace {
 using harness::ListedToken;
 using harness::LogprobReport;
 
-constexpr const char* kRed = "\033[1;31m";
-constexpr const char* kReset = "\033[0m";
-
 std::string num(double x) { return std::isnan(x) ? "nan" : fmt::format("{:.6g}", x); }
 
 // id 42 "hello" (with a tokenizer), id 42 otherwise.

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "report.h"
+#include "report_util.h"
 
 namespace parity::reports {
 
@@ -11,10 +12,6 @@ namespace {
 
 using harness::HookResult;
 using harness::Status;
-
-constexpr const char* kRed = "\033[1;31m";
-constexpr const char* kYellow = "\033[33m";
-constexpr const char* kReset = "\033[0m";
 
 std::string metrics_cell(const HookResult& h) {
   if (h.floats) {

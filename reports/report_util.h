@@ -10,6 +10,11 @@
 
 namespace parity::reports {
 
+// ANSI highlighting for terminal reports (the CLI turns it on only for a terminal).
+inline constexpr const char* kRed = "\033[1;31m";
+inline constexpr const char* kYellow = "\033[33m";
+inline constexpr const char* kReset = "\033[0m";
+
 // JSON has no NaN or Inf: such values are written as null (the status already says why).
 inline nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 

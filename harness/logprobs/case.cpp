@@ -1,11 +1,9 @@
 #include "logprobs/case.h"
 
-#include <fstream>
-#include <sstream>
-
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "budget.h"  // read_budget_file
 #include "hdf5_file.h"  // InputError
 
 namespace parity::harness {
@@ -43,14 +41,11 @@ void check_sources(const LogprobSources& s, const std::string& where) {
 }
 
 LogprobCase load_logprob_case(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open the file");
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::string text = read_budget_file(path);
   LogprobCase c;
   c.path = path;
-  c.budget = parse_logprob_budget(text.str(), path.string(), /*is_case=*/true);  // validates the TOML first
-  const toml::table root = toml::parse(text.str(), path.string());
+  c.budget = parse_logprob_budget(text, path.string(), /*is_case=*/true);  // validates the TOML first
+  const toml::table root = toml::parse(text, path.string());
   if (std::optional<std::string> run = string_key(root, "run", path)) c.sources.run = path.parent_path() / *run;
   if (std::optional<std::string> train = string_key(root, "train", path)) c.sources.train = side(*train, path);
   if (std::optional<std::string> rollout = string_key(root, "rollout", path)) c.sources.rollout = side(*rollout, path);

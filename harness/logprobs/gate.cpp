@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "budget.h"  // read_budget_file
 #include "hdf5_file.h"  // InputError
 
 namespace parity::harness {
@@ -121,11 +120,7 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
 }
 
 LogprobBudget load_logprob_budget(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("[budget {}] cannot open the file", path.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_logprob_budget(text.str(), path.string());
+  return parse_logprob_budget(read_budget_file(path), path.string());
 }
 
 bool LogprobReport::passed() const {
