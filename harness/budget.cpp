@@ -19,8 +19,8 @@ constexpr std::pair<Metric, std::string_view> kMetrics[] = {
 };
 
 // Budget keys the parser knows; anything else is a typo that must not be ignored.
-constexpr std::string_view kTopLevelKeys[] = {"isolated", "chained", "skip", "near_tie_rel",
-                                              "fixture",  "modes",   "precision"};
+constexpr std::string_view kTopLevelKeys[] = {"isolated", "chained",   "skip",  "near_tie_rel", "bands",
+                                              "fixture",  "modes",     "precision", "baseline"};
 
 std::string where(const std::string& source, const toml::node& node) {
   return fmt::format("{}:{}", source, node.source().begin.line);
@@ -183,7 +183,7 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
   }
   Budget b;
   b.source = source_name;
-  b.is_case = root.contains("fixture") || root.contains("modes");
+  b.is_case = root.contains("fixture") || root.contains("modes") || root.contains("baseline");
   for (const auto& [key, node] : root)
     if (std::find(std::begin(kTopLevelKeys), std::end(kTopLevelKeys), key.str()) == std::end(kTopLevelKeys))
       fail(where(source_name, node), fmt::format("unknown key \"{}\"", key.str()));
@@ -201,6 +201,7 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
     if (!v || !(*v >= 0 && *v < 1)) fail(where(source_name, *n.node()), "near_tie_rel must be in [0, 1)");
     b.near_tie_rel = *v;
   }
+  b.bands = parse_bands(toml_text, source_name);
   return b;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "baseline.h"
 #include "fixture.h"
 #include "metrics.h"
 
@@ -56,7 +57,8 @@ struct Budget {
   std::map<Mode, ModeBudget> modes;
   std::vector<Skip> skips;
   double near_tie_rel = 1e-5;
-  bool is_case = false;  // the file also names a fixture or modes (a case file, for --case)
+  BandBudget bands;      // [bands]: how far each metric may move from a baseline (baseline.h)
+  bool is_case = false;  // the file also names a fixture, modes or a baseline (a case file, for --case)
 
   // The rule that gates `hook` in `mode`, or nullptr when the default applies. Only rules of the
   // hook's kind apply: tokens_differ rules to top-k index hooks, the other metrics to float hooks.

@@ -33,6 +33,11 @@ Case load_case(const std::filesystem::path& path) {
     c.budget.section(*mode);  // every listed mode needs its section
     c.modes.push_back(*mode);
   }
+  if (const toml::node_view node = root["baseline"]; node) {
+    std::optional<std::string> b = node.value<std::string>();
+    if (!b || b->empty()) fail(path, "baseline must be a path relative to the case file");
+    c.baseline = path.parent_path() / *b;
+  }
   if (const toml::node_view node = root["precision"]; node) {
     std::optional<std::string> p = node.value<std::string>();
     c.precision = p ? precision_from_name(*p) : std::nullopt;

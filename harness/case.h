@@ -2,6 +2,7 @@
 //   fixture   = "../golden/olmoe_base.h5"   path relative to the case file
 //   modes     = ["isolated", "chained"]     each needs its budget section
 //   precision = "f32"                       optional; default: the fixture's run dtype
+//   baseline  = "../golden/baselines/olmoe_base.json"   optional: gate drift from an accepted run
 #pragma once
 
 #include <filesystem>
@@ -18,6 +19,7 @@ struct Case {
   std::filesystem::path fixture;
   std::vector<Mode> modes;
   std::optional<Precision> precision;
+  std::optional<std::filesystem::path> baseline;
   Budget budget;
 };
 

@@ -128,6 +128,29 @@ bool is_input_key(const std::string& key) {
   return std::regex_search(key, pattern);
 }
 
+bool CheckResult::passed() const {
+  return !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const CheckReport& r) { return r.passed(); }) &&
+         (!baseline || baseline->passed());
+}
+
+std::vector<MetricValue> baseline_values(const std::vector<CheckReport>& runs) {
+  std::vector<MetricValue> values;
+  for (const CheckReport& run : runs) {
+    const std::string mode(mode_name(run.mode));
+    for (const HookResult& h : run.hooks) {
+      if (h.floats) {
+        values.push_back({mode, h.hook, "rel_l2", h.floats->rel_l2});
+        values.push_back({mode, h.hook, "max_abs", h.floats->max_abs});
+      }
+      if (h.top_k) {
+        values.push_back({mode, h.hook, "tokens_differ", static_cast<double>(h.top_k->differ)});
+        values.push_back({mode, h.hook, "near_ties", static_cast<double>(h.top_k->near_ties)});
+      }
+    }
+  }
+  return values;
+}
+
 bool CheckReport::passed() const {
   return problems.empty() && count(Status::kFail) == 0 && count(Status::kPass) > 0;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "baseline.h"
 #include "budget.h"
 #include "fixture.h"
 #include "metrics.h"
@@ -60,6 +61,18 @@ struct CheckOptions {
 };
 
 CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckOptions& options);
+
+// A check of one or more modes, and its comparison to a baseline when one was given.
+struct CheckResult {
+  std::vector<CheckReport> runs;
+  std::optional<BaselineReport> baseline;
+
+  bool passed() const;  // every run passed, and the baseline (if any) too
+};
+
+// What a baseline keeps of a check: rel_l2 and max_abs of every compared float hook, tokens_differ
+// and near_ties of every top-k index hook, per mode (skipped hooks have no metrics).
+std::vector<MetricValue> baseline_values(const std::vector<CheckReport>& runs);
 
 // Whether a hook key is one of HF's inputs to a module ("x@in", "x@in2", "x@in.attention_mask").
 bool is_input_key(const std::string& key);

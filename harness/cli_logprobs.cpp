@@ -19,9 +19,13 @@ struct Plan {
   LogprobSources sources;
   std::optional<std::filesystem::path> tokenizer;
   LogprobBudget budget;
+  std::optional<std::filesystem::path> baseline;
+  std::string write_baseline;
+  std::string accepted_from;  // what a written baseline says it was measured on
 };
 
-Plan plan_from(const LogprobsFlags& f) {
+// accept_case_baseline: write the case's baseline from this run instead of comparing to it.
+Plan plan_from(const LogprobsFlags& f, bool accept_case_baseline = false) {
   const bool by_flags = !f.run.empty() || !f.train.empty() || !f.rollout.empty();
   if (by_flags == !f.case_file.empty())
     throw UsageError("logprobs needs a RUN file, --train A --rollout B, or --case FILE (exactly one)");
@@ -29,8 +33,13 @@ Plan plan_from(const LogprobsFlags& f) {
   if (!f.case_file.empty()) {
     if (!f.budget.empty()) throw UsageError("--budget cannot be combined with --case (the case holds its budget)");
     LogprobCase c = load_logprob_case(f.case_file);
-    p = {c.sources, c.tokenizer, std::move(c.budget)};
+    p = {c.sources, c.tokenizer, std::move(c.budget), c.baseline, "", f.case_file};
+    if (accept_case_baseline) {
+      p.write_baseline = c.baseline ? c.baseline->string() : "";
+      p.baseline.reset();
+    }
   } else {
+    p.accepted_from = !f.run.empty() ? f.run : f.train + " vs " + f.rollout;
     if (!f.run.empty()) p.sources.run = f.run;
     if (!f.train.empty()) p.sources.train = f.train;
     if (!f.rollout.empty()) p.sources.rollout = f.rollout;
@@ -38,11 +47,14 @@ Plan plan_from(const LogprobsFlags& f) {
     p.budget = f.budget.empty() ? builtin_logprob_budget() : load_logprob_budget(f.budget);
   }
   if (!f.tokenizer.empty()) p.tokenizer = f.tokenizer;
+  if (!f.baseline.empty()) p.baseline = f.baseline;
+  if (!f.write_baseline.empty()) p.write_baseline = f.write_baseline;
   return p;
 }
 
 // Flags given on the command line override the budget's [logprobs.options].
 void apply_option_flags(const CLI::App& cmd, const LogprobsFlags& f, LogprobOptions& o) {
+  if (!cmd.parsed()) return;  // a case of a multi-case run: no command line
   if (cmd.count("--is-threshold")) o.is_threshold = f.is_threshold;
   if (cmd.count("--veto-threshold")) o.veto_threshold = f.veto_threshold;
   if (cmd.count("--catastrophic-threshold")) o.catastrophic_threshold = f.catastrophic_threshold;
@@ -98,25 +110,61 @@ CLI::App* add_logprobs_command(CLI::App& app, LogprobsFlags& f) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 20));
   cmd->add_option("--json", f.json_out, "write the JSON report here");
   cmd->add_option("--junit", f.junit_out, "write a JUnit XML report here (one testcase per gated metric)");
+  cmd->add_option("--html", f.html_out, "write the self-contained HTML report here");
+  cmd->add_option("--baseline", f.baseline, "accepted baseline JSON (golden/baselines/): flag metrics outside their band");
+  cmd->add_option("--write-baseline", f.write_baseline, "accept this run as a baseline: write its metrics here");
   return cmd;
 }
 
-int run_logprobs_command(const CLI::App& cmd, const LogprobsFlags& f) {
-  Plan plan = plan_from(f);
-  apply_option_flags(cmd, f, plan.budget.options);
-  const std::unique_ptr<std::ofstream> json = open_report(f.json_out, "--json");
-  const std::unique_ptr<std::ofstream> junit = open_report(f.junit_out, "--junit");
+namespace {
+
+std::string first_failure(const LogprobReport& r) {
+  for (const MetricVerdict& v : r.verdicts)
+    if (!v.passed) return fmt::format("{} = {:.6g}, want {} ({})", v.metric, v.value, v.bound.str(), v.bound.where);
+  if (!r.problems.empty()) return r.problems.front();
+  if (r.baseline && !r.baseline->passed()) return "moved outside its baseline band";
+  return "";
+}
+
+Outcome logprobs_outcome(const LogprobsFlags& f, const Plan& plan, bool color) {
   const LogprobRun run = make_run(plan.sources, f);
   const std::optional<std::filesystem::path> tokenizer = plan.tokenizer ? plan.tokenizer : run.tokenizer;
   std::error_code ec;
   if (!plan.tokenizer && run.tokenizer && !std::filesystem::is_regular_file(*run.tokenizer, ec))
     throw InputError(fmt::format("logprob run {} names tokenizer {} (relative to the run file), which is not a "
                                  "file; pass --tokenizer", run.source, run.tokenizer->string()));
-  const LogprobReport report = gate_logprobs(run, plan.budget, tokenizer);
-  fmt::print("{}", reports::logprobs_text(report, isatty(STDOUT_FILENO) != 0));
-  write_report(json.get(), f.json_out, reports::logprobs_json(report).dump(2) + "\n");
-  write_report(junit.get(), f.junit_out, reports::logprobs_junit(report));
-  return report.passed() ? 0 : 1;
+  LogprobReport report = gate_logprobs(run, plan.budget, tokenizer);
+  const std::vector<MetricValue> values = baseline_values(report);
+  const bool gate_passed = report.passed();
+  report.baseline = compare_baseline(plan.baseline, "logprobs", values, plan.budget.bands);
+  write_baseline(plan.write_baseline, gate_passed, "logprobs", plan.accepted_from, values);
+  size_t failed = 0;
+  for (const MetricVerdict& v : report.verdicts) failed += v.passed ? 0 : 1;
+  Outcome o{reports::logprobs_text(report, color), reports::logprobs_json(report), reports::logprobs_junit_suites(report),
+            report.passed(),
+            fmt::format("{} of {} gated metrics passed; {} scored tokens, {} catastrophic", report.verdicts.size() - failed,
+                        report.verdicts.size(), report.summary.scored_tokens, report.summary.catastrophic_count),
+            first_failure(report), std::nullopt};
+  if (report.baseline) o.baseline_passed = report.baseline->passed();
+  return o;
+}
+
+}  // namespace
+
+int run_logprobs_command(const CLI::App& cmd, const LogprobsFlags& f) {
+  Plan plan = plan_from(f);
+  apply_option_flags(cmd, f, plan.budget.options);
+  ReportFiles files(f.json_out, f.junit_out, f.html_out);
+  const Outcome outcome = logprobs_outcome(f, plan, isatty(STDOUT_FILENO) != 0);
+  fmt::print("{}", outcome.text);
+  files.write(outcome);
+  return outcome.passed ? 0 : 1;
+}
+
+Outcome logprob_case_outcome(const std::filesystem::path& case_file, bool write_baseline) {
+  LogprobsFlags f;
+  f.case_file = case_file.string();
+  return logprobs_outcome(f, plan_from(f, write_baseline), /*color=*/false);
 }
 
 }  // namespace parity::harness

@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "html_report.h"
 #include "models/model.h"
+#include "report_util.h"
 
 namespace parity::harness {
 
@@ -73,6 +75,37 @@ void write_report(std::ofstream* out, const std::string& path, const std::string
   *out << text;
   out->close();
   if (!*out) throw InputError(fmt::format("cannot write {}", path));
+}
+
+ReportFiles::ReportFiles(std::string json, std::string junit, std::string html)
+    : json_path_(std::move(json)), junit_path_(std::move(junit)), html_path_(std::move(html)) {
+  json_ = open_report(json_path_, "--json");
+  junit_ = open_report(junit_path_, "--junit");
+  html_ = open_report(html_path_, "--html");
+}
+
+void ReportFiles::write(const Outcome& outcome) {
+  write_report(json_.get(), json_path_, outcome.json.dump(2) + "\n");
+  write_report(junit_.get(), junit_path_, reports::junit_document(outcome.junit_suites));
+  if (html_) write_report(html_.get(), html_path_, reports::html_report(outcome.json, html_path_));
+}
+
+std::optional<BaselineReport> compare_baseline(const std::optional<std::filesystem::path>& baseline,
+                                               const std::string& kind, const std::vector<MetricValue>& values,
+                                               const BandBudget& bands) {
+  if (!baseline) return std::nullopt;
+  return compare_to_baseline(read_baseline(*baseline), kind, values, bands);
+}
+
+void write_baseline(const std::string& path, bool gate_passed, const std::string& kind,
+                    const std::string& accepted_from, const std::vector<MetricValue>& values) {
+  if (path.empty()) return;
+  if (!gate_passed) {
+    fmt::print(stderr, "parity: baseline {} not written: the run failed its gate, and a baseline is an accepted run\n", path);
+    return;
+  }
+  std::unique_ptr<std::ofstream> out = open_report(path, "--write-baseline");
+  write_report(out.get(), path, baseline_json_text(kind, accepted_from, values));
 }
 
 }  // namespace parity::harness

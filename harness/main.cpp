@@ -7,6 +7,7 @@
 
 #include "cli_check.h"
 #include "cli_logprobs.h"
+#include "cli_report.h"
 #include "fixture.h"
 #include "inspect.h"
 
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
   CLI::App* check = parity::harness::add_check_command(app, check_flags);
   parity::harness::LogprobsFlags logprobs_flags;
   CLI::App* logprobs = parity::harness::add_logprobs_command(app, logprobs_flags);
+  parity::harness::ReportFlags report_flags;
+  CLI::App* report = parity::harness::add_report_command(app, report_flags);
 
   try {
     app.parse(argc, argv);
@@ -49,8 +52,9 @@ int main(int argc, char** argv) {
   }
   try {
     if (inspect->parsed()) return run_inspect(fixture_path);
-    if (check->parsed()) return parity::harness::run_check_command(check_flags);
+    if (check->parsed()) return parity::harness::run_check_command(*check, check_flags);
     if (logprobs->parsed()) return parity::harness::run_logprobs_command(*logprobs, logprobs_flags);
+    if (report->parsed()) return parity::harness::run_report_command(report_flags);
   } catch (const parity::Error& e) {
     fmt::print(stderr, "parity: error: {}\n", e.what());
     return kExitUsageOrInput;

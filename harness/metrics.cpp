@@ -23,7 +23,21 @@ bool worse(double value, double current, int64_t current_index) {
   return std::isnan(value) || value > current;
 }
 
+// Ranks NaN above every number, so a NaN element is always listed among the worst.
+double rank_key(double abs_diff) { return std::isnan(abs_diff) ? INFINITY : abs_diff; }
+
+// Keeps `worst` the kWorstElements largest differences, largest first (a handful: insertion is cheapest).
+void keep_worst(std::vector<ElementDiff>& worst, const ElementDiff& e) {
+  const double key = rank_key(e.abs_diff());
+  if (worst.size() == kWorstElements && key <= rank_key(worst.back().abs_diff())) return;
+  auto at = std::find_if(worst.begin(), worst.end(), [&](const ElementDiff& w) { return key > rank_key(w.abs_diff()); });
+  worst.insert(at, e);
+  if (worst.size() > kWorstElements) worst.pop_back();
+}
+
 }  // namespace
+
+double ElementDiff::abs_diff() const { return std::abs(ref - hf); }
 
 FloatMetrics compare_floats(const std::vector<double>& ref, const std::vector<double>& hf) {
   PARITY_CHECK(ref.size() == hf.size(), "[metrics] {} reference values vs {} HF values", ref.size(), hf.size());
@@ -44,6 +58,7 @@ FloatMetrics compare_floats(const std::vector<double>& ref, const std::vector<do
       m.ref_at_max = ref[i];
       m.hf_at_max = hf[i];
     }
+    keep_worst(m.worst, {static_cast<int64_t>(i), ref[i], hf[i]});
   }
   m.hf_l2 = std::sqrt(hf_sq);
   m.ref_l2 = std::sqrt(ref_sq);

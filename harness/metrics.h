@@ -17,6 +17,14 @@
 namespace parity::harness {
 
 constexpr double kMaxRelFloor = 1e-3;
+constexpr size_t kWorstElements = 5;  // elements listed per hook (reports: "worst elements")
+
+// One element of a comparison: its flat index and both values.
+struct ElementDiff {
+  int64_t index = -1;
+  double ref = 0, hf = 0;
+  double abs_diff() const;  // NaN when either side is NaN
+};
 
 struct FloatMetrics {
   int64_t count = 0;
@@ -29,6 +37,7 @@ struct FloatMetrics {
   double max_rel_floor = 0;
   double cosine = 1;
   int64_t ref_nan = 0, ref_inf = 0, hf_nan = 0, hf_inf = 0;
+  std::vector<ElementDiff> worst;  // the kWorstElements largest |ref − hf| (NaN first), largest first
 
   bool finite() const { return ref_nan + ref_inf + hf_nan + hf_inf == 0; }
 };

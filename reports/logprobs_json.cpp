@@ -1,3 +1,4 @@
+#include "baseline_report.h"
 #include "logprobs_report.h"
 #include "report_util.h"
 
@@ -72,7 +73,8 @@ nlohmann::json logprobs_json(const LogprobReport& r) {
   nlohmann::json failed = nlohmann::json::array();
   for (const harness::MetricVerdict& v : r.verdicts)
     if (!v.passed) failed.push_back(v.metric);
-  return {{"kind", "logprobs"},
+  return {{"schema", "parity-logprobs/1"},
+          {"kind", "logprobs"},
           {"verdict", r.passed() ? "pass" : "fail"},
           {"run", {{"source", r.source}, {"train", r.train_source}, {"rollout", r.rollout_source},
                    {"tokens", s.tokens}, {"scored_tokens", s.scored_tokens}, {"sequences", s.sequences},
@@ -90,7 +92,8 @@ nlohmann::json logprobs_json(const LogprobReport& r) {
           {"catastrophic", {{"threshold", o.catastrophic_threshold}, {"count", s.catastrophic_count},
                             {"tokens", listing(r, r.catastrophic)}}},
           {"nonfinite", {{"count", s.nonfinite_tokens}, {"tokens", listing(r, r.nonfinite)}}},
-          {"problems", r.problems}};
+          {"problems", r.problems},
+          {"baseline", r.baseline ? baseline_json(*r.baseline) : nlohmann::json()}};
 }
 
 }  // namespace parity::reports

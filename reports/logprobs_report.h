@@ -12,6 +12,7 @@ namespace parity::reports {
 
 std::string logprobs_text(const harness::LogprobReport& report, bool color);
 nlohmann::json logprobs_json(const harness::LogprobReport& report);
-std::string logprobs_junit(const harness::LogprobReport& report);
+std::string logprobs_junit_suites(const harness::LogprobReport& report);  // <testsuite> elements
+std::string logprobs_junit(const harness::LogprobReport& report);         // the whole document
 
 }  // namespace parity::reports

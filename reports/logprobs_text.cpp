@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "baseline_report.h"
 #include "logprobs_report.h"
 #include "report_util.h"
 
@@ -87,6 +88,7 @@ std::string logprobs_text(const LogprobReport& r, bool color) {
     out += listed_tokens(r, r.nonfinite);
   }
   for (const std::string& p : r.problems) out += fmt::format("{}problem: {}{}\n", color ? kRed : "", p, color ? kReset : "");
+  if (r.baseline) out += "\n" + baseline_text(*r.baseline, color);
   size_t failed = 0;
   for (const harness::MetricVerdict& v : r.verdicts) failed += v.passed ? 0 : 1;
   out += fmt::format("\n{}: {} of {} gated metrics passed{}\n", r.passed() ? "PASS" : "FAIL", r.verdicts.size() - failed,

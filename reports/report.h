@@ -1,6 +1,6 @@
 // Writers for `parity check` results: the terminal table, JSON (stable keys, README.md
 // "JSON report") and JUnit XML (one testcase per hook). A run of several modes (a case) is one
-// report: verdict and first_failure cover all of them.
+// report: verdict and first_failure cover all of them, and the baseline comparison when there is one.
 #pragma once
 
 #include <string>
@@ -13,12 +13,12 @@
 namespace parity::reports {
 
 using harness::CheckReport;
-
-bool all_passed(const std::vector<CheckReport>& runs);
+using harness::CheckResult;
 
 // color: ANSI highlighting of failures (the CLI passes isatty(stdout)).
-std::string text_report(const std::vector<CheckReport>& runs, bool color, bool failures_only);
-nlohmann::json json_report(const std::vector<CheckReport>& runs);
-std::string junit_report(const std::vector<CheckReport>& runs);
+std::string text_report(const CheckResult& result, bool color, bool failures_only);
+nlohmann::json json_report(const CheckResult& result);
+std::string junit_suites(const CheckResult& result);  // <testsuite> elements: a run's, then the baseline's
+std::string junit_report(const CheckResult& result);  // the whole document
 
 }  // namespace parity::reports

@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "baseline_report.h"
 #include "report.h"
 #include "report_util.h"
 
@@ -30,6 +31,10 @@ void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const 
   j["max_rel_floor"] = number(m.max_rel_floor);
   j["cosine"] = number(m.cosine);
   j["nonfinite"] = {{"ref_nan", m.ref_nan}, {"ref_inf", m.ref_inf}, {"hf_nan", m.hf_nan}, {"hf_inf", m.hf_inf}};
+  j["worst"] = nlohmann::json::array();
+  for (const harness::ElementDiff& e : m.worst)
+    j["worst"].push_back({{"at", harness::unravel(e.index, shape)}, {"ref", number(e.ref)}, {"hf", number(e.hf)},
+                          {"abs_diff", number(e.abs_diff())}});
 }
 
 nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
@@ -59,12 +64,9 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
 
 }  // namespace
 
-bool all_passed(const std::vector<CheckReport>& runs) {
-  return !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const CheckReport& r) { return r.passed(); });
-}
-
-nlohmann::json json_report(const std::vector<CheckReport>& runs) {
-  nlohmann::json out = {{"schema", "parity-check/1"}, {"verdict", all_passed(runs) ? "pass" : "fail"}};
+nlohmann::json json_report(const CheckResult& result) {
+  const std::vector<CheckReport>& runs = result.runs;
+  nlohmann::json out = {{"schema", "parity-check/1"}, {"verdict", result.passed() ? "pass" : "fail"}};
   out["first_failure"] = nullptr;
   out["runs"] = nlohmann::json::array();
   out["hooks"] = nlohmann::json::array();
@@ -82,6 +84,7 @@ nlohmann::json json_report(const std::vector<CheckReport>& runs) {
                            {"skipped", run.count(Status::kSkipped)}});
     for (const HookResult& h : run.hooks) out["hooks"].push_back(hook_json(run, h));
   }
+  out["baseline"] = result.baseline ? baseline_json(*result.baseline) : nlohmann::json();
   return out;
 }
 

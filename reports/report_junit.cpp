@@ -1,3 +1,4 @@
+#include "baseline_report.h"
 #include "report.h"
 #include "report_util.h"
 
@@ -18,9 +19,9 @@ std::string testcase(const std::string& classname, const std::string& name, harn
 
 }  // namespace
 
-std::string junit_report(const std::vector<CheckReport>& runs) {
-  std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n";
-  for (const CheckReport& run : runs) {
+std::string junit_suites(const CheckResult& result) {
+  std::string out;
+  for (const CheckReport& run : result.runs) {
     const std::string suite = fmt::format("{} [{}]", run.fixture, harness::mode_name(run.mode));
     const int64_t failures = run.count(harness::Status::kFail) + static_cast<int64_t>(run.problems.size());
     out += fmt::format("  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\">\n", xml_escape(suite),
@@ -30,7 +31,10 @@ std::string junit_report(const std::vector<CheckReport>& runs) {
       out += testcase(suite, fmt::format("problem {}", i + 1), harness::Status::kFail, run.problems[i]);
     out += "  </testsuite>\n";
   }
-  return out + "</testsuites>\n";
+  if (result.baseline) out += baseline_junit_suite(*result.baseline);
+  return out;
 }
+
+std::string junit_report(const CheckResult& result) { return junit_document(junit_suites(result)); }
 
 }  // namespace parity::reports

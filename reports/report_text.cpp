@@ -3,6 +3,7 @@
 
 #include <fmt/ranges.h>
 
+#include "baseline_report.h"
 #include "report.h"
 #include "report_util.h"
 
@@ -56,9 +57,9 @@ std::string summary(const CheckReport& run) {
 
 }  // namespace
 
-std::string text_report(const std::vector<CheckReport>& runs, bool color, bool failures_only) {
+std::string text_report(const CheckResult& result, bool color, bool failures_only) {
   std::string out;
-  for (const CheckReport& run : runs) {
+  for (const CheckReport& run : result.runs) {
     out += fmt::format("parity check {}  mode {}  precision {}  budget {}\n", run.fixture, harness::mode_name(run.mode),
                        precision_name(run.precision), run.budget_source);
     size_t width = 4;
@@ -73,7 +74,8 @@ std::string text_report(const std::vector<CheckReport>& runs, bool color, bool f
     }
     out += summary(run);
   }
-  out += fmt::format("verdict: {}\n", all_passed(runs) ? "pass" : "fail");
+  if (result.baseline) out += baseline_text(*result.baseline, color);
+  out += fmt::format("verdict: {}\n", result.passed() ? "pass" : "fail");
   return out;
 }
 

@@ -18,6 +18,11 @@ inline constexpr const char* kReset = "\033[0m";
 // JSON has no NaN or Inf: such values are written as null (the status already says why).
 inline nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
 
+// A JUnit XML document around <testsuite> elements.
+inline std::string junit_document(const std::string& suites) {
+  return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n" + suites + "</testsuites>\n";
+}
+
 inline std::string xml_escape(std::string_view s) {
   std::string out;
   for (char c : s) {

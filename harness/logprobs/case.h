@@ -3,6 +3,8 @@
 //   train = "a.h5"                            two model fixtures of the same inputs; "reference"
 //   rollout = "b.h5"                          on one side: the C++ reference's chained forward
 //   tokenizer = "../../golden/tokenizer/tokenizer.json"    optional
+//   baseline = "../../golden/baselines/logprobs/x.json"    optional: gate drift from an accepted run
+//   [bands] ...                               optional: the baseline bands (baseline.h)
 //   [logprobs] ...                            the budget (gate.h)
 // Paths are relative to the case file.
 #pragma once
@@ -28,6 +30,7 @@ struct LogprobCase {
   std::filesystem::path path;
   LogprobSources sources;
   std::optional<std::filesystem::path> tokenizer;
+  std::optional<std::filesystem::path> baseline;
   LogprobBudget budget;
 };
 

@@ -13,7 +13,7 @@ namespace parity::harness {
 
 namespace {
 
-constexpr std::string_view kCaseKeys[] = {"run", "train", "rollout", "tokenizer"};
+constexpr std::string_view kCaseKeys[] = {"run", "train", "rollout", "tokenizer", "baseline"};
 
 [[noreturn]] void fail(const std::string& at, const std::string& what) {
   throw InputError(fmt::format("[budget {}] {}", at, what));
@@ -93,7 +93,7 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
     const bool case_key = std::find(std::begin(kCaseKeys), std::end(kCaseKeys), key.str()) != std::end(kCaseKeys);
     if (case_key && !is_case)
       fail(where(source, node), fmt::format("is a case file (it names \"{}\"): use --case", key.str()));
-    if (key.str() != "logprobs" && !case_key)
+    if (key.str() != "logprobs" && key.str() != "bands" && !case_key)
       fail(where(source, node), fmt::format("unknown key \"{}\"{}", key.str(),
                                             key.str() == "isolated" || key.str() == "chained"
                                                 ? " (a hook budget section: use it with parity check)"
@@ -112,6 +112,7 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
     b.bounds.push_back(parse_bound(std::string(key.str()), node, where(source, node)));
   }
   if (b.bounds.empty()) fail(source, "[logprobs] gates no metric");
+  b.bands = parse_bands(toml_text, source);
   // TOML tables carry no order: report bounds in the metrics' own order.
   const std::vector<std::string>& names = logprob_metric_names();
   const auto rank = [&](const MetricBound& x) { return std::find(names.begin(), names.end(), x.metric) - names.begin(); };
@@ -125,7 +126,14 @@ LogprobBudget load_logprob_budget(const std::filesystem::path& path) {
 
 bool LogprobReport::passed() const {
   return problems.empty() && !verdicts.empty() &&
-         std::all_of(verdicts.begin(), verdicts.end(), [](const MetricVerdict& v) { return v.passed; });
+         std::all_of(verdicts.begin(), verdicts.end(), [](const MetricVerdict& v) { return v.passed; }) &&
+         (!baseline || baseline->passed());
+}
+
+std::vector<MetricValue> baseline_values(const LogprobReport& report) {
+  std::vector<MetricValue> values;
+  for (const LogprobMetric& m : report.summary.metrics) values.push_back({"", "", m.name, m.value});
+  return values;
 }
 
 LogprobReport gate_logprobs(const LogprobRun& run, const LogprobBudget& budget,

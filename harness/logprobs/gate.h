@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "baseline.h"
 #include "logprobs/listing.h"
 #include "logprobs/metrics.h"
 #include "logprobs/token_text.h"
@@ -33,6 +34,7 @@ struct LogprobBudget {
   std::string source;
   std::vector<MetricBound> bounds;
   LogprobOptions options;
+  BandBudget bands;  // [bands]: how far each metric may move from a baseline (baseline.h)
 };
 
 // slime's CI default: train_rollout_logprob_abs_diff <= 0.1 (anchors-survey.md §0).
@@ -57,9 +59,13 @@ struct LogprobReport {
   std::vector<std::string> problems;    // failures no bound names (non-finite logprobs)
   std::vector<ListedToken> catastrophic, nonfinite;
   std::optional<TokenTexts> texts;      // with --tokenizer
+  std::optional<BaselineReport> baseline;  // with a baseline
 
-  bool passed() const;
+  bool passed() const;  // every gated metric passed, logprobs are finite, the baseline (if any) passed
 };
+
+// What a baseline keeps of a logprob run: every metric (metrics.h), by name.
+std::vector<MetricValue> baseline_values(const LogprobReport& report);
 
 // Metrics, verdicts and token lists; with a tokenizer, the listed tokens' texts too.
 LogprobReport gate_logprobs(const LogprobRun& run, const LogprobBudget& budget,

@@ -1,0 +1,275 @@
+// The HTML page of a `parity check` result (its JSON, README.md "JSON report").
+#include <cmath>
+#include <map>
+#include <optional>
+#include <regex>
+
+#include <fmt/format.h>
+
+#include "html_charts.h"
+#include "html_page.h"
+#include "html_report.h"
+
+namespace parity::reports::html {
+
+namespace {
+
+using nlohmann::json;
+
+// The layer a hook belongs to and its name inside the layer: "model.layers.3.mlp.experts" ->
+// (3, "mlp.experts"), "model.layers.3@in1" -> (3, "@in1"), "model.layers.3" -> (3, "(layer)").
+// Any prefix before "layers.N" (a multimodal model's "model.language_model.") is allowed.
+std::optional<std::pair<int, std::string>> layer_of(const std::string& hook) {
+  static const std::regex pattern(R"((?:^|\.)layers\.(\d+)(?:([.@])(.*))?$)");
+  std::smatch m;
+  if (!std::regex_search(hook, m, pattern)) return std::nullopt;
+  const std::string sub = !m[2].matched ? "(layer)" : m[2] == "@" ? "@" + m[3].str() : m[3].str();
+  return std::make_pair(std::stoi(m[1].str()), sub);
+}
+
+bool is_input_key(const std::string& hook) { return hook.find("@in") != std::string::npos; }
+
+// How much of its budget a hook used: 1 = exactly at the limit. Cosine is a lower bound on a value
+// near 1, so its slack 1 − cosine is what is used up.
+double budget_fraction(const json& h) {
+  const json& budget = h.at("budget");
+  if (budget.is_null() || !h.at("measured").is_number()) return NAN;
+  const double measured = h["measured"].get<double>(), limit = budget.at("limit").get<double>();
+  if (budget.at("bound") == "min") {
+    const double slack = 1 - limit;
+    return slack <= 0 ? (measured >= limit ? 0 : INFINITY) : std::max(0.0, 1 - measured) / slack;
+  }
+  if (limit == 0) return measured == 0 ? 0 : INFINITY;
+  return measured / limit;
+}
+
+// The tightest limit of two significant digits the measured value would have passed.
+std::string smallest_passing(const json& h) {
+  const json& budget = h.at("budget");
+  if (budget.is_null() || !h.at("measured").is_number()) return "";
+  const double measured = h["measured"].get<double>();
+  const bool lower_bound = budget.at("bound") == "min";
+  const double x = lower_bound ? 1 - measured : measured;  // the quantity to round up
+  double up = 0;
+  if (x > 0) {
+    const double step = std::pow(10.0, std::floor(std::log10(x)) - 1);
+    up = std::ceil(x / step * (1 - 1e-12)) * step;
+  }
+  const std::string metric = budget.at("metric").get<std::string>();
+  return lower_bound ? fmt::format("{} &gt;= {:.12g}", esc(metric), 1 - up) : fmt::format("{} &lt;= {:.2g}", esc(metric), up);
+}
+
+std::string budget_text(const json& h) {
+  const json& b = h.at("budget");
+  if (b.is_null()) return "";
+  return fmt::format("{} {} {}", esc(b.at("metric")), b.at("bound") == "min" ? "&gt;=" : "&lt;=", num(b.at("limit")));
+}
+
+std::string coordinate(const json& at) {
+  if (!at.is_array()) return "";
+  std::string out = "[";
+  for (size_t i = 0; i < at.size(); ++i) out += (i ? "," : "") + esc(at[i]);
+  return out + "]";
+}
+
+std::string fraction_cell(double f) {
+  if (std::isnan(f)) return "<td class=\"num\" data-v=\"NaN\"></td>";
+  const double width = std::isinf(f) ? 60 : std::clamp(f, 0.0, 1.0) * 60;
+  return fmt::format("<td class=\"num\" data-v=\"{:.17g}\"><span class=\"bar{}\" style=\"width:{:.0f}px\"></span>{}</td>",
+                     std::isinf(f) ? 1e308 : f, f > 1 ? " over" : "", width,
+                     std::isinf(f) ? "over" : fmt::format("{:.3g}%", f * 100));
+}
+
+std::string hook_row(const json& h, size_t index, bool first) {
+  const std::string status = h.at("status").get<std::string>(), hook = h.at("hook").get<std::string>();
+  const auto layer = layer_of(hook);
+  std::string at;
+  if (h.contains("max_abs_at") && !h["max_abs_at"].is_null())
+    at = fmt::format("{} ref {} hf {}", coordinate(h["max_abs_at"]), num(h.at("ref_at_max_abs")), num(h.at("hf_at_max_abs")));
+  else if (h.contains("first_difference"))
+    at = esc(h["first_difference"]);
+  const json rule = h.at("budget").is_null() ? json() : h["budget"].at("rule");
+  return fmt::format(
+      "<tr class=\"{0}{1}\" data-status=\"{0}\" data-mode=\"{2}\"{3}><td class=\"num\" data-v=\"{4}\">{4}</td>"
+      "<td>{2}</td><td class=\"hook\">{5}</td><td class=\"num\" data-v=\"{6}\">{7}</td>"
+      "<td class=\"status-{0}\">{0}</td><td class=\"num\" data-v=\"{8}\">{9}</td><td class=\"num\">{10}</td>{11}"
+      "<td class=\"num\">{12}</td><td class=\"num\" data-v=\"{13}\">{14}</td><td class=\"num\" data-v=\"{15}\">{16}</td>"
+      "<td class=\"mono\">{17}</td><td class=\"num\" data-v=\"{18}\">{19}</td><td class=\"small\">{20}</td><td>{21}</td></tr>\n",
+      esc(status), first ? " first" : "", esc(h.at("mode")), first ? " id=\"first-divergence-row\"" : "", index + 1,
+      esc(hook), layer ? layer->first : -1, layer ? std::to_string(layer->first) : "", sort_key(h.at("measured")),
+      h.at("measured").is_null() ? "" : num(h["measured"]), budget_text(h), fraction_cell(budget_fraction(h)),
+      smallest_passing(h), sort_key(h.at("rel_l2")), h.at("rel_l2").is_null() ? "" : num(h["rel_l2"]),
+      sort_key(h.at("max_abs")), h.at("max_abs").is_null() ? "" : num(h["max_abs"]), at,
+      sort_key(h.value("cosine", json())), h.contains("cosine") ? num(h["cosine"]) : "", esc(rule), esc(h.at("message")));
+}
+
+std::string hook_table(const json& hooks, const json& first) {
+  std::string out = "<h2 id=\"hooks\">Every hook</h2>\n";
+  out += filter_controls("hook-table", select_filter("hook-table", "status", "status", {"pass", "fail", "skipped"}) +
+                                           select_filter("hook-table", "mode", "mode", {"isolated", "chained"}));
+  out += table_head("hook-table", {"#:num", "mode:text", "hook:text", "layer:num", "status:text", "measured:num",
+                                   "budget", "% of budget:num", "smallest passing budget", "rel_l2:num", "max_abs:num",
+                                   "max |Δ| at: ref vs hf", "cosine:num", "budget rule", "message"});
+  std::map<std::string, size_t> index_in_mode;
+  for (const json& h : hooks) {
+    const bool is_first = !first.is_null() && first.at("hook") == h.at("hook") && first.at("mode") == h.at("mode");
+    out += hook_row(h, index_in_mode[h.at("mode").get<std::string>()]++, is_first);
+  }
+  return out + "</tbody></table>\n";
+}
+
+std::string worst_elements(const json& h) {
+  if (!h.contains("worst") || h["worst"].empty()) return "";
+  std::string out = "<table class=\"worst\"><thead><tr><th>element</th><th>reference</th><th>HF</th><th>|ref − hf|</th>"
+                    "</tr></thead><tbody>\n";
+  for (const json& w : h["worst"])
+    out += fmt::format("<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
+                       "<td class=\"num\">{}</td></tr>\n",
+                       coordinate(w.at("at")), num(w.at("ref")), num(w.at("hf")), num(w.at("abs_diff")));
+  return out + "</tbody></table>\n";
+}
+
+const json* find_hook(const json& hooks, const json& mode, const json& hook) {
+  for (const json& h : hooks)
+    if (h.at("mode") == mode && h.at("hook") == hook) return &h;
+  return nullptr;
+}
+
+// The first divergence (the first failing hook in forward order) or, in a passing run, the hook
+// closest to its budget: where to start reading either way.
+std::string divergence_panel(const json& result) {
+  const json& hooks = result.at("hooks");
+  const json& first = result.at("first_failure");
+  if (!first.is_null()) {
+    std::string out = "<h2 id=\"first-divergence\">First divergence</h2>\n<div class=\"panel alert\">";
+    const json* h = first.at("hook").is_null() ? nullptr : find_hook(hooks, first.at("mode"), first.at("hook"));
+    out += fmt::format("<p><b>{}</b> ({})</p><p>{}</p>", first.at("hook").is_null() ? "no hook: the run itself"
+                                                                                     : esc(first.at("hook")),
+                       esc(first.at("mode")), esc(first.at("message")));
+    if (h) {
+      out += fmt::format("<p class=\"meta\">measured <b>{}</b>, budget {} ({}); rel_l2 {}, max_abs {}</p>",
+                         num(h->at("measured")), budget_text(*h), h->at("budget").is_null() ? "" : esc(h->at("budget").at("rule")),
+                         num(h->at("rel_l2")), num(h->at("max_abs")));
+      out += worst_elements(*h);
+    }
+    return out + "</div>\n";
+  }
+  const json* closest = nullptr;
+  double most = -1;
+  for (const json& h : hooks) {
+    const double f = budget_fraction(h);
+    if (!std::isnan(f) && f > most) most = f, closest = &h;
+  }
+  std::string out = "<h2 id=\"first-divergence\">First divergence</h2>\n<div class=\"panel\"><p>No hook is outside its budget.</p>";
+  if (closest)
+    out += fmt::format("<p>Closest to its budget: <b>{}</b> ({}), {:.3g}% of {}: measured {}.</p>{}", esc(closest->at("hook")),
+                       esc(closest->at("mode")), most * 100, budget_text(*closest), num(closest->at("measured")),
+                       worst_elements(*closest));
+  return out + "</div>\n";
+}
+
+std::string drift_section(const json& hooks) {
+  std::map<std::string, int> x_of;
+  std::vector<std::string> order;
+  std::map<std::string, ChartSeries> series;
+  std::vector<std::string> modes;
+  for (const json& h : hooks) {
+    const std::string hook = h.at("hook"), mode = h.at("mode");
+    if (h.at("kind") != "float" || is_input_key(hook) || h.at("status") == "skipped") continue;
+    if (!x_of.count(hook)) x_of[hook] = static_cast<int>(order.size()), order.push_back(hook);
+    if (!series.count(mode)) series[mode].name = mode, modes.push_back(mode);
+    const json& rel = h.at("rel_l2");
+    ChartSeries& s = series[mode];
+    s.points.push_back({x_of[hook], rel.is_number() ? std::optional<double>(rel.get<double>()) : std::nullopt,
+                        h.at("status") == "fail", fmt::format("{} {}: rel_l2 {}", mode, hook, num(rel))});
+    const json& b = h.at("budget");
+    if (!b.is_null() && b.at("metric") == "rel_l2") s.budget.push_back({x_of[hook], b.at("limit").get<double>()});
+  }
+  if (order.empty()) return "";
+  std::vector<LayerMark> layers;
+  int last = -1;
+  for (size_t i = 0; i < order.size(); ++i)
+    if (const auto l = layer_of(order[i]); l && l->first != last)
+      layers.push_back({static_cast<int>(i), fmt::format("L{}", l->first)}), last = l->first;
+  std::vector<ChartSeries> ordered;
+  for (const std::string& m : modes) ordered.push_back(series[m]);
+  return "<h2 id=\"drift\">Drift: rel_l2 against depth</h2>\n" + drift_chart(ordered, layers, static_cast<int>(order.size()));
+}
+
+std::string heatmap_section(const json& hooks) {
+  std::map<std::string, std::vector<const json*>> by_mode;
+  std::vector<std::string> modes;
+  for (const json& h : hooks) {
+    const std::string mode = h.at("mode");
+    if (!by_mode.count(mode)) modes.push_back(mode);
+    by_mode[mode].push_back(&h);
+  }
+  std::string out;
+  for (const std::string& mode : modes) {
+    std::map<int, size_t> rows;
+    std::map<std::string, size_t> columns;
+    std::vector<std::string> column_names;
+    std::vector<HeatCell> cells;
+    for (const json* h : by_mode[mode]) {
+      const std::string hook = h->at("hook");
+      const auto layer = layer_of(hook);
+      if (!layer || is_input_key(hook)) continue;
+      rows.emplace(layer->first, 0);
+      if (!columns.count(layer->second)) columns[layer->second] = column_names.size(), column_names.push_back(layer->second);
+    }
+    if (rows.empty()) continue;
+    std::vector<std::string> row_names;
+    for (auto& [layer, index] : rows) index = row_names.size(), row_names.push_back(fmt::format("layer {}", layer));
+    for (const json* h : by_mode[mode]) {
+      const std::string hook = h->at("hook");
+      const auto layer = layer_of(hook);
+      if (!layer || is_input_key(hook)) continue;
+      const double f = budget_fraction(*h);
+      cells.push_back({rows[layer->first], columns[layer->second], f, h->at("status"),
+                       fmt::format("{} {}: {}, {} of {}", mode, hook, h->at("status").get<std::string>(),
+                                   std::isnan(f) ? "n/a" : fmt::format("{:.3g}%", f * 100), budget_text(*h))});
+    }
+    out += fmt::format("<h3>{}</h3>\n", esc(mode)) + heatmap(mode, row_names, column_names, cells);
+  }
+  if (out.empty()) return "";
+  return "<h2 id=\"heatmap\">Layer × sub-module</h2>\n<p class=\"small\">Colour: fraction of the budget used, blue "
+         "(≤ 1e-6 of it) to red (at it); red outline: failed; grey: skipped. Module outputs only (inputs are in the "
+         "table).</p>\n" + out;
+}
+
+std::string runs_meta(const json& result) {
+  std::string out;
+  for (const json& run : result.at("runs")) {
+    out += fmt::format("<p class=\"meta\"><b>{}</b> {}: precision {}, budget {} — {} passed, {} failed, {} skipped</p>\n",
+                       esc(run.at("mode")), esc(run.at("verdict")), esc(run.at("precision")), esc(run.at("budget")),
+                       esc(run.at("passed")), esc(run.at("failed")), esc(run.at("skipped")));
+    for (const json& p : run.at("problems")) out += fmt::format("<p class=\"status-fail\">problem: {}</p>\n", esc(p));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string check_page(const json& result) {
+  const json& runs = result.at("runs");
+  const std::string fixture = runs.empty() ? "" : runs[0].at("fixture").get<std::string>();
+  const std::string verdict = result.at("verdict");
+  const json& first = result.at("first_failure");
+  std::string detail = first.is_null() ? "every hook within its budget"
+                                       : fmt::format("first failure: {} ({}): {}",
+                                                     first.at("hook").is_null() ? "no hook" : first.at("hook").get<std::string>(),
+                                                     first.at("mode").get<std::string>(), first.at("message").get<std::string>());
+  if (!result.at("baseline").is_null() && result["baseline"].at("verdict") == "fail")
+    detail += "; moved outside its baseline band (see Baseline)";
+  std::string body = fmt::format("<h1>parity check: {}</h1>\n", esc(fixture));
+  body += verdict_banner(verdict, verdict == "pass" ? "PASS" : "FAIL", detail);
+  body += runs_meta(result);
+  body += divergence_panel(result);
+  body += drift_section(result.at("hooks"));
+  body += heatmap_section(result.at("hooks"));
+  body += baseline_panel(result.at("baseline"));
+  body += hook_table(result.at("hooks"), first);
+  return page(fmt::format("parity check {} — {}", fixture, verdict), body);
+}
+
+}  // namespace parity::reports::html
