@@ -226,6 +226,15 @@ int64_t BaselineReport::count(Drift drift) const {
   return std::count_if(entries.begin(), entries.end(), [&](const BaselineEntry& e) { return e.drift == drift; });
 }
 
+std::string BaselineReport::first_failure() const {
+  if (!problems.empty()) return "baseline: " + problems.front();
+  for (const BaselineEntry& e : entries)
+    if (e.drift != Drift::kWithin)
+      return fmt::format("baseline: {} {} ({:.6g}, baseline {:.6g}, band [{:.6g}, {:.6g}])", e.current.label(),
+                         drift_name(e.drift), e.current.value, e.baseline, e.low, e.high);
+  return entries.empty() ? "baseline: no metric compared" : "";
+}
+
 BaselineReport compare_to_baseline(const BaselineFile& baseline, const std::string& kind,
                                    const std::vector<MetricValue>& current, const BandBudget& bands) {
   BaselineReport r;

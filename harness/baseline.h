@@ -84,6 +84,7 @@ struct BaselineReport {
 
   bool passed() const;
   int64_t count(Drift drift) const;
+  std::string first_failure() const;  // "baseline: chained model.norm rel_l2 grew (...)", "" when it passed
 };
 
 BaselineReport compare_to_baseline(const BaselineFile& baseline, const std::string& kind,

@@ -21,7 +21,7 @@ Case load_case(const std::filesystem::path& path) {
   const toml::table root = toml::parse_file(path.string());
   std::optional<std::string> fixture = root["fixture"].value<std::string>();
   if (!fixture) fail(path, "needs fixture = \"<path relative to the case file>\"");
-  c.fixture = path.parent_path() / *fixture;
+  c.fixture = (path.parent_path() / *fixture).lexically_normal();
   const toml::array* modes = root["modes"].as_array();
   if (!modes || modes->empty()) fail(path, "needs modes = [\"isolated\", \"chained\"] (one or both)");
   for (const toml::node& n : *modes) {
@@ -36,7 +36,7 @@ Case load_case(const std::filesystem::path& path) {
   if (const toml::node_view node = root["baseline"]; node) {
     std::optional<std::string> b = node.value<std::string>();
     if (!b || b->empty()) fail(path, "baseline must be a path relative to the case file");
-    c.baseline = path.parent_path() / *b;
+    c.baseline = (path.parent_path() / *b).lexically_normal();
   }
   if (const toml::node_view node = root["precision"]; node) {
     std::optional<std::string> p = node.value<std::string>();

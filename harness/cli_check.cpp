@@ -76,7 +76,7 @@ std::string first_failure(const CheckResult& result) {
     if (const HookResult* h = run.first_failure()) return fmt::format("{} {}: {}", mode_name(run.mode), h->hook, h->message);
     if (!run.problems.empty()) return fmt::format("{}: {}", mode_name(run.mode), run.problems.front());
   }
-  if (result.baseline && !result.baseline->passed()) return "moved outside its baseline band";
+  if (result.baseline) return result.baseline->first_failure();
   return "";
 }
 

@@ -122,7 +122,7 @@ std::string first_failure(const LogprobReport& r) {
   for (const MetricVerdict& v : r.verdicts)
     if (!v.passed) return fmt::format("{} = {:.6g}, want {} ({})", v.metric, v.value, v.bound.str(), v.bound.where);
   if (!r.problems.empty()) return r.problems.front();
-  if (r.baseline && !r.baseline->passed()) return "moved outside its baseline band";
+  if (r.baseline) return r.baseline->first_failure();
   return "";
 }
 

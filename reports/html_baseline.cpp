@@ -46,10 +46,10 @@ std::string baseline_panel(const json& baseline) {
                            "band from"});
   };
   if (!outside.empty()) out += "<p>Outside the band (an error that drops is as suspicious as one that grows):</p>" +
-                               head("baseline-outside") + outside + "</tbody></table>\n";
+                               head("baseline-outside") + outside + table_end;
   if (!within.empty())
     out += "<details><summary>metrics within their band</summary>" + head("baseline-within") + within +
-           "</tbody></table></details>\n";
+           std::string(table_end) + "</details>\n";
   return out + "</div>\n";
 }
 

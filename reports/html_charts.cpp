@@ -128,7 +128,8 @@ std::string heatmap(const std::string& mode, const std::vector<std::string>& row
   constexpr double kLabel = 72, kHeader = 150;
   const double cell_w = columns.empty() ? 20 : std::min(28.0, (kWidth - kLabel - 8) / columns.size());
   const double cell_h = 16;
-  const double width = kLabel + cell_w * columns.size() + 8, height = kHeader + cell_h * rows.size() + 8;
+  // The last column labels lean right past the last cell.
+  const double width = kLabel + cell_w * columns.size() + 110, height = kHeader + cell_h * rows.size() + 8;
   std::string out = fmt::format("<div class=\"heatmap\"><svg class=\"heatmap-{0}\" data-mode=\"{0}\" viewBox=\"0 0 {1:.0f} "
                                 "{2:.0f}\" style=\"max-width:{1:.0f}px\" role=\"img\" aria-label=\"{0}: layer by "
                                 "sub-module, fraction of budget\">\n",

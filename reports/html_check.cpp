@@ -85,7 +85,8 @@ std::string hook_row(const json& h, size_t index, bool first) {
   const auto layer = layer_of(hook);
   std::string at;
   if (h.contains("max_abs_at") && !h["max_abs_at"].is_null())
-    at = fmt::format("{} ref {} hf {}", coordinate(h["max_abs_at"]), num(h.at("ref_at_max_abs")), num(h.at("hf_at_max_abs")));
+    at = fmt::format("{} ref {} hf {}", coordinate(h["max_abs_at"]), element(h.at("ref_at_max_abs")),
+                     element(h.at("hf_at_max_abs")));
   else if (h.contains("first_difference"))
     at = esc(h["first_difference"]);
   const json rule = h.at("budget").is_null() ? json() : h["budget"].at("rule");
@@ -115,7 +116,7 @@ std::string hook_table(const json& hooks, const json& first) {
     const bool is_first = !first.is_null() && first.at("hook") == h.at("hook") && first.at("mode") == h.at("mode");
     out += hook_row(h, index_in_mode[h.at("mode").get<std::string>()]++, is_first);
   }
-  return out + "</tbody></table>\n";
+  return out + table_end;
 }
 
 std::string worst_elements(const json& h) {
@@ -125,7 +126,7 @@ std::string worst_elements(const json& h) {
   for (const json& w : h["worst"])
     out += fmt::format("<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
                        "<td class=\"num\">{}</td></tr>\n",
-                       coordinate(w.at("at")), num(w.at("ref")), num(w.at("hf")), num(w.at("abs_diff")));
+                       coordinate(w.at("at")), element(w.at("ref")), element(w.at("hf")), num(w.at("abs_diff")));
   return out + "</tbody></table>\n";
 }
 

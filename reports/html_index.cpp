@@ -52,7 +52,7 @@ std::string index_page(const json& summary) {
   body += table_head("case-table", {"case:text", "kind:text", "verdict:text", "summary", "first failure or error",
                                     "baseline:text", "reports", "case file:text"});
   for (const json& c : summary.at("cases")) body += case_row(c);
-  body += "</tbody></table>\n";
+  body += table_end;
   return page(fmt::format("parity — {}", verdict), body);
 }
 

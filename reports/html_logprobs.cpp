@@ -43,7 +43,7 @@ std::string token_table(const std::string& id, const json& tokens) {
                        num(t.at("train_logprob")), sort_key(t.at("rollout_logprob")), num(t.at("rollout_logprob")),
                        sort_key(t.at("diff")), num(t.at("diff")), context(t), top_k(t.at("train_top_k")),
                        top_k(t.at("rollout_top_k")));
-  return out + "</tbody></table>\n";
+  return out + table_end;
 }
 
 std::string bound_text(const json& bound) {
@@ -66,7 +66,7 @@ std::string metric_table(const json& metrics) {
                        sort_key(m.at("value")), num(m.at("value")), bound_text(m.at("bound")),
                        m.at("bound").is_null() ? "" : esc(m["bound"].at("rule")), esc(m.at("convention")));
   }
-  return out + "</tbody></table>\n";
+  return out + table_end;
 }
 
 }  // namespace

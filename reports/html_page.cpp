@@ -41,6 +41,10 @@ std::string num(double value) {
 
 std::string num(const nlohmann::json& value) { return value.is_number() ? num(value.get<double>()) : "NaN"; }
 
+std::string element(const nlohmann::json& value) {
+  return value.is_number() ? fmt::format("{:.9g}", value.get<double>()) : "NaN";
+}
+
 std::string sort_key(const nlohmann::json& value) {
   return value.is_number() ? fmt::format("{:.17g}", value.get<double>()) : "NaN";
 }
@@ -67,7 +71,7 @@ std::string verdict_banner(std::string_view verdict, std::string_view headline, 
 }
 
 std::string table_head(std::string_view table_id, std::initializer_list<std::string_view> columns) {
-  std::string out = fmt::format("<table id=\"{}\" class=\"sortable\">\n<thead><tr>", esc(table_id));
+  std::string out = fmt::format("<div class=\"scroll\"><table id=\"{}\" class=\"sortable\">\n<thead><tr>", esc(table_id));
   for (std::string_view c : columns) {
     const size_t colon = c.rfind(':');
     if (colon == std::string_view::npos) out += fmt::format("<th>{}</th>", esc(c));

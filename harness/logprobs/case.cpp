@@ -24,7 +24,7 @@ std::optional<std::string> string_key(const toml::table& root, const char* key, 
 
 // A fixture path relative to the case file, or the reference as it is.
 std::string side(const std::string& value, const std::filesystem::path& case_path) {
-  return value == kReferenceSide ? value : (case_path.parent_path() / value).string();
+  return value == kReferenceSide ? value : (case_path.parent_path() / value).lexically_normal().string();
 }
 
 }  // namespace
@@ -46,12 +46,12 @@ LogprobCase load_logprob_case(const std::filesystem::path& path) {
   c.path = path;
   c.budget = parse_logprob_budget(text, path.string(), /*is_case=*/true);  // validates the TOML first
   const toml::table root = toml::parse(text, path.string());
-  if (std::optional<std::string> run = string_key(root, "run", path)) c.sources.run = path.parent_path() / *run;
+  if (std::optional<std::string> run = string_key(root, "run", path)) c.sources.run = (path.parent_path() / *run).lexically_normal();
   if (std::optional<std::string> train = string_key(root, "train", path)) c.sources.train = side(*train, path);
   if (std::optional<std::string> rollout = string_key(root, "rollout", path)) c.sources.rollout = side(*rollout, path);
   if (std::optional<std::string> tokenizer = string_key(root, "tokenizer", path))
-    c.tokenizer = path.parent_path() / *tokenizer;
-  if (std::optional<std::string> baseline = string_key(root, "baseline", path)) c.baseline = path.parent_path() / *baseline;
+    c.tokenizer = (path.parent_path() / *tokenizer).lexically_normal();
+  if (std::optional<std::string> baseline = string_key(root, "baseline", path)) c.baseline = (path.parent_path() / *baseline).lexically_normal();
   check_sources(c.sources, fmt::format("[case {}]", path.string()));
   return c;
 }
