@@ -82,6 +82,9 @@ std::string fraction_cell(double f) {
 
 std::string hook_row(const json& h, size_t index, bool first) {
   const std::string status = h.at("status").get<std::string>(), hook = h.at("hook").get<std::string>();
+  // A float metric of a top-k index hook is not applicable (sorted last), not a NaN (sorted worst).
+  const bool floats = h.at("kind") == "float";
+  const auto key = [&](const json& v) { return floats ? sort_key(v) : std::string(); };
   const auto layer = layer_of(hook);
   std::string at;
   if (h.contains("max_abs_at") && !h["max_abs_at"].is_null())
@@ -99,9 +102,9 @@ std::string hook_row(const json& h, size_t index, bool first) {
       esc(status), first ? " first" : "", esc(h.at("mode")), first ? " id=\"first-divergence-row\"" : "", index + 1,
       esc(hook), layer ? layer->first : -1, layer ? std::to_string(layer->first) : "", sort_key(h.at("measured")),
       h.at("measured").is_null() ? "" : num(h["measured"]), budget_text(h), fraction_cell(budget_fraction(h)),
-      smallest_passing(h), sort_key(h.at("rel_l2")), h.at("rel_l2").is_null() ? "" : num(h["rel_l2"]),
-      sort_key(h.at("max_abs")), h.at("max_abs").is_null() ? "" : num(h["max_abs"]), at,
-      sort_key(h.value("cosine", json())), h.contains("cosine") ? num(h["cosine"]) : "", esc(rule), esc(h.at("message")));
+      smallest_passing(h), key(h.at("rel_l2")), !floats ? "" : num(h["rel_l2"]), key(h.at("max_abs")),
+      !floats ? "" : num(h["max_abs"]), at, key(h.value("cosine", json())), !floats ? "" : num(h.value("cosine", json())),
+      esc(rule), esc(h.at("message")));
 }
 
 std::string hook_table(const json& hooks, const json& first) {

@@ -4,8 +4,9 @@
 (function () {
   function cellValue(row, index, type) {
     const cell = row.cells[index];
-    if (!cell) return type === "num" ? -Infinity : "";
+    if (!cell) return null;
     const raw = cell.hasAttribute("data-v") ? cell.getAttribute("data-v") : cell.textContent.trim();
+    if (raw === "") return null;  // not applicable (e.g. rel_l2 of a top-k index hook): always last
     if (type !== "num") return raw.toLowerCase();
     const x = parseFloat(raw);
     return Number.isNaN(x) ? Infinity : x;  // NaN sorts last ascending: it is the worst value
@@ -21,6 +22,7 @@
     const rows = Array.prototype.slice.call(body.rows);
     rows.sort(function (a, b) {
       const x = cellValue(a, index, type), y = cellValue(b, index, type);
+      if (x === null || y === null) return (x === null) - (y === null);
       const order = x < y ? -1 : x > y ? 1 : 0;
       return ascending ? order : -order;
     });

@@ -18,3 +18,16 @@ def tiny_config(tmp_path: Path, base: str, **overrides) -> Path:
     return path
 
 PARITY = REPO / "build" / "parity"
+
+# A token text that is markup: reports must show it as text (reports/html_test.py, browser_test.py).
+HOSTILE = "<script>alert(1)</script>"
+
+
+def run_parity(*args, **kwargs):
+    """build/parity with `args`; fails the test (not an error) when the binary was never built."""
+    import subprocess
+
+    import pytest
+    if not PARITY.exists():
+        pytest.fail(f"{PARITY} is missing: run ci/setup first")
+    return subprocess.run([str(PARITY), *map(str, args)], capture_output=True, text=True, timeout=600, **kwargs)
