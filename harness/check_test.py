@@ -222,9 +222,13 @@ def test_json_and_junit_reports_carry_every_hook_with_stable_keys(tmp_path):
         assert {"hook", "rel_l2", "max_abs", "budget", "status", "mode"} <= hook.keys()
     floats = [h for h in report["hooks"] if h["kind"] == "float"]
     assert all(h["rel_l2_denominator"] == "hf_l2" and h["hf_l2"] > 0 for h in floats)
-    xml = junit.read_text()
-    assert xml.count("<testcase ") == len(report["hooks"])
-    assert "<failure" not in xml
+    import xml.etree.ElementTree as ET
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    hook_suites = [s for s in suites if not s.get("name").startswith("baseline ")]
+    assert sum(len(s.findall("testcase")) for s in hook_suites) == len(report["hooks"])
+    baseline = [s for s in suites if s.get("name").startswith("baseline ")]
+    assert len(baseline) == 1 and len(baseline[0].findall("testcase")) == len(report["baseline"]["entries"])
+    assert not ET.parse(junit).getroot().findall(".//failure")
 
 
 def test_the_table_marks_the_first_failure(tmp_path, monkeypatch):

@@ -247,7 +247,10 @@ def test_junit_has_a_testcase_per_gated_metric_and_one_for_finite_logprobs(tmp_p
     result = parity("--case", REPO / "cases" / "logprobs" / "olmoe_base_fp32_vs_bf16.toml", "--junit", junit)
     assert result.returncode == 0, result.stderr
     import xml.etree.ElementTree as ET
-    cases = ET.parse(junit).getroot().findall(".//testcase")
+    suites = ET.parse(junit).getroot().findall("testsuite")
+    assert [s.get("name").split()[0] for s in suites] == ["logprobs", "baseline"]  # the case names its baseline
+    cases = suites[0].findall("testcase")
+    assert len(suites[1].findall("testcase")) == 30  # every metric
     assert [c.get("name") for c in cases] == ["abs_diff_seq_mean", "abs_diff_max", "ess_seq_mean", "ess_batch",
                                               "kl_k3", "catastrophic_tokens", "nonfinite_tokens", "finite logprobs"]
     assert not ET.parse(junit).getroot().findall(".//failure")
