@@ -2,7 +2,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
-#include <regex>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -19,12 +19,21 @@ using nlohmann::json;
 // The layer a hook belongs to and its name inside the layer: "model.layers.3.mlp.experts" ->
 // (3, "mlp.experts"), "model.layers.3@in1" -> (3, "@in1"), "model.layers.3" -> (3, "(layer)").
 // Any prefix before "layers.N" (a multimodal model's "model.language_model.") is allowed.
+// (Parsed by hand: std::regex recurses per character and a hostile JSON's long name could overflow
+// the stack; std::stoi would throw on a huge number.)
 std::optional<std::pair<int, std::string>> layer_of(const std::string& hook) {
-  static const std::regex pattern(R"((?:^|\.)layers\.(\d+)(?:([.@])(.*))?$)");
-  std::smatch m;
-  if (!std::regex_search(hook, m, pattern)) return std::nullopt;
-  const std::string sub = !m[2].matched ? "(layer)" : m[2] == "@" ? "@" + m[3].str() : m[3].str();
-  return std::make_pair(std::stoi(m[1].str()), sub);
+  for (size_t at = hook.find("layers."); at != std::string::npos; at = hook.find("layers.", at + 1)) {
+    if (at > 0 && hook[at - 1] != '.') continue;
+    const char* digits = hook.data() + at + 7;
+    const char* end = hook.data() + hook.size();
+    int layer = -1;
+    const auto [rest, ec] = std::from_chars(digits, end, layer);
+    if (ec != std::errc() || rest == digits || layer < 0) continue;
+    if (rest == end) return std::make_pair(layer, std::string("(layer)"));
+    if (*rest == '.') return std::make_pair(layer, std::string(rest + 1, end));
+    if (*rest == '@') return std::make_pair(layer, std::string(rest, end));
+  }
+  return std::nullopt;
 }
 
 bool is_input_key(const std::string& hook) { return hook.find("@in") != std::string::npos; }

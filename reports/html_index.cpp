@@ -11,11 +11,21 @@ namespace {
 
 using nlohmann::json;
 
+// A report path from summary.json as a link: relative paths only. A scheme ("javascript:",
+// "https:") or an absolute path is not something the runner writes, so it is shown, not linked.
+std::string href(const json& path) {
+  const std::string p = path.get<std::string>();
+  const size_t colon = p.find(':'), slash = p.find('/');
+  if (p.empty() || p[0] == '/' || p[0] == '\\' || (colon != std::string::npos && (slash == std::string::npos || colon < slash)))
+    return "#";
+  return esc(p);
+}
+
 std::string links(const json& reports) {
   std::string out;
   for (const char* kind : {"html", "json", "junit", "text"})
     if (reports.contains(kind) && !reports[kind].is_null())
-      out += fmt::format("<a href=\"{}\" class=\"report-link {}\">{}</a> ", esc(reports[kind]), kind, kind);
+      out += fmt::format("<a href=\"{}\" class=\"report-link {}\">{}</a> ", href(reports[kind]), kind, kind);
   return out;
 }
 
@@ -23,7 +33,7 @@ std::string case_row(const json& c) {
   const std::string verdict = c.at("verdict");
   const json& reports = c.at("reports");
   const std::string name = reports.contains("html") && !reports["html"].is_null()
-                               ? fmt::format("<a href=\"{}\" class=\"case-link\">{}</a>", esc(reports["html"]), esc(c.at("name")))
+                               ? fmt::format("<a href=\"{}\" class=\"case-link\">{}</a>", href(reports["html"]), esc(c.at("name")))
                                : esc(c.at("name"));
   const std::string why = !c.at("error").is_null() ? esc(c["error"]) : esc(c.at("first_failure"));
   return fmt::format("<tr class=\"{0}\" data-status=\"{0}\" data-kind=\"{1}\"><td class=\"hook\">{2}</td><td>{1}</td>"
@@ -45,8 +55,8 @@ std::string index_page(const json& summary) {
                                      esc(summary.at("exit_code"))));
   body += fmt::format("<p class=\"meta\">cases from <b>{}</b>; one JUnit file: <a href=\"{}\">{}</a>; "
                       "this summary as JSON: <a href=\"{}\">{}</a></p>\n",
-                      esc(summary.at("cases_from")), esc(summary.at("junit")), esc(summary.at("junit")),
-                      esc(summary.at("json")), esc(summary.at("json")));
+                      esc(summary.at("cases_from")), href(summary.at("junit")), esc(summary.at("junit")),
+                      href(summary.at("json")), esc(summary.at("json")));
   body += filter_controls("case-table", select_filter("case-table", "status", "verdict", {"pass", "fail", "error"}) +
                                             select_filter("case-table", "kind", "kind", {"check", "logprobs"}));
   body += table_head("case-table", {"case:text", "kind:text", "verdict:text", "summary", "first failure or error",

@@ -71,4 +71,24 @@ TEST_CASE("html_report: any other document, or a result missing a key, is an inp
   CHECK(error_of(mistyped).starts_with("[report r.json] not a valid parity-check/1 result: "));
 }
 
+TEST_CASE("index page: report paths are links only when relative; names and errors escaped") {
+  const json summary = {
+      {"schema", "parity-summary/1"}, {"verdict", "error"}, {"exit_code", 2}, {"cases_from", "cases/"},
+      {"json", "summary.json"}, {"junit", "junit.xml"}, {"counts", {{"pass", 1}, {"fail", 0}, {"error", 1}}},
+      {"cases", json::array({{{"case", "cases/a.toml"}, {"name", "a<i>"}, {"kind", "check"}, {"verdict", "pass"},
+                              {"exit_code", 0}, {"summary", "ok"}, {"first_failure", ""}, {"error", nullptr},
+                              {"baseline", "pass"}, {"reports", {{"html", "javascript:alert(1)"}, {"json", "/etc/passwd"},
+                                                                 {"text", "a.txt"}}}},
+                             {{"case", "cases/b.toml"}, {"name", "b"}, {"kind", "check"}, {"verdict", "error"},
+                              {"exit_code", 2}, {"summary", ""}, {"first_failure", ""}, {"error", "<img src=x>"},
+                              {"baseline", nullptr}, {"reports", {{"text", "b.txt"}}}}})}};
+  const std::string html = html_report(summary, "summary.json");
+  CHECK(html.find("javascript:") == std::string::npos);
+  CHECK(html.find("/etc/passwd") == std::string::npos);
+  CHECK(html.find("<a href=\"a.txt\" class=\"report-link text\">") != std::string::npos);
+  CHECK(html.find("a&lt;i&gt;") != std::string::npos);
+  CHECK(html.find("&lt;img src=x&gt;") != std::string::npos);
+  CHECK(html.find("data-verdict=\"error\"") != std::string::npos);
+}
+
 }  // namespace parity::reports
