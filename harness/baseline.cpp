@@ -34,9 +34,12 @@ double band_number(const toml::node& node, const std::string& at, const std::str
   return *v;
 }
 
-// rel and floor of a band table (a rule also carries its selectors, which `selectors` names).
-Band parse_band(const toml::table& t, const std::string& at, std::initializer_list<std::string_view> selectors) {
-  Band band{0.1, 0, at};
+// rel and floor of a band table (a rule also carries its selectors, which `selectors` names); a key
+// the table leaves out keeps its value in `start` (a rule's: the file's default band).
+Band parse_band(const toml::table& t, const std::string& at, std::initializer_list<std::string_view> selectors,
+                Band start) {
+  Band band = start;
+  band.where = at;
   for (const auto& [key, node] : t) {
     if (key.str() == "rel") band.rel = band_number(node, at, "rel");
     else if (key.str() == "floor") band.floor = band_number(node, at, "floor");
@@ -47,9 +50,9 @@ Band parse_band(const toml::table& t, const std::string& at, std::initializer_li
   return band;
 }
 
-BandRule parse_rule(const toml::table& t, const std::string& at) {
+BandRule parse_rule(const toml::table& t, const std::string& at, const Band& default_band) {
   BandRule rule;
-  rule.band = parse_band(t, at, {"hooks", "mode", "metric"});
+  rule.band = parse_band(t, at, {"hooks", "mode", "metric"}, default_band);
   bool selects = false;
   for (const char* key : {"hooks", "mode", "metric"}) {
     if (!t.contains(key)) continue;
@@ -81,8 +84,10 @@ MetricValue value_from_json(const nlohmann::json& j, const std::string& source, 
       if (!item.is_string()) fail_file(source, fmt::format("{}.{} must be a string", at, key));
       (key == "mode" ? v.mode : key == "hook" ? v.hook : v.metric) = item.get<std::string>();
     } else if (key == "value") {
-      if (!item.is_number() && !item.is_null()) fail_file(source, at + ".value must be a number or null");
-      v.value = item.is_null() ? NAN : item.get<double>();
+      if (item.is_number()) v.value = item.get<double>();
+      else if (item == "nan") v.value = NAN;
+      else if (item == "inf" || item == "-inf") v.value = item == "inf" ? INFINITY : -INFINITY;
+      else fail_file(source, at + ".value must be a number, \"nan\", \"inf\" or \"-inf\"");
     } else {
       fail_file(source, fmt::format("{}: unknown key \"{}\" (mode, hook, metric, value)", at, key));
     }
@@ -97,7 +102,11 @@ BaselineEntry entry(const MetricValue& current, double baseline, const BandBudge
   const Band& band = rule ? rule->band : bands.default_band;
   const double half = std::max(band.rel * std::abs(baseline), band.floor);
   BaselineEntry e{current, baseline, baseline - half, baseline + half, Drift::kWithin, band.where};
-  if (std::isnan(current.value) && std::isnan(baseline)) return e;  // both sides not a number: unchanged
+  // An accepted non-finite value must stay exactly that (NaN stays NaN, +Inf stays +Inf); a
+  // non-finite value on one side only fails.
+  const bool same_nonfinite = (std::isnan(current.value) && std::isnan(baseline)) ||
+                              (std::isinf(current.value) && current.value == baseline);
+  if (same_nonfinite) return e;
   if (!std::isfinite(current.value) || !std::isfinite(baseline)) e.drift = Drift::kNotFinite;
   else if (current.value > e.high) e.drift = Drift::kGrew;
   else if (current.value < e.low) e.drift = Drift::kDropped;
@@ -145,14 +154,15 @@ BandBudget parse_bands(const std::string& toml_text, const std::string& source) 
   for (const auto& [key, node] : *t)
     if (key.str() != "default" && key.str() != "rule")
       fail_bands(where(source, node), fmt::format("unknown key \"{}\" in [bands] (default, rule)", key.str()));
-  if (const toml::table* def = (*t)["default"].as_table()) b.default_band = parse_band(*def, where(source, *def), {});
+  if (const toml::table* def = (*t)["default"].as_table())
+    b.default_band = parse_band(*def, where(source, *def), {}, b.default_band);
   else if (t->contains("default")) fail_bands(where(source, *t), "bands.default must be { rel = ..., floor = ... }");
   if (const toml::node_view rules = (*t)["rule"]; rules) {
     const toml::array* arr = rules.as_array();
     if (!arr) fail_bands(where(source, *rules.node()), "bands.rule must be an array of tables ([[bands.rule]])");
     for (const toml::node& n : *arr) {
       if (!n.is_table()) fail_bands(where(source, n), "each band rule must be a table");
-      b.rules.push_back(parse_rule(*n.as_table(), where(source, n)));
+      b.rules.push_back(parse_rule(*n.as_table(), where(source, n), b.default_band));
     }
   }
   return b;
@@ -199,7 +209,10 @@ std::string baseline_json_text(const std::string& kind, const std::string& accep
     if (!v.mode.empty()) j["mode"] = v.mode;
     if (!v.hook.empty()) j["hook"] = v.hook;
     j["metric"] = v.metric;
-    j["value"] = std::isfinite(v.value) ? nlohmann::ordered_json(v.value) : nlohmann::ordered_json();
+    // JSON has no NaN or Inf: an accepted non-finite value is kept as a string, so it round-trips.
+    j["value"] = std::isfinite(v.value) ? nlohmann::ordered_json(v.value)
+                 : std::isnan(v.value)  ? nlohmann::ordered_json("nan")
+                                        : nlohmann::ordered_json(v.value > 0 ? "inf" : "-inf");
     out += "    " + j.dump() + (i + 1 < values.size() ? ",\n" : "\n");
   }
   return out + "  ]\n}\n";

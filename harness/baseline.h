@@ -11,8 +11,9 @@
 //   metric = "max_abs"              glob over metric names; optional (at least one selector)
 //   rel = 0.5
 //   floor = 1e-6
-// Fail closed: a baseline metric the run lacks, a run metric the baseline lacks, a non-finite
-// value on one side only, and a band rule that matches no metric each fail.
+// A rule's missing rel or floor is the default band's. Fail closed: a baseline metric the run
+// lacks, a run metric the baseline lacks, a non-finite value that changed (NaN, +Inf and -Inf must
+// each stay themselves), and a band rule that matches no metric each fail.
 #pragma once
 
 #include <filesystem>
@@ -25,7 +26,7 @@ namespace parity::harness {
 // One baselined number. Check metrics name a mode and a hook; logprob metrics leave both empty.
 struct MetricValue {
   std::string mode, hook, metric;
-  double value = 0;  // NaN when the run's metric was not a number
+  double value = 0;  // may be NaN or ±Inf: a baseline file keeps them as "nan", "inf", "-inf"
 
   std::string label() const;  // "chained model.layers.1.mlp rel_l2", or "kl_k3"
 };

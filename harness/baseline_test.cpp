@@ -69,6 +69,16 @@ TEST_CASE("baseline: a metric on one side only fails, both NaN is unchanged, ano
   CHECK_FALSE(r.passed());
   CHECK(r.first_failure() == "baseline: isolated c rel_l2 new (1, baseline nan, band [nan, nan])");
 
+  auto nonfinite_drift = [](double then, double now) {
+    return only(compare_to_baseline(accepted({{"chained", "h", "max_abs", then}}), "check",
+                                    {{"chained", "h", "max_abs", now}}, BandBudget{}))
+        .drift;
+  };
+  CHECK(nonfinite_drift(INFINITY, INFINITY) == Drift::kWithin);
+  CHECK(nonfinite_drift(INFINITY, -INFINITY) == Drift::kNotFinite);
+  CHECK(nonfinite_drift(INFINITY, NAN) == Drift::kNotFinite);
+  CHECK(nonfinite_drift(NAN, 1.0) == Drift::kNotFinite);
+
   const BaselineReport other = compare_to_baseline(base, "logprobs", {{"", "", "kl_k3", 1}}, BandBudget{});
   CHECK_FALSE(other.passed());
   CHECK(other.problems.at(0) == "baseline base.json holds check metrics, this is a logprobs run");
@@ -94,6 +104,7 @@ metric = "kl_*"
 rel = 0.3
 )", "b.toml");
   REQUIRE(bands.rules.size() == 3);
+  CHECK(bands.rules[2].band.floor == 1e-9);  // a rule's missing floor is the default band's, not 0
   const MetricValue isolated{"isolated", "model.layers.0.mlp.gate@top_k_index", "near_ties", 1};
   const MetricValue chained{"chained", "model.layers.0.mlp.gate@top_k_index", "near_ties", 1};
   CHECK(bands.band_for(isolated).where == "b.toml:4");
@@ -126,7 +137,9 @@ TEST_CASE("bands: every malformed line is refused, naming the file and line") {
 TEST_CASE("baseline file: written one value per line, read back; malformed files refused") {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / "parity_baseline_test";
   std::filesystem::create_directories(dir);
-  const std::vector<MetricValue> values = {{"isolated", "model.norm", "rel_l2", 1.5e-7}, {"isolated", "x", "max_abs", NAN}};
+  const std::vector<MetricValue> values = {{"isolated", "model.norm", "rel_l2", 1.5e-7},
+                                           {"isolated", "x", "max_abs", NAN},
+                                           {"isolated", "y", "max_abs", -INFINITY}};
   const std::string text = baseline_json_text("check", "cases/x.toml", values);
   CHECK(text.find("\n    {\"mode\":\"isolated\",\"hook\":\"model.norm\",\"metric\":\"rel_l2\",\"value\":1.5e-07},\n") !=
         std::string::npos);
@@ -135,11 +148,13 @@ TEST_CASE("baseline file: written one value per line, read back; malformed files
     return dir / name;
   };
   const BaselineFile read = read_baseline(write("ok.json", text));
-  REQUIRE(read.values.size() == 2);
+  REQUIRE(read.values.size() == 3);
   CHECK(read.kind == "check");
   CHECK(read.accepted_from == "cases/x.toml");
   CHECK(read.values[0].value == 1.5e-7);
   CHECK(std::isnan(read.values[1].value));
+  CHECK(read.values[2].value == -INFINITY);  // round-trips: Inf is not folded into NaN
+  CHECK(compare_to_baseline(read, "check", values, BandBudget{}).passed());
 
   auto error = [&](const std::string& body) {
     const std::filesystem::path p = write("bad.json", body);
@@ -153,7 +168,7 @@ TEST_CASE("baseline file: written one value per line, read back; malformed files
   CHECK(error(R"({"schema": "parity-baseline/1", "kind": "check", "values": [{"metric": "a", "value": 1}, {"metric": "a", "value": 2}]})") ==
         "[baseline " + bad + "] values[1] repeats a");
   CHECK(error(R"({"schema": "parity-baseline/1", "kind": "check", "values": [{"metric": "a", "value": "1"}]})") ==
-        "[baseline " + bad + "] values[0].value must be a number or null");
+        "[baseline " + bad + "] values[0].value must be a number, \"nan\", \"inf\" or \"-inf\"");
   CHECK(error(R"({"schema": "parity-baseline/1", "kind": "hooks", "values": [{"metric": "a", "value": 1}]})") ==
         "[baseline " + bad + "] kind must be \"check\" or \"logprobs\"");
   CHECK(error_of([&] { read_baseline(dir / "absent.json"); }) ==

@@ -38,6 +38,7 @@ Case load_case(const std::filesystem::path& path) {
     if (!b || b->empty()) fail(path, "baseline must be a path relative to the case file");
     c.baseline = (path.parent_path() / *b).lexically_normal();
   }
+  if (root.contains("bands") && !c.baseline) fail(path, "has [bands] but no baseline = \"<file>\" for them to apply to");
   if (const toml::node_view node = root["precision"]; node) {
     std::optional<std::string> p = node.value<std::string>();
     c.precision = p ? precision_from_name(*p) : std::nullopt;

@@ -302,6 +302,8 @@ def test_a_model_type_without_a_reference_is_one_line_and_exit_2(tmp_path, golde
 @pytest.mark.parametrize("extra, expected", [
     ('modes = ["isolated", "isolated"]\n', "twice"),
     ('modes = ["isolated"]\nprecision = 64\n', "precision"),
+    ('modes = ["isolated"]\n[bands]\ndefault = { rel = 0.1 }\n', "has [bands] but no baseline"),
+    ('modes = ["isolated"]\nbaseline = 3\n', "baseline must be a path"),
 ])
 def test_a_malformed_case_is_exit_2(tmp_path, extra, expected):
     case = tmp_path / "case.toml"

@@ -62,32 +62,49 @@ void write_file(const fs::path& path, const std::string& text) {
   write_report(out.get(), path.string(), text);
 }
 
-// Runs one case and writes its reports; an input error is the case's verdict, not the run's end.
+// JSON text even when a string is not valid UTF-8 (a file name can be anything): replaced, not thrown.
+std::string dump(const json& j) { return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n"; }
+
+// Where a case's reports go: OUT/cases/<name>.<ext>, apart from the run's own index files.
+fs::path report_path(const fs::path& out_dir, const std::string& name, const char* ext) {
+  return fs::path(out_dir / "cases" / name).concat(ext);
+}
+
+void write_reports(const CaseRun& run, const fs::path& out_dir) {
+  fs::create_directories(report_path(out_dir, run.file.name, "").parent_path());
+  write_file(report_path(out_dir, run.file.name, ".txt"), run.outcome->text);
+  write_file(report_path(out_dir, run.file.name, ".json"), dump(run.outcome->json));
+  write_file(report_path(out_dir, run.file.name, ".xml"), reports::junit_document(run.outcome->junit_suites));
+  write_file(report_path(out_dir, run.file.name, ".html"), reports::html_report(run.outcome->json, run.file.name));
+}
+
+// Runs one case and writes its reports. Anything that goes wrong (an input error, an unwritable
+// report) is the case's verdict, not the run's end; the case then keeps only its error text.
 CaseRun run_case(const CaseFile& file, const fs::path& out_dir, bool write_baselines) {
   CaseRun run{file, std::nullopt, ""};
+  std::error_code ec;
+  for (const char* ext : {".txt", ".json", ".xml", ".html"}) fs::remove(report_path(out_dir, file.name, ext), ec);
   try {
     run.outcome = file.logprobs ? logprob_case_outcome(file.path, write_baselines)
                                 : check_case_outcome(file.path, write_baselines);
-  } catch (const std::exception& e) {  // parity::Error, or std::bad_alloc on a hostile shape
+    write_reports(run, out_dir);
+  } catch (const std::exception& e) {  // parity::Error, a filesystem error, std::bad_alloc on a hostile shape
+    run.outcome.reset();
     run.error = e.what();
+    for (const char* ext : {".json", ".xml", ".html"}) fs::remove(report_path(out_dir, file.name, ext), ec);
+    try {
+      fs::create_directories(report_path(out_dir, file.name, "").parent_path());
+      write_file(report_path(out_dir, file.name, ".txt"), fmt::format("error: {}\n", run.error));
+    } catch (const std::exception&) {  // the error is in the summary and on stdout either way
+    }
   }
-  const fs::path base = out_dir / file.name;
-  fs::create_directories(base.parent_path());
-  for (const char* ext : {".json", ".xml", ".html"}) fs::remove(fs::path(base).concat(ext));  // no stale report
-  if (!run.outcome) {
-    write_file(fs::path(base).concat(".txt"), fmt::format("error: {}\n", run.error));
-    return run;
-  }
-  write_file(fs::path(base).concat(".txt"), run.outcome->text);
-  write_file(fs::path(base).concat(".json"), run.outcome->json.dump(2) + "\n");
-  write_file(fs::path(base).concat(".xml"), reports::junit_document(run.outcome->junit_suites));
-  write_file(fs::path(base).concat(".html"), reports::html_report(run.outcome->json, file.name));
   return run;
 }
 
 json case_json(const CaseRun& r) {
-  json reports = {{"text", r.file.name + ".txt"}};
-  if (r.outcome) reports.update({{"html", r.file.name + ".html"}, {"json", r.file.name + ".json"}, {"junit", r.file.name + ".xml"}});
+  const std::string base = "cases/" + r.file.name;
+  json reports = {{"text", base + ".txt"}};
+  if (r.outcome) reports.update({{"html", base + ".html"}, {"json", base + ".json"}, {"junit", base + ".xml"}});
   return {{"case", r.file.path.generic_string()},
           {"name", r.file.name},
           {"kind", r.file.logprobs ? "logprobs" : "check"},
@@ -115,6 +132,9 @@ int run_suite(const fs::path& cases_dir, const std::string& out_dir, bool write_
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw UsageError(fmt::format("--out {}: {}", out_dir, ec.message()));
+  const fs::path out(out_dir);
+  // An earlier run's index must not pass for this one's if this one stops early.
+  for (const char* name : {"index.html", "summary.json", "junit.xml"}) fs::remove(out / name, ec);
   const std::vector<CaseFile> cases = find_cases(cases_dir);
   json summary = {{"schema", "parity-summary/1"}, {"cases_from", cases_dir.generic_string()},
                   {"json", "summary.json"}, {"junit", "junit.xml"}, {"cases", json::array()}};
@@ -136,8 +156,7 @@ int run_suite(const fs::path& cases_dir, const std::string& out_dir, bool write_
   summary["verdict"] = exit_code == 0 ? "pass" : exit_code == 1 ? "fail" : "error";
   summary["exit_code"] = exit_code;
   summary["counts"] = counts;
-  const fs::path out(out_dir);
-  write_file(out / "summary.json", summary.dump(2) + "\n");
+  write_file(out / "summary.json", dump(summary));
   write_file(out / "junit.xml", reports::junit_document(suites));
   write_file(out / "index.html", reports::html_report(summary, (out / "summary.json").string()));
   fmt::print("verdict: {} ({} cases: {} passed, {} failed, {} could not run)\nindex: {}\n", summary["verdict"].get<std::string>(),

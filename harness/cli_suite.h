@@ -1,9 +1,9 @@
 // Multi-case runs: `parity check cases/ --out DIR` runs every case file under a directory (check
 // cases and logprob cases, told apart by their [logprobs] table), writes each case's reports
-// (DIR/<case path>.{html,json,xml,txt}), an index page (DIR/index.html), one JSON summary
-// (DIR/summary.json, schema parity-summary/1) and one JUnit file (DIR/junit.xml). A case that
-// cannot run (an input error) is listed with its message and the others still run. Returns the
-// worst exit code: 2 if any case could not run, else 1 if any failed, else 0.
+// (OUT/cases/<case path>.{html,json,xml,txt}), an index page (OUT/index.html), one JSON summary
+// (OUT/summary.json, schema parity-summary/1) and one JUnit file (OUT/junit.xml). A case that
+// cannot run (an input error, an unwritable report) is listed with its message and the others
+// still run. Returns the worst exit code: 2 if any case could not run, else 1 if any failed, else 0.
 #pragma once
 
 #include <filesystem>

@@ -67,11 +67,11 @@ def test_the_summary_lists_every_case_with_its_reports(mixed_run):
     assert by_name["olmoe_base"]["verdict"] == "pass" and by_name["olmoe_base"]["baseline"] == "pass"
     assert by_name["logprobs/olmoe_fp32_vs_bf16"]["kind"] == "logprobs"
     assert by_name["olmoe_tight"]["verdict"] == "fail" and by_name["olmoe_tight"]["first_failure"].startswith("isolated ")
-    assert by_name["broken"]["error"] and by_name["broken"]["reports"] == {"text": "broken.txt"}
+    assert by_name["broken"]["error"] and by_name["broken"]["reports"] == {"text": "cases/broken.txt"}
     for case in summary["cases"]:
         for path in case["reports"].values():
             assert (out / path).is_file(), path
-    report = json.loads((out / "olmoe_base.json").read_text())
+    report = json.loads((out / "cases" / "olmoe_base.json").read_text())
     assert report["schema"] == "parity-check/1" and report["verdict"] == "pass"
 
 
@@ -89,7 +89,8 @@ def test_one_junit_file_carries_every_case(mixed_run):
 def test_the_index_links_every_case_report(mixed_run):
     _, out, _ = mixed_run
     index = (out / "index.html").read_text()
-    for href in ("olmoe_base.html", "logprobs/olmoe_fp32_vs_bf16.html", "olmoe_tight.html", "broken.txt", "junit.xml"):
+    for href in ("./cases/olmoe_base.html", "./cases/logprobs/olmoe_fp32_vs_bf16.html", "./cases/olmoe_tight.html",
+                 "./cases/broken.txt", "./junit.xml"):
         assert f'href="{href}"' in index
     assert 'data-verdict="error"' in index
 
@@ -118,3 +119,31 @@ def test_a_directory_without_cases_is_exit_2(tmp_path):
     result = parity("check", tmp_path, "--out", tmp_path / "out")
     assert result.returncode == 2
     assert "holds no case files" in result.stderr
+
+
+def test_an_earlier_index_does_not_survive_a_run_that_stops_early(tmp_path, mixed_run):
+    _, out, _ = mixed_run
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    assert (copy / "index.html").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = parity("check", empty, "--out", copy)
+    assert result.returncode == 2
+    assert not any((copy / name).exists() for name in ("index.html", "summary.json", "junit.xml"))
+
+
+def test_a_case_whose_reports_cannot_be_written_is_an_error_and_the_others_run(tmp_path):
+    cases = tmp_path / "cases"
+    copy_case(REPO / "cases" / "olmoe_base.toml", cases / "index.toml")  # no clash with the run's own index
+    copy_case(REPO / "cases" / "olmoe_norm_topk.toml", cases / "norm_topk.toml")
+    out = tmp_path / "out"
+    (out / "cases" / "norm_topk.html").mkdir(parents=True)  # a (non-empty) directory where its report goes
+    (out / "cases" / "norm_topk.html" / "keep").write_text("")
+    result = parity("check", cases, "--out", out)
+    assert result.returncode == 2
+    summary = json.loads((out / "summary.json").read_text())
+    by_name = {c["name"]: c for c in summary["cases"]}
+    assert by_name["index"]["verdict"] == "pass" and (out / "cases" / "index.html").is_file()
+    assert by_name["norm_topk"]["verdict"] == "error" and "norm_topk.html" in by_name["norm_topk"]["error"]
+    assert not (out / "cases" / "norm_topk.json").exists()  # no partial report beside the error

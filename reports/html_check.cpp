@@ -68,11 +68,14 @@ std::string smallest_passing(const json& h) {
   return lower_bound ? fmt::format("{} &gt;= {:.12g}", esc(metric), 1 - up) : fmt::format("{} &lt;= {:.2g}", esc(metric), up);
 }
 
-std::string budget_text(const json& h) {
+// "rel_l2 <= 1e-05" as plain text (for SVG titles, which esc() once); budget_text() is its HTML.
+std::string budget_plain(const json& h) {
   const json& b = h.at("budget");
   if (b.is_null()) return "";
-  return fmt::format("{} {} {}", esc(b.at("metric")), b.at("bound") == "min" ? "&gt;=" : "&lt;=", num(b.at("limit")));
+  return fmt::format("{} {} {}", b.at("metric").get<std::string>(), b.at("bound") == "min" ? ">=" : "<=", num(b.at("limit")));
 }
+
+std::string budget_text(const json& h) { return esc(budget_plain(h)); }
 
 std::string coordinate(const json& at) {
   if (!at.is_array()) return "";
@@ -240,7 +243,7 @@ std::string heatmap_section(const json& hooks) {
       const double f = budget_fraction(*h);
       cells.push_back({rows[layer->first], columns[layer->second], f, h->at("status"),
                        fmt::format("{} {}: {}, {} of {}", mode, hook, h->at("status").get<std::string>(),
-                                   std::isnan(f) ? "n/a" : fmt::format("{:.3g}%", f * 100), budget_text(*h))});
+                                   std::isnan(f) ? "n/a" : fmt::format("{:.3g}%", f * 100), budget_plain(*h))});
     }
     out += fmt::format("<h3>{}</h3>\n", esc(mode)) + heatmap(mode, row_names, column_names, cells);
   }

@@ -1,5 +1,7 @@
 // The index page of a multi-case run (`parity check cases/ --out DIR`): one row per case, linking
 // its reports. Rendered from the run's summary.json (README.md "Multi-case runs").
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "html_page.h"
@@ -11,14 +13,18 @@ namespace {
 
 using nlohmann::json;
 
-// A report path from summary.json as a link: relative paths only. A scheme ("javascript:",
-// "https:") or an absolute path is not something the runner writes, so it is shown, not linked.
+// A report path from summary.json (relative to the index) as a link: "./" and every byte outside
+// the URL's unreserved set percent-encoded, so "a#b.html" stays a file and "javascript:x" or
+// "https://..." cannot become a scheme. An absolute path is not something the runner writes: "#".
 std::string href(const json& path) {
   const std::string p = path.get<std::string>();
-  const size_t colon = p.find(':'), slash = p.find('/');
-  if (p.empty() || p[0] == '/' || p[0] == '\\' || (colon != std::string::npos && (slash == std::string::npos || colon < slash)))
-    return "#";
-  return esc(p);
+  if (p.empty() || p[0] == '/' || p[0] == '\\') return "#";
+  std::string out = "./";
+  for (unsigned char c : p) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') out += static_cast<char>(c);
+    else out += fmt::format("%{:02X}", c);
+  }
+  return out;
 }
 
 std::string links(const json& reports) {

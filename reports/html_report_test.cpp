@@ -52,6 +52,8 @@ TEST_CASE("check page: banner, first divergence, chart, heatmap and table, every
   CHECK(html.find("id=\"first-divergence-row\"") != std::string::npos);
   CHECK(html.find("<svg id=\"drift-chart\"") != std::string::npos);
   CHECK(html.find("class=\"heatmap-isolated\"") != std::string::npos);
+  CHECK(html.find("<title>isolated model.layers.1.mlp&lt;script&gt;: fail, 200% of rel_l2 &lt;= 1e-05</title>") !=
+        std::string::npos);  // escaped once, not twice
   CHECK(html.find("rel_l2 &lt;= 3.2e-07") != std::string::npos);  // the smallest budget 3.14e-7 passes
   CHECK(html.find("<td class=\"mono\">[1,2]</td><td class=\"num\">0.5</td>") != std::string::npos);  // worst element
   CHECK(html.find("data-baseline=\"none\"") != std::string::npos);
@@ -84,8 +86,9 @@ TEST_CASE("index page: report paths are links only when relative; names and erro
                               {"baseline", nullptr}, {"reports", {{"text", "b.txt"}}}}})}};
   const std::string html = html_report(summary, "summary.json");
   CHECK(html.find("javascript:") == std::string::npos);
+  CHECK(html.find("href=\"./javascript%3Aalert%281%29\"") != std::string::npos);  // a file name, not a scheme
   CHECK(html.find("/etc/passwd") == std::string::npos);
-  CHECK(html.find("<a href=\"a.txt\" class=\"report-link text\">") != std::string::npos);
+  CHECK(html.find("<a href=\"./a.txt\" class=\"report-link text\">") != std::string::npos);
   CHECK(html.find("a&lt;i&gt;") != std::string::npos);
   CHECK(html.find("&lt;img src=x&gt;") != std::string::npos);
   CHECK(html.find("data-verdict=\"error\"") != std::string::npos);

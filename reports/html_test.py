@@ -54,8 +54,8 @@ def test_hostile_token_and_source_texts_are_escaped(hostile_logprobs):
 
 
 def test_the_check_page_carries_every_section(golden_reports):
-    html = (golden_reports / "gemma4_full.html").read_text()
-    report = json.loads((golden_reports / "gemma4_full.json").read_text())
+    html = (golden_reports / "cases" / "gemma4_full.html").read_text()
+    report = json.loads((golden_reports / "cases" / "gemma4_full.json").read_text())
     assert html.count("<tr class=\"pass\" data-status=\"pass\"") == len(report["hooks"])
     for marker in ('id="verdict"', 'id="drift-chart"', 'class="heatmap-isolated"', 'class="heatmap-chained"',
                    'id="first-divergence"', 'data-baseline="pass"', 'id="hook-table"'):

@@ -91,8 +91,9 @@ std::string logprobs_text(const LogprobReport& r, bool color) {
   if (r.baseline) out += "\n" + baseline_text(*r.baseline, color);
   size_t failed = 0;
   for (const harness::MetricVerdict& v : r.verdicts) failed += v.passed ? 0 : 1;
-  out += fmt::format("\n{}: {} of {} gated metrics passed{}\n", r.passed() ? "PASS" : "FAIL", r.verdicts.size() - failed,
-                     r.verdicts.size(), r.problems.empty() ? "" : fmt::format(", {} problem(s)", r.problems.size()));
+  out += fmt::format("\n{}: {} of {} gated metrics passed{}{}\n", r.passed() ? "PASS" : "FAIL", r.verdicts.size() - failed,
+                     r.verdicts.size(), r.problems.empty() ? "" : fmt::format(", {} problem(s)", r.problems.size()),
+                     r.baseline && !r.baseline->passed() ? "; outside the baseline" : "");
   return out;
 }
 

@@ -51,7 +51,9 @@ LogprobCase load_logprob_case(const std::filesystem::path& path) {
   if (std::optional<std::string> rollout = string_key(root, "rollout", path)) c.sources.rollout = side(*rollout, path);
   if (std::optional<std::string> tokenizer = string_key(root, "tokenizer", path))
     c.tokenizer = (path.parent_path() / *tokenizer).lexically_normal();
-  if (std::optional<std::string> baseline = string_key(root, "baseline", path)) c.baseline = (path.parent_path() / *baseline).lexically_normal();
+  if (std::optional<std::string> baseline = string_key(root, "baseline", path))
+    c.baseline = (path.parent_path() / *baseline).lexically_normal();
+  if (root.contains("bands") && !c.baseline) fail(path, "has [bands] but no baseline = \"<file>\" for them to apply to");
   check_sources(c.sources, fmt::format("[case {}]", path.string()));
   return c;
 }
