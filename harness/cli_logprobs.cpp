@@ -54,7 +54,6 @@ Plan plan_from(const LogprobsFlags& f, bool accept_case_baseline = false) {
 
 // Flags given on the command line override the budget's [logprobs.options].
 void apply_option_flags(const CLI::App& cmd, const LogprobsFlags& f, LogprobOptions& o) {
-  if (!cmd.parsed()) return;  // a case of a multi-case run: no command line
   if (cmd.count("--is-threshold")) o.is_threshold = f.is_threshold;
   if (cmd.count("--veto-threshold")) o.veto_threshold = f.veto_threshold;
   if (cmd.count("--catastrophic-threshold")) o.catastrophic_threshold = f.catastrophic_threshold;
