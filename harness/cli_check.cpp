@@ -141,10 +141,7 @@ int run_check_command(const CLI::App& cmd, const CheckFlags& f) {
     throw UsageError("--out and --write-baselines take a directory of cases (parity check cases/ --out DIR)");
   const Plan plan = plan_from(f);
   ReportFiles files(f.json_out, f.junit_out, f.html_out);
-  const Outcome outcome = check_outcome(f, plan, isatty(STDOUT_FILENO) != 0);
-  fmt::print("{}", outcome.text);
-  files.write(outcome);
-  return outcome.passed ? 0 : 1;
+  return finish(files, check_outcome(f, plan, isatty(STDOUT_FILENO) != 0));
 }
 
 Outcome check_case_outcome(const std::filesystem::path& case_file, bool write_baseline) {

@@ -154,10 +154,7 @@ int run_logprobs_command(const CLI::App& cmd, const LogprobsFlags& f) {
   Plan plan = plan_from(f);
   apply_option_flags(cmd, f, plan.budget.options);
   ReportFiles files(f.json_out, f.junit_out, f.html_out);
-  const Outcome outcome = logprobs_outcome(f, plan, isatty(STDOUT_FILENO) != 0);
-  fmt::print("{}", outcome.text);
-  files.write(outcome);
-  return outcome.passed ? 0 : 1;
+  return finish(files, logprobs_outcome(f, plan, isatty(STDOUT_FILENO) != 0));
 }
 
 Outcome logprob_case_outcome(const std::filesystem::path& case_file, bool write_baseline) {

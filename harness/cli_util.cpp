@@ -90,6 +90,12 @@ void ReportFiles::write(const Outcome& outcome) {
   if (html_) write_report(html_.get(), html_path_, reports::html_report(outcome.json, html_path_));
 }
 
+int finish(ReportFiles& files, const Outcome& outcome) {
+  fmt::print("{}", outcome.text);
+  files.write(outcome);
+  return outcome.passed ? 0 : 1;
+}
+
 std::optional<BaselineReport> compare_baseline(const std::optional<std::filesystem::path>& baseline,
                                                const std::string& kind, const std::vector<MetricValue>& values,
                                                const BandBudget& bands) {

@@ -51,6 +51,9 @@ class ReportFiles {
   std::unique_ptr<std::ofstream> json_, junit_, html_;
 };
 
+// A single run's end: the terminal report on stdout, the report files, the exit code (0 or 1).
+int finish(ReportFiles& files, const Outcome& outcome);
+
 // --baseline: the comparison of a run's values to an accepted baseline (nullopt without one).
 std::optional<BaselineReport> compare_baseline(const std::optional<std::filesystem::path>& baseline,
                                                const std::string& kind, const std::vector<MetricValue>& values,

@@ -1,8 +1,9 @@
 // The HTML page of a `parity check` result (its JSON, README.md "JSON report").
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <map>
 #include <optional>
-#include <charconv>
 
 #include <fmt/format.h>
 
