@@ -17,8 +17,11 @@
 
 namespace parity::harness {
 
-enum class Mode { kIsolated, kChained };
+// kCompare: `parity compare` of two dumps (compare.h), gated by a budget's [compare] section.
+enum class Mode { kIsolated, kChained, kCompare };
 std::string_view mode_name(Mode mode);
+// The modes `parity check` runs ("isolated", "chained"); "compare" is its own command, so a
+// case's modes = [...] cannot name it.
 std::optional<Mode> mode_from_name(std::string_view name);
 
 enum class Metric { kRelL2, kMaxAbs, kMaxRel, kCosine, kTokensDiffer };
@@ -56,6 +59,8 @@ struct Budget {
   std::string source;  // file path, or "built-in defaults for float32"
   std::map<Mode, ModeBudget> modes;
   std::vector<Skip> skips;
+  // [[one_side]] (parity compare only): hooks one dump may hold and the other lack, each with a reason.
+  std::vector<Skip> one_side;
   double near_tie_rel = 1e-5;
   BandBudget bands;      // [bands]: how far each metric may move from a baseline (baseline.h)
   bool is_case = false;  // the file also names a fixture, modes or a baseline (a case file, for --case)
@@ -65,6 +70,7 @@ struct Budget {
   const Rule* rule_for(Mode mode, const std::string& hook, bool is_top_k) const;
   Limit limit_for(Mode mode, const std::string& hook, bool is_top_k) const;
   const Skip* skip_for(const std::string& hook) const;
+  const Skip* one_side_for(const std::string& hook) const;
   const ModeBudget& section(Mode mode) const;  // throws InputError when the budget lacks the mode
 };
 

@@ -38,6 +38,10 @@ Case load_case(const std::filesystem::path& path) {
     if (!b || b->empty()) fail(path, "baseline must be a path relative to the case file");
     c.baseline = (path.parent_path() / *b).lexically_normal();
   }
+  if (const toml::node_view node = root["expect"]; node) {
+    if (!node.is_table()) fail(path, "expect must be a table: [expect]");
+    c.expect = parse_expectation(*node.as_table(), c.modes, path.string());
+  }
   if (root.contains("bands") && !c.baseline) fail(path, "has [bands] but no baseline = \"<file>\" for them to apply to");
   if (const toml::node_view node = root["precision"]; node) {
     std::optional<std::string> p = node.value<std::string>();

@@ -3,6 +3,7 @@
 //   modes     = ["isolated", "chained"]     each needs its budget section
 //   precision = "f32"                       optional; default: the fixture's run dtype
 //   baseline  = "../golden/baselines/olmoe_base.json"   optional: gate drift from an accepted run
+//   [expect]                                optional: a bug-zoo case, whose gate must fail (expectation.h)
 #pragma once
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "budget.h"
+#include "expectation.h"
 #include "numerics.h"
 
 namespace parity::harness {
@@ -20,6 +22,7 @@ struct Case {
   std::vector<Mode> modes;
   std::optional<Precision> precision;
   std::optional<std::filesystem::path> baseline;
+  std::optional<Expectation> expect;
   Budget budget;
 };
 

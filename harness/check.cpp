@@ -129,8 +129,9 @@ bool is_input_key(const std::string& key) {
 }
 
 bool CheckResult::passed() const {
-  return !runs.empty() && std::all_of(runs.begin(), runs.end(), [](const CheckReport& r) { return r.passed(); }) &&
-         (!baseline || baseline->passed());
+  const bool gate = expectation ? expectation->met()
+                                : std::all_of(runs.begin(), runs.end(), [](const CheckReport& r) { return r.passed(); });
+  return !runs.empty() && gate && (!baseline || baseline->passed());
 }
 
 std::vector<MetricValue> baseline_values(const std::vector<CheckReport>& runs) {
@@ -172,12 +173,15 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
   report.precision = resolve_precision(fixture, options);
   report.budget_source = budget.source;
   budget.section(options.mode);  // a budget without this mode is an input error, before any work
+  if (options.mode == Mode::kCompare)  // two dumps against each other: compare.h, not a replay
+    throw InputError("[check] mode compare is `parity compare` of two dumps (run_compare), not a check mode");
   FixtureWeights fixture_weights(fixture);
   const WeightSource& weights = options.weights ? *options.weights : fixture_weights;
   if (!options.weights && fixture.names("weights").empty())
     throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
                                  fixture.path().string()));
-  std::unique_ptr<ReferenceModel> model = make_reference_model(fixture.config(), weights, Numerics(report.precision));
+  std::unique_ptr<ReferenceModel> model = make_reference_model(fixture.config(), weights, Numerics(report.precision),
+                                                                /*keep_weights=*/false, options.variants);
   CompareSink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
   if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, sink, options.hooks_glob);
   else run_chained(fixture, *model, sink, report, budget.near_tie_rel);

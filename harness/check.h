@@ -13,8 +13,11 @@
 
 #include "baseline.h"
 #include "budget.h"
+#include "compare_result.h"
+#include "expectation.h"
 #include "fixture.h"
 #include "metrics.h"
+#include "models/variants.h"
 #include "numerics.h"
 #include "weights.h"
 
@@ -38,6 +41,10 @@ struct HookResult {
   // fixture hook emitted just before it), then the order the reference emitted them.
   int64_t order = 0;
   int64_t sequence = 0;
+  // parity compare only (compare_result.h): a mixed-dtype pair's metrics at the lower precision,
+  // and the reference replayed on each side's own inputs.
+  std::optional<LowerPrecision> lower_precision;
+  std::optional<ReferenceVerdict> reference;
 };
 
 struct CheckReport {
@@ -47,6 +54,11 @@ struct CheckReport {
   std::string budget_source;
   std::vector<HookResult> hooks;      // forward order
   std::vector<std::string> problems;  // failures that belong to no hook (budget rules, aborted runs)
+  // The two sides every metric compares: the reference ("ref") against HF ("hf"); parity compare
+  // sets "target" (a second dump) against "base", and target to the target's path (fixture: the base's).
+  std::string ref_side = "reference", hf_side = "HF";
+  std::string target;
+  std::vector<std::string> notes;  // information that is not a failure (parity compare's three-way replay)
 
   bool passed() const;
   const HookResult* first_failure() const;
@@ -58,16 +70,21 @@ struct CheckOptions {
   std::optional<Precision> precision;     // nullopt: the fixture's run dtype (HF's cast points)
   std::string hooks_glob;                 // "" = every hook
   const WeightSource* weights = nullptr;  // nullptr: the fixture's /weights
+  Variants variants;                      // known bugs the reference reproduces (parity diagnose); none = HF
 };
 
 CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckOptions& options);
 
-// A check of one or more modes, and its comparison to a baseline when one was given.
+// A check of one or more modes, its comparison to a baseline when one was given, and, for a
+// bug-zoo case, whether its gate failed where the case expects.
 struct CheckResult {
   std::vector<CheckReport> runs;
   std::optional<BaselineReport> baseline;
+  std::optional<ExpectationReport> expectation;
 
-  bool passed() const;  // every run passed, and the baseline (if any) too
+  // Every run passed (with an expectation: every run failed first where expected), and the
+  // baseline (if any) too.
+  bool passed() const;
 };
 
 // What a baseline keeps of a check: rel_l2 and max_abs of every compared float hook, tokens_differ

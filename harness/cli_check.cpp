@@ -9,6 +9,7 @@
 #include "case.h"
 #include "check.h"
 #include "checkpoint.h"
+#include "diagnose.h"
 #include "cli_suite.h"
 #include "fixture_sources.h"
 #include "models/model.h"
@@ -24,6 +25,7 @@ struct Plan {
   std::optional<Precision> precision;
   std::optional<Budget> budget;  // nullopt: the built-in defaults for the fixture's run dtype
   std::optional<std::filesystem::path> baseline;
+  std::optional<Expectation> expect;  // a bug-zoo case: the gate must fail where it says
   std::string write_baseline;
   std::string accepted_from;  // what a written baseline says it was measured on
 };
@@ -35,7 +37,7 @@ Plan plan_from(const CheckFlags& f, bool accept_case_baseline = false) {
   if (!f.case_file.empty()) {
     if (!f.budget.empty()) throw UsageError("--budget cannot be combined with --case (the case holds its budget)");
     Case c = load_case(f.case_file);
-    p = {c.fixture, c.modes, c.precision, std::move(c.budget), c.baseline, "", f.case_file};
+    p = {c.fixture, c.modes, c.precision, std::move(c.budget), c.baseline, c.expect, "", f.case_file};
     if (accept_case_baseline) {
       p.write_baseline = c.baseline ? c.baseline->string() : "";
       p.baseline.reset();
@@ -68,10 +70,12 @@ std::string run_summary(const CheckResult& result) {
   for (const CheckReport& run : result.runs)
     out += fmt::format("{}{} {} passed, {} failed, {} skipped", out.empty() ? "" : "; ", mode_name(run.mode),
                        run.count(Status::kPass), run.count(Status::kFail), run.count(Status::kSkipped));
+  if (result.expectation) out = result.expectation->summary() + " (" + out + ")";
   return out;
 }
 
 std::string first_failure(const CheckResult& result) {
+  if (result.expectation) return result.expectation->met() ? "" : result.expectation->summary();
   for (const CheckReport& run : result.runs) {
     if (const HookResult* h = run.first_failure()) return fmt::format("{} {}: {}", mode_name(run.mode), h->hook, h->message);
     if (!run.problems.empty()) return fmt::format("{}: {}", mode_name(run.mode), run.problems.front());
@@ -92,6 +96,13 @@ Outcome check_outcome(const CheckFlags& f, const Plan& plan, bool color) {
   CheckResult result;
   for (Mode mode : plan.modes)
     result.runs.push_back(run_check(fixture, budget, {mode, plan.precision, f.hooks, checkpoint.get()}));
+  if (plan.expect) {
+    result.expectation = check_expectation(*plan.expect, result.runs);
+    if (!plan.expect->diagnosis.empty()) {
+      result.expectation->diagnosis_expected = plan.expect->diagnosis;
+      result.expectation->diagnosis_found = diagnose(fixture, budget, {plan.precision, checkpoint.get(), {}}).name();
+    }
+  }
   const std::vector<MetricValue> values = baseline_values(result.runs);
   const bool gate_passed = result.passed();
   result.baseline = compare_baseline(plan.baseline, "check", values, budget.bands);

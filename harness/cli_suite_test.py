@@ -100,7 +100,9 @@ def test_the_golden_cases_all_pass(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["cases"]) == len(list((REPO / "cases").rglob("*.toml")))
-    assert all(c["baseline"] == "pass" for c in summary["cases"])
+    # Every case but the bug zoo's names a baseline (a zoo case pins where its gate fails, not how much).
+    assert all(c["baseline"] == "pass" for c in summary["cases"] if not c["name"].startswith("zoo/"))
+    assert {c["baseline"] for c in summary["cases"] if c["name"].startswith("zoo/")} == {None}
 
 
 @pytest.mark.parametrize("args, expected", [

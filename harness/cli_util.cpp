@@ -5,38 +5,11 @@
 #include <fmt/format.h>
 
 #include "html_report.h"
+#include "json_difference.h"
 #include "models/model.h"
 #include "report_util.h"
 
 namespace parity::harness {
-
-namespace {
-
-// The path and both values of the first difference between two resolved configs, descending into
-// arrays of equal length and objects ("layers.5.num_key_value_heads"), so the message names the
-// key that differs rather than a whole per-layer table.
-struct Difference {
-  std::string path;
-  nlohmann::ordered_json ours, theirs;
-};
-
-std::optional<Difference> first_difference(const std::string& path, const nlohmann::ordered_json& ours,
-                                           const nlohmann::ordered_json& theirs) {
-  if (ours == theirs) return std::nullopt;
-  if (ours.is_array() && theirs.is_array() && ours.size() == theirs.size()) {
-    for (size_t i = 0; i < ours.size(); ++i)
-      if (auto d = first_difference(fmt::format("{}[{}]", path, i), ours[i], theirs[i])) return d;
-  }
-  if (ours.is_object() && theirs.is_object()) {
-    for (const auto& [key, value] : ours.items()) {
-      const nlohmann::ordered_json other = theirs.contains(key) ? theirs.at(key) : nlohmann::ordered_json();
-      if (auto d = first_difference(path.empty() ? key : path + "." + key, value, other)) return d;
-    }
-  }
-  return Difference{path, ours, theirs};
-}
-
-}  // namespace
 
 // The reference follows the fixture's config; a checkpoint of another model must not slip through
 // on coincidentally equal shapes (e.g. another rms_norm_eps or top-k). Both configs are compared
@@ -57,7 +30,7 @@ void check_checkpoint_config(const Fixture& fixture, const Checkpoint& checkpoin
   // Keys only the checkpoint's config has do not matter: the reference reads the fixture's.
   nlohmann::ordered_json ours = resolved_config(fixture.config()), theirs_known;
   for (const auto& [key, value] : ours.items()) theirs_known[key] = theirs.contains(key) ? theirs.at(key) : nullptr;
-  if (const std::optional<Difference> d = first_difference("", ours, theirs_known))
+  if (const std::optional<JsonDifference> d = first_json_difference("", ours, theirs_known))
     throw InputError(fmt::format("{}: config.json has {} = {}, the fixture's config has {}", where, d->path,
                                  d->theirs.dump(), d->ours.dump()));
 }

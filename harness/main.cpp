@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "cli_check.h"
+#include "cli_compare.h"
+#include "cli_diagnose.h"
 #include "cli_logprobs.h"
 #include "cli_report.h"
 #include "fixture.h"
@@ -33,10 +35,14 @@ int main(int argc, char** argv) {
   inspect->add_option("FIXTURE", fixture_path, "HDF5 fixture (format: golden/README.md)")->required();
   parity::harness::CheckFlags check_flags;
   CLI::App* check = parity::harness::add_check_command(app, check_flags);
+  parity::harness::CompareFlags compare_flags;
+  CLI::App* compare = parity::harness::add_compare_command(app, compare_flags);
   parity::harness::LogprobsFlags logprobs_flags;
   CLI::App* logprobs = parity::harness::add_logprobs_command(app, logprobs_flags);
   parity::harness::ReportFlags report_flags;
   CLI::App* report = parity::harness::add_report_command(app, report_flags);
+  parity::harness::DiagnoseFlags diagnose_flags;
+  CLI::App* diagnose = parity::harness::add_diagnose_command(app, diagnose_flags);
 
   try {
     app.parse(argc, argv);
@@ -53,8 +59,10 @@ int main(int argc, char** argv) {
   try {
     if (inspect->parsed()) return run_inspect(fixture_path);
     if (check->parsed()) return parity::harness::run_check_command(*check, check_flags);
+    if (compare->parsed()) return parity::harness::run_compare_command(compare_flags);
     if (logprobs->parsed()) return parity::harness::run_logprobs_command(*logprobs, logprobs_flags);
     if (report->parsed()) return parity::harness::run_report_command(report_flags);
+    if (diagnose->parsed()) return parity::harness::run_diagnose_command(diagnose_flags);
   } catch (const parity::Error& e) {
     fmt::print(stderr, "parity: error: {}\n", e.what());
     return kExitUsageOrInput;

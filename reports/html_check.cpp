@@ -93,7 +93,37 @@ std::string fraction_cell(double f) {
                      std::isinf(f) ? "over" : fmt::format("{:.3g}%", f * 100));
 }
 
-std::string hook_row(const json& h, size_t index, bool first) {
+// The two sides a result compares, from its first run: the reference against HF (check), or a
+// target dump against a base dump (parity compare). Results written before "sides" existed are checks.
+struct Sides {
+  std::string ref = "reference", hf = "HF";
+  std::string target;  // parity compare: the target's path
+};
+
+Sides sides_of(const json& result) {
+  Sides s;
+  const json& runs = result.at("runs");
+  if (runs.empty()) return s;
+  if (runs[0].contains("sides")) s.ref = runs[0]["sides"].at("ref"), s.hf = runs[0]["sides"].at("hf");
+  if (runs[0].contains("target") && runs[0]["target"].is_string()) s.target = runs[0]["target"];
+  return s;
+}
+
+// "reference" -> "ref", "HF" -> "hf"; compare's "target", "base" as they are.
+std::string short_side(const std::string& side) { return side == "reference" ? "ref" : side == "HF" ? "hf" : side; }
+
+// parity compare: a mixed-dtype pair at the lower precision, and the three-way verdict, as text.
+std::string compare_note(const json& h) {
+  std::string out;
+  if (h.contains("lower_precision") && !h["lower_precision"].is_null())
+    out += fmt::format(" · {} rounded: rel_l2 {} (floor {})", h["lower_precision"].at("dtype").get<std::string>(),
+                       num(h["lower_precision"].at("rel_l2")), num(h["lower_precision"].at("floor")));
+  if (h.contains("reference") && !h["reference"].is_null())
+    out += " · reference: " + h["reference"].at("verdict").get<std::string>();
+  return out;
+}
+
+std::string hook_row(const json& h, size_t index, bool first, const Sides& sides) {
   const std::string status = h.at("status").get<std::string>(), hook = h.at("hook").get<std::string>();
   // A float metric of a top-k index hook is not applicable (sorted last), not a NaN (sorted worst).
   const bool floats = h.at("kind") == "float";
@@ -101,8 +131,8 @@ std::string hook_row(const json& h, size_t index, bool first) {
   const auto layer = layer_of(hook);
   std::string at;
   if (h.contains("max_abs_at") && !h["max_abs_at"].is_null())
-    at = fmt::format("{} ref {} hf {}", coordinate(h["max_abs_at"]), element(h.at("ref_at_max_abs")),
-                     element(h.at("hf_at_max_abs")));
+    at = fmt::format("{} {} {} {} {}", coordinate(h["max_abs_at"]), esc(short_side(sides.ref)),
+                     element(h.at("ref_at_max_abs")), esc(short_side(sides.hf)), element(h.at("hf_at_max_abs")));
   else if (h.contains("first_difference"))
     at = esc(h["first_difference"]);
   const json rule = h.at("budget").is_null() ? json() : h["budget"].at("rule");
@@ -117,28 +147,32 @@ std::string hook_row(const json& h, size_t index, bool first) {
       h.at("measured").is_null() ? "" : num(h["measured"]), budget_text(h), fraction_cell(budget_fraction(h)),
       smallest_passing(h), key(h.at("rel_l2")), !floats ? "" : num(h["rel_l2"]), key(h.at("max_abs")),
       !floats ? "" : num(h["max_abs"]), at, key(h.value("cosine", json())), !floats ? "" : num(h.value("cosine", json())),
-      esc(rule), esc(h.at("message")));
+      esc(rule), esc(h.at("message").get<std::string>() + compare_note(h)));
 }
 
-std::string hook_table(const json& hooks, const json& first) {
+std::string hook_table(const json& hooks, const json& first, const Sides& sides) {
   std::string out = "<h2 id=\"hooks\">Every hook</h2>\n";
-  out += filter_controls("hook-table", select_filter("hook-table", "status", "status", {"pass", "fail", "skipped"}) +
-                                           select_filter("hook-table", "mode", "mode", {"isolated", "chained"}));
+  const std::string modes = sides.target.empty() ? select_filter("hook-table", "mode", "mode", {"isolated", "chained"})
+                                                 : select_filter("hook-table", "mode", "mode", {"compare"});
+  out += filter_controls("hook-table", select_filter("hook-table", "status", "status", {"pass", "fail", "skipped"}) + modes);
+  // No colon in the label: table_head() would read what follows one as the column's sort type.
+  const std::string at = fmt::format("max |Δ| at ({} vs {})", short_side(sides.ref), short_side(sides.hf));
   out += table_head("hook-table", {"#:num", "mode:text", "hook:text", "layer:num", "status:text", "measured:num",
                                    "budget", "% of budget:num", "smallest passing budget", "rel_l2:num", "max_abs:num",
-                                   "max |Δ| at: ref vs hf", "cosine:num", "budget rule", "message"});
+                                   at, "cosine:num", "budget rule", "message"});
   std::map<std::string, size_t> index_in_mode;
   for (const json& h : hooks) {
     const bool is_first = !first.is_null() && first.at("hook") == h.at("hook") && first.at("mode") == h.at("mode");
-    out += hook_row(h, index_in_mode[h.at("mode").get<std::string>()]++, is_first);
+    out += hook_row(h, index_in_mode[h.at("mode").get<std::string>()]++, is_first, sides);
   }
   return out + table_end;
 }
 
-std::string worst_elements(const json& h) {
+std::string worst_elements(const json& h, const Sides& sides) {
   if (!h.contains("worst") || h["worst"].empty()) return "";
-  std::string out = "<table class=\"worst\"><thead><tr><th>element</th><th>reference</th><th>HF</th><th>|ref − hf|</th>"
-                    "</tr></thead><tbody>\n";
+  std::string out = fmt::format("<table class=\"worst\"><thead><tr><th>element</th><th>{}</th><th>{}</th><th>|{} − {}|</th>"
+                                "</tr></thead><tbody>\n", esc(sides.ref), esc(sides.hf), esc(short_side(sides.ref)),
+                                esc(short_side(sides.hf)));
   for (const json& w : h["worst"])
     out += fmt::format("<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
                        "<td class=\"num\">{}</td></tr>\n",
@@ -154,7 +188,22 @@ const json* find_hook(const json& hooks, const json& mode, const json& hook) {
 
 // The first divergence (the first failing hook in forward order) or, in a passing run, the hook
 // closest to its budget: where to start reading either way.
-std::string divergence_panel(const json& result) {
+// parity compare, in the first-divergence panel: the mixed-dtype metrics and the three-way verdict.
+std::string compare_details(const json& h) {
+  std::string out;
+  if (h.contains("lower_precision") && !h["lower_precision"].is_null()) {
+    const json& lp = h["lower_precision"];
+    out += fmt::format("<p class=\"meta\">Mixed dtypes: both sides rounded to {} differ by rel_l2 <b>{}</b>; rounding the "
+                       "{} alone costs {} (the floor).</p>", esc(lp.at("dtype")), num(lp.at("rel_l2")),
+                       esc(lp.at("higher_side")), num(lp.at("floor")));
+  }
+  if (h.contains("reference") && !h["reference"].is_null())
+    out += fmt::format("<p class=\"three-way\"><b>Against the C++ reference</b> (replayed on each side's own inputs): "
+                       "{}</p>", esc(h["reference"].at("verdict")));
+  return out;
+}
+
+std::string divergence_panel(const json& result, const Sides& sides) {
   const json& hooks = result.at("hooks");
   const json& first = result.at("first_failure");
   if (!first.is_null()) {
@@ -167,7 +216,8 @@ std::string divergence_panel(const json& result) {
       out += fmt::format("<p class=\"meta\">measured <b>{}</b>, budget {} ({}); rel_l2 {}, max_abs {}</p>",
                          num(h->at("measured")), budget_text(*h), h->at("budget").is_null() ? "" : esc(h->at("budget").at("rule")),
                          num(h->at("rel_l2")), num(h->at("max_abs")));
-      out += worst_elements(*h);
+      out += compare_details(*h);
+      out += worst_elements(*h, sides);
     }
     return out + "</div>\n";
   }
@@ -181,7 +231,7 @@ std::string divergence_panel(const json& result) {
   if (closest)
     out += fmt::format("<p>Closest to its budget: <b>{}</b> ({}), {:.3g}% of {}: measured {}.</p>{}", esc(closest->at("hook")),
                        esc(closest->at("mode")), most * 100, budget_text(*closest), num(closest->at("measured")),
-                       worst_elements(*closest));
+                       compare_details(*closest) + worst_elements(*closest, sides));
   return out + "</div>\n";
 }
 
@@ -261,6 +311,8 @@ std::string runs_meta(const json& result) {
                        esc(run.at("mode")), esc(run.at("verdict")), esc(run.at("precision")), esc(run.at("budget")),
                        esc(run.at("passed")), esc(run.at("failed")), esc(run.at("skipped")));
     for (const json& p : run.at("problems")) out += fmt::format("<p class=\"status-fail\">problem: {}</p>\n", esc(p));
+    if (run.contains("notes"))
+      for (const json& n : run["notes"]) out += fmt::format("<p class=\"meta\">note: {}</p>\n", esc(n));
   }
   return out;
 }
@@ -278,15 +330,24 @@ std::string check_page(const json& result) {
                                                      first.at("mode").get<std::string>(), first.at("message").get<std::string>());
   if (!result.at("baseline").is_null() && result["baseline"].at("verdict") == "fail")
     detail += "; moved outside its baseline band (see Baseline)";
-  std::string body = fmt::format("<h1>parity check: {}</h1>\n", esc(fixture));
+  // A bug-zoo case passes when its gate fails where expected: the banner says so first.
+  if (result.contains("expect") && !result["expect"].is_null())
+    detail = result["expect"].at("summary").get<std::string>() + "; gate: " + detail;
+  const Sides sides = sides_of(result);
+  const std::string title = sides.target.empty() ? fmt::format("parity check: {}", fixture)
+                                                 : fmt::format("parity compare: {} ({}) vs {} ({})", fixture, sides.hf,
+                                                               sides.target, sides.ref);
+  std::string body = fmt::format("<h1>{}</h1>\n", esc(title));
   body += verdict_banner(verdict, verdict == "pass" ? "PASS" : "FAIL", detail);
   body += runs_meta(result);
-  body += divergence_panel(result);
+  body += divergence_panel(result, sides);
   body += drift_section(result.at("hooks"));
   body += heatmap_section(result.at("hooks"));
   body += baseline_panel(result.at("baseline"));
-  body += hook_table(result.at("hooks"), first);
-  return page(fmt::format("parity check {} — {}", fixture, verdict), body);
+  body += hook_table(result.at("hooks"), first, sides);
+  return page(sides.target.empty() ? fmt::format("parity check {} — {}", fixture, verdict)
+                                   : fmt::format("parity compare {} vs {} — {}", fixture, sides.target, verdict),
+              body);
 }
 
 }  // namespace parity::reports::html

@@ -37,6 +37,31 @@ void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const 
                           {"abs_diff", number(e.abs_diff())}});
 }
 
+// parity compare (compare_result.h): a mixed-dtype pair at the lower precision; the three-way view.
+nlohmann::json lower_precision_json(const std::optional<harness::LowerPrecision>& lp) {
+  if (!lp) return nullptr;
+  return {{"dtype", lp->dtype}, {"higher_side", lp->higher_side}, {"rel_l2", number(lp->rel_l2)}, {"floor", number(lp->floor)}};
+}
+
+nlohmann::json reference_json(const std::optional<harness::ReferenceVerdict>& v) {
+  if (!v) return nullptr;
+  auto value = [](const std::optional<double>& x) { return x ? number(*x) : nlohmann::json(); };
+  auto side = [&](const harness::ReferenceSide& s) {
+    return nlohmann::json{{"measured", value(s.measured)},
+                          {"rel_l2", value(s.rel_l2)},
+                          {"within_budget", s.within ? nlohmann::json(*s.within) : nlohmann::json()},
+                          {"budget", s.limit.empty() ? nlohmann::json() : nlohmann::json(s.limit)},
+                          {"note", s.note.empty() ? nlohmann::json() : nlohmann::json(s.note)}};
+  };
+  return {{"metric", v->metric.empty() ? nlohmann::json() : nlohmann::json(v->metric)},
+          {"vs_base_rel_l2", value(v->base.rel_l2)},
+          {"vs_target_rel_l2", value(v->target.rel_l2)},
+          {"departs", v->departs.empty() ? nlohmann::json() : nlohmann::json(v->departs)},
+          {"verdict", v->verdict},
+          {"base", side(v->base)},
+          {"target", side(v->target)}};
+}
+
 nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
   nlohmann::json j = {{"mode", harness::mode_name(run.mode)},
                       {"hook", h.hook},
@@ -59,7 +84,25 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
                                          {"rule", h.budget_rule}}
                         : nlohmann::json();
   j["measured"] = h.measured ? number(*h.measured) : nlohmann::json();
+  j["lower_precision"] = lower_precision_json(h.lower_precision);
+  j["reference"] = reference_json(h.reference);
   return j;
+}
+
+// A bug-zoo case's expectation: did the gate fail first where the case says?
+nlohmann::json expectation_json(const harness::ExpectationReport& e) {
+  nlohmann::json modes = nlohmann::json::array();
+  for (const harness::ModeExpectation& m : e.modes)
+    modes.push_back({{"mode", harness::mode_name(m.mode)},
+                     {"expected", m.expected},
+                     {"first_failure", m.actual.empty() ? nlohmann::json() : nlohmann::json(m.actual)},
+                     {"met", m.met}});
+  auto or_null = [](const std::string& s) { return s.empty() ? nlohmann::json() : nlohmann::json(s); };
+  return {{"met", e.met()},
+          {"summary", e.summary()},
+          {"modes", modes},
+          {"diagnosis_expected", or_null(e.diagnosis_expected)},
+          {"diagnosis_found", or_null(e.diagnosis_found)}};
 }
 
 }  // namespace
@@ -81,10 +124,14 @@ nlohmann::json json_report(const CheckResult& result) {
                            {"problems", run.problems},
                            {"passed", run.count(Status::kPass)},
                            {"failed", run.count(Status::kFail)},
-                           {"skipped", run.count(Status::kSkipped)}});
+                           {"skipped", run.count(Status::kSkipped)},
+                           {"sides", {{"ref", run.ref_side}, {"hf", run.hf_side}}},
+                           {"target", run.target.empty() ? nlohmann::json() : nlohmann::json(run.target)},
+                           {"notes", run.notes}});
     for (const HookResult& h : run.hooks) out["hooks"].push_back(hook_json(run, h));
   }
   out["baseline"] = result.baseline ? baseline_json(*result.baseline) : nlohmann::json();
+  out["expect"] = result.expectation ? expectation_json(*result.expectation) : nlohmann::json();
   return out;
 }
 

@@ -33,12 +33,32 @@ std::string metrics_cell(const HookResult& h) {
   return "";
 }
 
+// parity compare: a mixed-dtype pair at the lower precision, and the three-way verdict in short.
+std::string compare_cells(const HookResult& h) {
+  std::string out;
+  if (const auto& lp = h.lower_precision)
+    out += fmt::format("  [{} rounded: rel_l2 {:.3e}, floor {:.3e}]", lp->dtype, lp->rel_l2, lp->floor);
+  if (const auto& v = h.reference)
+    out += v->departs.empty() ? "  [reference: cannot judge both sides]"
+           : v->departs == "neither" ? "  [reference: neither side departs]"
+                                     : fmt::format("  [reference: {} departs]", v->departs);
+  return out;
+}
+
+// "reference" -> "ref", "HF" -> "hf": the table's short names of the two sides.
+std::string short_side(const std::string& side) {
+  if (side == "reference") return "ref";
+  if (side == "HF") return "hf";
+  return side;
+}
+
 std::string row(size_t index, const HookResult& h, size_t width, bool first, bool color) {
   const char* on = !color ? "" : h.status == Status::kFail ? kRed : h.status == Status::kSkipped ? kYellow : "";
   const char* off = color && *on ? kReset : "";
   std::string line = fmt::format("{}{:>4}  {:<{}}  {:<7}  {}", on, index + 1, h.hook, width, harness::status_name(h.status),
                                  metrics_cell(h));
   if (h.limit) line += fmt::format("  [{}]", h.limit->str());
+  line += compare_cells(h);
   if (!h.message.empty() && h.status != Status::kPass) line += "  " + h.message;
   if (first) line += "  <<< first failure";
   return line + off + "\n";
@@ -52,6 +72,8 @@ std::string summary(const CheckReport& run) {
   if (const HookResult* h = run.first_failure()) out += fmt::format("; first failure: {} ({})", h->hook, h->message);
   out += "\n";
   for (const std::string& p : run.problems) out += fmt::format("FAIL {}: {}\n", harness::mode_name(run.mode), p);
+  if (const HookResult* h = run.first_failure(); h && h->reference)
+    out += fmt::format("first divergence {}: {}\n", h->hook, h->reference->verdict);
   return out;
 }
 
@@ -60,12 +82,17 @@ std::string summary(const CheckReport& run) {
 std::string text_report(const CheckResult& result, bool color, bool failures_only) {
   std::string out;
   for (const CheckReport& run : result.runs) {
-    out += fmt::format("parity check {}  mode {}  precision {}  budget {}\n", run.fixture, harness::mode_name(run.mode),
-                       precision_name(run.precision), run.budget_source);
+    if (run.mode == harness::Mode::kCompare)
+      out += fmt::format("parity compare {} ({}) vs {} ({})  budget {}\n", run.fixture, run.hf_side, run.target,
+                         run.ref_side, run.budget_source);
+    else
+      out += fmt::format("parity check {}  mode {}  precision {}  budget {}\n", run.fixture, harness::mode_name(run.mode),
+                         precision_name(run.precision), run.budget_source);
     size_t width = 4;
     for (const HookResult& h : run.hooks) width = std::max(width, h.hook.size());
     out += fmt::format("{:>4}  {:<{}}  {:<7}  {:<10} {:<10} {:<10} {:<12} {}\n", "#", "hook", width, "status",
-                       "rel_l2", "max_abs", "max_rel", "cosine", "max_abs at: ref vs hf  [budget]");
+                       "rel_l2", "max_abs", "max_rel", "cosine",
+                       fmt::format("max_abs at: {} vs {}  [budget]", short_side(run.ref_side), short_side(run.hf_side)));
     const HookResult* first = run.first_failure();
     for (size_t i = 0; i < run.hooks.size(); ++i) {
       const HookResult& h = run.hooks[i];
@@ -73,8 +100,10 @@ std::string text_report(const CheckResult& result, bool color, bool failures_onl
       out += row(i, h, width, &h == first, color);
     }
     out += summary(run);
+    for (const std::string& note : run.notes) out += fmt::format("note: {}\n", note);
   }
   if (result.baseline) out += baseline_text(*result.baseline, color);
+  if (result.expectation) out += fmt::format("expect: {}\n", result.expectation->summary());
   out += fmt::format("verdict: {}\n", result.passed() ? "pass" : "fail");
   return out;
 }

@@ -27,8 +27,13 @@ std::string suffix_of(const std::string& module) { return module.substr(module.r
 
 }  // namespace
 
-Gemma4::Gemma4(Gemma4Config config, const WeightSource& weights, Numerics numerics, bool keep_weights)
-    : config_(std::move(config)), weights_(weights), numerics_(numerics), keep_weights_(keep_weights) {}
+Gemma4::Gemma4(Gemma4Config config, const WeightSource& weights, Numerics numerics, bool keep_weights,
+               Variants variants)
+    : config_(std::move(config)),
+      weights_(weights),
+      numerics_(numerics),
+      keep_weights_(keep_weights),
+      variants_(variants) {}
 
 const Gemma4Layer& Gemma4::layer_config(int64_t layer) const {
   PARITY_CHECK(layer >= 0 && layer < config_.num_hidden_layers, "[gemma4] layer {} outside 0..{}", layer,
@@ -160,7 +165,21 @@ Array Gemma4::attention_mask(const IndexArray& padding, const std::string& layer
 
 Array Gemma4::norm(const std::string& module, const Array& x) const {
   const auto w = weight(module + ".weight", weight_shape(module));
-  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, numerics_, module);
+  // rmsnorm_one_plus_weight: x_hat_f32 * (1 + w.float()), Gemma 1-3's norm.
+  const double offset = variants_.has(Variant::kRmsNormOnePlusWeight) ? 1.0 : 0.0;
+  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, numerics_, module, offset);
+}
+
+void Gemma4::rotate(int64_t layer, Array& x, const ops::RotaryTables& rope) const {
+  if (variants_.has(Variant::kGemma4RopeContiguousPartial)) {
+    // Megatron's partial RoPE on proportional partial-rotary layers: 2A contiguous dims, pairs (j, j + A).
+    const Gemma4Layer& l = layer_config(layer);
+    const Gemma4Rope& r = config_.rope.at(l.layer_type);
+    if (r.rope_type == "proportional" && r.partial_rotary_factor < 1.0)
+      return ops::apply_rope_contiguous_partial(
+          x, rope, ops::proportional_rotated_angles(l.head_dim, r.partial_rotary_factor), numerics_);
+  }
+  ops::apply_rope(x, rope, numerics_);
 }
 
 Array Gemma4::norm_without_scale(const Array& x) const {
@@ -188,26 +207,34 @@ Gemma4::AttentionTrace Gemma4::self_attn(int64_t layer, const Array& x, const op
   t.q_proj = linear(p + "q_proj", x);
   t.q_norm = norm(p + "q_norm", view_heads(t.q_proj, heads, dim));  // per head, one [d] weight
   Array q = t.q_norm;
-  ops::apply_rope(q, rope, numerics_);
+  rotate(layer, q, rope);
   if (l.kv_shared) {
     PARITY_CHECK(shared != nullptr, "[gemma4] layer {} shares K/V but none were given", layer);
     t.kv = *shared;
   } else {
     t.k_proj = linear(p + "k_proj", x);
-    const Array k_raw = view_heads(t.k_proj, kv_heads, dim);
-    // k_eq_v: the values are the raw k_proj output (before k_norm and RoPE).
+    Array k_raw = view_heads(t.k_proj, kv_heads, dim);
     if (!l.k_eq_v) t.v_proj = linear(p + "v_proj", x);
-    const Array v_raw = l.k_eq_v ? k_raw : view_heads(t.v_proj, kv_heads, dim);
     t.k_norm = norm(p + "k_norm", k_raw);
-    t.v_norm = norm_without_scale(v_raw);
-    t.kv = {t.k_norm, t.v_norm};
-    ops::apply_rope(t.kv.key, rope, numerics_);
+    Array key = t.k_norm;
+    rotate(layer, key, rope);
+    // k_eq_v: the values are the raw k_proj output (before k_norm and RoPE);
+    // gemma4_k_eq_v_after_norm_and_rope: the finished keys instead.
+    if (!l.k_eq_v) t.v_norm_in = view_heads(t.v_proj, kv_heads, dim);
+    else if (variants_.has(Variant::kGemma4KEqVAfterNormRope)) t.v_norm_in = key;
+    else t.v_norm_in = std::move(k_raw);
+    t.v_norm = norm_without_scale(t.v_norm_in);
+    t.kv = {std::move(key), t.v_norm};
   }
   PARITY_CHECK(t.kv.key.shape.size() == 4 && t.kv.key.shape[2] == kv_heads && t.kv.key.shape[3] == dim,
                "[gemma4] layer {} attends with {} KV heads of dim {}, but its K is {}", layer, kv_heads, dim,
                shape_str(t.kv.key.shape));
   // scaling 1.0: Gemma-4 has no 1/√d and no query_pre_attn_scalar (q_norm and k_norm set the scale).
-  ops::AttentionResult a = ops::attention(q, t.kv.key, t.kv.value, mask, /*scaling=*/1.0, numerics_);
+  // gemma4_attention_scale_inv_sqrt_d: head_dim^-½, a Python float (float32 against the scores).
+  const double scaling = variants_.has(Variant::kGemma4AttentionScaleInvSqrtD)
+                             ? numerics_.f32(std::pow(static_cast<double>(dim), -0.5))
+                             : 1.0;
+  ops::AttentionResult a = ops::attention(q, t.kv.key, t.kv.value, mask, scaling, numerics_);
   t.context = std::move(a.context);
   t.probs = std::move(a.probs);
   t.out = linear(p + "o_proj", t.context);
@@ -226,10 +253,22 @@ Gemma4::MlpTrace Gemma4::mlp(int64_t layer, const Array& x) const {
 }
 
 Array Gemma4::router_proj_input(int64_t layer, const Array& normed) const {
+  // gemma4_router_folded_bf16: scale and H^-½ live in router_proj's weight, proj reads the norm.
+  if (variants_.has(Variant::kGemma4RouterFoldedBf16)) return normed;
   const auto scale = weight(layer_prefix(layer) + "router.scale", {config_.hidden_size});
   // hidden_states * self.scale * self.scalar_root_size: left to right, each product in T.
   const Array scaled = ops::multiply_last_dim(normed, *scale, numerics_, "router.scale");
   return ops::scale(scaled, std::pow(static_cast<double>(config_.hidden_size), -0.5), numerics_);
+}
+
+Array Gemma4::router_proj(int64_t layer, const Array& proj_in) const {
+  const std::string m = layer_prefix(layer) + "router.proj";
+  if (!variants_.has(Variant::kGemma4RouterFoldedBf16)) return linear(m, proj_in);
+  // gemma4_router_folded_bf16: W · (scale · H^-½) folded into the weight, stored in bfloat16.
+  const auto w = weight(m + ".weight", weight_shape(m));
+  const auto scale = weight(layer_prefix(layer) + "router.scale", {config_.hidden_size});
+  const Weight folded = ops::fold_scale_bf16(*w, *scale, std::pow(static_cast<double>(config_.hidden_size), -0.5));
+  return ops::linear(proj_in, folded, numerics_, m);
 }
 
 Gemma4::RouterTrace Gemma4::router(int64_t layer, const Array& x, const IndexArray* replay_index,
@@ -239,7 +278,7 @@ Gemma4::RouterTrace Gemma4::router(int64_t layer, const Array& x, const IndexArr
   RouterTrace t;
   t.norm = norm_without_scale(x);
   t.proj_in = router_proj_input(layer, t.norm);
-  t.logits = linear(p + ".proj", t.proj_in);
+  t.logits = router_proj(layer, t.proj_in);
   t.probs = ops::router_probs(t.logits, numerics_);  // float32 softmax over ALL experts (v5.13+)
   t.top_k_index = ops::top_k_rows(t.probs, c.top_k_experts);
   if (replay_index) t.routed = *replay_index;
@@ -262,15 +301,18 @@ Array Gemma4::experts(int64_t layer, const Array& x, const IndexArray& index, co
   return ops::experts(x, index, weights, {*gate_up, *down}, c.hidden_activation, numerics_);
 }
 
-Gemma4::MoeTrace Gemma4::moe(int64_t layer, const Array& residual, const Array& mlp_out,
+Gemma4::MoeTrace Gemma4::moe(int64_t layer, const Array& residual, Array normed2, const Array& mlp_out,
                              const IndexArray* replay_index, const RoutingPolicy* routing) const {
   const std::string p = layer_prefix(layer);
   MoeTrace t;
   t.post_feedforward_layernorm_1 = norm(p + "post_feedforward_layernorm_1", mlp_out);
-  // The router sees the un-normed residual h1; the experts see pre_feedforward_layernorm_2(h1).
-  const Array tokens = reshaped(residual, {residual.rows(), config_.hidden_size});
-  t.router = router(layer, tokens, replay_index, routing);
-  t.pre_feedforward_layernorm_2 = norm(p + "pre_feedforward_layernorm_2", tokens);
+  // The router sees the un-normed residual h1 (gemma4_router_on_normed_input: pre_feedforward_layernorm_2's
+  // output); the experts see pre_feedforward_layernorm_2(h1).
+  t.pre_feedforward_layernorm_2 = std::move(normed2);
+  t.router_in = variants_.has(Variant::kGemma4RouterOnNormedInput)
+                    ? t.pre_feedforward_layernorm_2
+                    : reshaped(residual, {residual.rows(), config_.hidden_size});
+  t.router = router(layer, t.router_in, replay_index, routing);
   t.experts = experts(layer, t.pre_feedforward_layernorm_2, t.router.routed, t.router.top_k_weights);
   t.post_feedforward_layernorm_2 = norm(p + "post_feedforward_layernorm_2", reshaped(t.experts, residual.shape));
   t.sum = ops::add(t.post_feedforward_layernorm_1, t.post_feedforward_layernorm_2, numerics_, "dense + experts");
@@ -289,6 +331,7 @@ Gemma4::PleTrace Gemma4::ple(int64_t layer, const Array& residual, const Array& 
 }
 
 Array Gemma4::scale_by_layer_scalar(int64_t layer, const Array& h) const {
+  if (variants_.has(Variant::kGemma4LayerScalarIgnored)) return h;  // the buffer left at 1.0
   // layer_scalar is a persistent buffer, not a parameter: it multiplies the whole stream in place.
   const auto scalar = weight(layer_prefix(layer) + "layer_scalar", {1});
   return ops::scale(h, scalar->data[0], numerics_);
@@ -304,10 +347,18 @@ Gemma4::LayerTrace Gemma4::decoder_layer(int64_t layer, const Array& h, const Ar
   t.post_attention_layernorm = norm(p + "post_attention_layernorm", t.attn.out);
   t.residual = ops::add(h, t.post_attention_layernorm, numerics_, "attention residual");
   t.pre_feedforward_layernorm = norm(p + "pre_feedforward_layernorm", t.residual);
-  t.mlp = mlp(layer, t.pre_feedforward_layernorm);
+  // MoE: normed2 = pre_feedforward_layernorm_2(h1) once, for the experts (and, under
+  // gemma4_mlp_on_pre_feedforward_layernorm_2, the dense MLP: pre_feedforward_layernorm's output unused).
+  Array normed2;
+  if (config_.enable_moe_block)
+    normed2 = norm(p + "pre_feedforward_layernorm_2", reshaped(t.residual, {t.residual.rows(), config_.hidden_size}));
+  t.mlp_in = config_.enable_moe_block && variants_.has(Variant::kGemma4MlpOnPreFeedforward2)
+                 ? reshaped(normed2, t.residual.shape)
+                 : t.pre_feedforward_layernorm;
+  t.mlp = mlp(layer, t.mlp_in);
   const Array* ffn = &t.mlp.down_proj;
   if (config_.enable_moe_block) {
-    t.moe = moe(layer, t.residual, t.mlp.down_proj, replay_index, routing);
+    t.moe = moe(layer, t.residual, std::move(normed2), t.mlp.down_proj, replay_index, routing);
     ffn = &t.moe->sum;
   }
   t.post_feedforward_layernorm = norm(p + "post_feedforward_layernorm", *ffn);
@@ -326,7 +377,9 @@ Array Gemma4::lm_head(const Array& hidden) const { return linear("lm_head", hidd
 
 Array Gemma4::final_logits(const Array& lm_head_out) const {
   Array logits = lm_head_out;
-  if (config_.final_logit_softcapping) ops::softcap(logits, *config_.final_logit_softcapping, numerics_);
+  // gemma4_no_final_softcap: the config's cap ignored.
+  if (config_.final_logit_softcapping && !variants_.has(Variant::kGemma4NoFinalSoftcap))
+    ops::softcap(logits, *config_.final_logit_softcapping, numerics_);
   return logits;
 }
 

@@ -18,6 +18,11 @@
 //   out = h2 · layer_scalar
 // Per-layer inputs: pli = (norm(per_layer_model_projection(x0) · H^-½) + embed_per_layer · √P) · 2^-½,
 // layer-major [B, S, L, P]. Head: model.norm, tied lm_head, tanh(logits / c) · c when softcapped.
+// Variants (variants.h) switch single steps to a known bug's math, in replay() and forward() alike:
+//   rope_contiguous_partial (rotate), attention_scale_inv_sqrt_d and k_eq_v_after_norm_and_rope
+//   (self_attn), router_on_normed_input and mlp_on_pre_feedforward_layernorm_2 (decoder_layer / moe
+//   wiring), router_folded_bf16 (router_proj_input, router_proj), rmsnorm_one_plus_weight (norm),
+//   layer_scalar_ignored (scale_by_layer_scalar), no_final_softcap (final_logits).
 #pragma once
 
 #include <map>
@@ -26,12 +31,15 @@
 #include "gemma4_config.h"
 #include "model.h"
 #include "ops/rope.h"
+#include "variants.h"
 
 namespace parity {
 
 class Gemma4 final : public ReferenceModel {
  public:
-  Gemma4(Gemma4Config config, const WeightSource& weights, Numerics numerics, bool keep_weights = false);
+  // variants: known bugs to reproduce (variants.h); the default is HF's math.
+  Gemma4(Gemma4Config config, const WeightSource& weights, Numerics numerics, bool keep_weights = false,
+         Variants variants = {});
 
   std::vector<std::string> modules() const override;
   void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const override;
@@ -47,6 +55,8 @@ class Gemma4 final : public ReferenceModel {
   struct AttentionTrace {
     Array q_proj, q_norm;
     Array k_proj, v_proj, k_norm, v_norm;  // all empty on KV-shared layers; v_proj also empty on k_eq_v layers
+    Array v_norm_in;                       // what v_norm reads [B, S, Nkv, d]: v_proj, or k_proj on k_eq_v
+                                           // layers (k_eq_v_after_norm_and_rope: the finished keys)
     KeyValue kv;                           // own (after norms and RoPE) or the source's
     Array context;                         // o_proj input, [B, S, Nh·d]
     Array probs;                           // attn_weights, [B, Nh, S, S]
@@ -63,6 +73,8 @@ class Gemma4 final : public ReferenceModel {
   };
   struct MoeTrace {
     Array post_feedforward_layernorm_1;  // on the dense MLP output
+    Array router_in;                     // what the router reads [T, H]: the residual h1
+                                         // (router_on_normed_input: pre_feedforward_layernorm_2's output)
     RouterTrace router;
     Array pre_feedforward_layernorm_2;   // experts input [T, H]
     Array experts;                       // [T, H]
@@ -78,6 +90,8 @@ class Gemma4 final : public ReferenceModel {
     Array post_attention_layernorm;
     Array residual;  // h1: pre_feedforward_layernorm's input
     Array pre_feedforward_layernorm;
+    Array mlp_in;  // what the dense MLP reads: pre_feedforward_layernorm's output (or, under
+                   // mlp_on_pre_feedforward_layernorm_2, pre_feedforward_layernorm_2's as [B, S, H])
     MlpTrace mlp;
     std::optional<MoeTrace> moe;
     Array post_feedforward_layernorm;
@@ -107,6 +121,7 @@ class Gemma4 final : public ReferenceModel {
   Array attention_mask(const IndexArray& padding, const std::string& layer_type) const;
 
   Array norm(const std::string& module, const Array& x) const;  // any Gemma4RMSNorm with a weight
+  void rotate(int64_t layer, Array& x, const ops::RotaryTables& rope) const;  // RoPE of q or k [B, S, N, d], in place
   Array norm_without_scale(const Array& x) const;               // v_norm, router.norm
   Array linear(const std::string& module, const Array& x) const;
   Array activation(const Array& x) const;  // hidden_activation, elementwise
@@ -115,12 +130,14 @@ class Gemma4 final : public ReferenceModel {
                            const KeyValue* shared) const;
   MlpTrace mlp(int64_t layer, const Array& x) const;
   Array router_proj_input(int64_t layer, const Array& normed) const;
+  Array router_proj(int64_t layer, const Array& proj_in) const;  // router.proj
   // x: h1 as [T, H]. replay_index: HF's top-k (routing replay); otherwise routing may resolve near-ties.
   RouterTrace router(int64_t layer, const Array& x, const IndexArray* replay_index,
                      const RoutingPolicy* routing) const;
   Array experts(int64_t layer, const Array& x, const IndexArray& index, const Array& weights) const;
-  MoeTrace moe(int64_t layer, const Array& residual, const Array& mlp_out, const IndexArray* replay_index,
-               const RoutingPolicy* routing) const;
+  // residual: h1 [B, S, H]; normed2: pre_feedforward_layernorm_2(h1) as [T, H], computed once by the layer.
+  MoeTrace moe(int64_t layer, const Array& residual, Array normed2, const Array& mlp_out,
+               const IndexArray* replay_index, const RoutingPolicy* routing) const;
   PleTrace ple(int64_t layer, const Array& residual, const Array& per_layer_input) const;
   Array scale_by_layer_scalar(int64_t layer, const Array& h) const;
   LayerTrace decoder_layer(int64_t layer, const Array& h, const Array* per_layer_input, const ops::RotaryTables& rope,
@@ -136,6 +153,8 @@ class Gemma4 final : public ReferenceModel {
                            HookSink& sink) const;
   bool replay_inline_step(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
                           HookSink& sink) const;
+  bool replay_wiring_check(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                           HookSink& sink) const;
   void replay_self_attn(int64_t layer, const std::string& m, const HookInputs& in, HookSink& sink) const;
   void replay_decoder_layer(int64_t layer, const std::string& m, const HookInputs& in, HookSink& sink) const;
 
@@ -151,6 +170,7 @@ class Gemma4 final : public ReferenceModel {
   const WeightSource& weights_;
   Numerics numerics_;
   bool keep_weights_;
+  Variants variants_;
   mutable std::map<std::string, std::shared_ptr<const Weight>> resident_;
 };
 

@@ -15,8 +15,21 @@
 //   <first layer of a type>@in.attention_mask                   the type's 4-D additive mask
 //   <source layer + 1>@in.shared_kv_states.<type>.0 / .1        the K / V a source layer stored
 //   /outputs/logits, /outputs/logprobs                           softcap, next-token logprobs
-// In isolated mode each step reads HF's own tensors; in chained mode they come from the
-// reference's own forward.
+// Wiring checks: what a module is fed, as HF wires it, so a module fed the wrong tensor fails on
+// its own input line (the module itself, replayed from that input, would pass):
+//   <layer>.self_attn.q_norm@in, .k_norm@in     q_proj / k_proj output viewed [B, S, N, d]
+//   <layer>.self_attn.v_norm@in                 v_proj output (k_proj's on k_eq_v layers) viewed
+//                                               [B, S, Nkv, d]; gemma4_k_eq_v_after_norm_and_rope: the
+//                                               keys after k_norm and RoPE
+//   <layer>.mlp@in                              pre_feedforward_layernorm output;
+//                                               gemma4_mlp_on_pre_feedforward_layernorm_2: its _2 twin's, [B, S, H]
+//   <layer>.router@in (MoE)                     the residual h1 (pre_feedforward_layernorm@in) as [T, H];
+//                                               gemma4_router_on_normed_input: pre_feedforward_layernorm_2 output
+//   <layer>.pre_feedforward_layernorm_2@in      the residual h1 as [T, H]
+//   <layer>.experts@in                          pre_feedforward_layernorm_2 output
+// In isolated mode each step reads HF's own tensors (a wiring check: HF's producer tensors, e.g.
+// v_norm@in on a k_eq_v layer from HF's k_proj, or from its k_norm and the layer's position
+// embeddings under the variant); in chained mode they come from the reference's own forward.
 #include <algorithm>
 #include <cmath>
 
@@ -56,6 +69,14 @@ ops::RotaryTables hf_rotary(const HookInputs& in, const std::string& module) {
   return {in.floats(module + "@in.position_embeddings.0"), in.floats(module + "@in.position_embeddings.1")};
 }
 
+// [B, S, N·d] -> [B, S, N, d]
+Array view_heads(Array a, int64_t dim) {
+  PARITY_CHECK(a.shape.size() == 3 && dim > 0 && a.shape[2] % dim == 0, "[gemma4] {} is not [B, S, N·{}]",
+               shape_str(a.shape), dim);
+  Shape shape{a.shape[0], a.shape[1], a.shape[2] / dim, dim};
+  return reshaped(std::move(a), std::move(shape));
+}
+
 std::string without_dot(std::string prefix) {
   prefix.pop_back();
   return prefix;
@@ -69,19 +90,19 @@ void emit_last_hidden_state(const std::string& module_prefix, const Array& y, Ho
 
 // The layer's own steps, in the order HF runs them; "" (the layer itself) last: its hook fires last.
 std::vector<std::string> layer_steps(const Gemma4Config& c, const Gemma4Layer& l) {
-  std::vector<std::string> s = {".input_layernorm", ".self_attn.q_proj", ".self_attn.q_norm"};
+  std::vector<std::string> s = {".input_layernorm", ".self_attn.q_proj", ".self_attn.q_norm@in", ".self_attn.q_norm"};
   if (!l.kv_shared) {
     s.emplace_back(".self_attn.k_proj");
     if (!l.k_eq_v) s.emplace_back(".self_attn.v_proj");
-    s.insert(s.end(), {".self_attn.k_norm", ".self_attn.v_norm"});
+    s.insert(s.end(), {".self_attn.k_norm@in", ".self_attn.k_norm", ".self_attn.v_norm@in", ".self_attn.v_norm"});
   }
   s.insert(s.end(), {".self_attn.o_proj", ".self_attn", ".post_attention_layernorm", ".pre_feedforward_layernorm@in",
-                     ".pre_feedforward_layernorm", ".mlp.gate_proj", ".mlp.act_fn", ".mlp.up_proj",
+                     ".pre_feedforward_layernorm", ".mlp@in", ".mlp.gate_proj", ".mlp.act_fn", ".mlp.up_proj",
                      ".mlp.down_proj@in", ".mlp.down_proj", ".mlp"});
   if (c.enable_moe_block)
-    s.insert(s.end(), {".post_feedforward_layernorm_1", ".router.norm", ".router.proj@in", ".router.proj", ".router",
-                       ".pre_feedforward_layernorm_2", ".experts", ".post_feedforward_layernorm_2",
-                       ".post_feedforward_layernorm@in"});
+    s.insert(s.end(), {".post_feedforward_layernorm_1", ".router@in", ".router.norm", ".router.proj@in",
+                       ".router.proj", ".router", ".pre_feedforward_layernorm_2@in", ".pre_feedforward_layernorm_2",
+                       ".experts@in", ".experts", ".post_feedforward_layernorm_2", ".post_feedforward_layernorm@in"});
   s.emplace_back(".post_feedforward_layernorm");
   if (c.has_ple())
     s.insert(s.end(), {".per_layer_input_gate@in", ".per_layer_input_gate", ".act_fn", ".per_layer_projection@in",
@@ -94,11 +115,14 @@ std::vector<std::string> layer_steps(const Gemma4Config& c, const Gemma4Layer& l
 
 void emit_attention(const std::string& attn, const Gemma4::AttentionTrace& t, HookSink& sink) {
   sink.emit(attn + ".q_proj", t.q_proj);
+  sink.emit(attn + ".q_norm@in", reshaped(t.q_proj, t.q_norm.shape));
   sink.emit(attn + ".q_norm", t.q_norm);
   if (!t.k_proj.data.empty()) {
     sink.emit(attn + ".k_proj", t.k_proj);
     if (!t.v_proj.data.empty()) sink.emit(attn + ".v_proj", t.v_proj);
+    sink.emit(attn + ".k_norm@in", reshaped(t.k_proj, t.k_norm.shape));
     sink.emit(attn + ".k_norm", t.k_norm);
+    sink.emit(attn + ".v_norm@in", t.v_norm_in);
     sink.emit(attn + ".v_norm", t.v_norm);
   }
   sink.emit(attn + ".o_proj@in", t.context);
@@ -114,13 +138,17 @@ void emit_router_outputs(const std::string& router, const Gemma4::RouterTrace& t
   sink.emit(router + "@router_probs", t.probs);
 }
 
-void emit_moe(const std::string& p, const Gemma4::MoeTrace& t, HookSink& sink) {
+// residual: h1 [B, S, H], the MoE block's input.
+void emit_moe(const std::string& p, const Array& residual, const Gemma4::MoeTrace& t, HookSink& sink) {
   sink.emit(p + "post_feedforward_layernorm_1", t.post_feedforward_layernorm_1);
+  sink.emit(p + "router@in", t.router_in);
   sink.emit(p + "router.norm", t.router.norm);
   sink.emit(p + "router.proj@in", t.router.proj_in);
   sink.emit(p + "router.proj", t.router.logits);
   emit_router_outputs(p + "router", t.router, sink);
+  sink.emit(p + "pre_feedforward_layernorm_2@in", reshaped(residual, t.pre_feedforward_layernorm_2.shape));
   sink.emit(p + "pre_feedforward_layernorm_2", t.pre_feedforward_layernorm_2);
+  sink.emit(p + "experts@in", t.pre_feedforward_layernorm_2);
   sink.emit(p + "experts", t.experts);
   sink.emit(p + "post_feedforward_layernorm_2", t.post_feedforward_layernorm_2);
   sink.emit(p + "post_feedforward_layernorm@in", t.sum);
@@ -141,13 +169,14 @@ void emit_layer(const std::string& p, const Gemma4::LayerTrace& t, HookSink& sin
   sink.emit(p + "post_attention_layernorm", t.post_attention_layernorm);
   sink.emit(p + "pre_feedforward_layernorm@in", t.residual);
   sink.emit(p + "pre_feedforward_layernorm", t.pre_feedforward_layernorm);
+  sink.emit(p + "mlp@in", t.mlp_in);
   sink.emit(p + "mlp.gate_proj", t.mlp.gate_proj);
   sink.emit(p + "mlp.act_fn", t.mlp.act_fn);
   sink.emit(p + "mlp.up_proj", t.mlp.up_proj);
   sink.emit(p + "mlp.down_proj@in", t.mlp.down_proj_in);
   sink.emit(p + "mlp.down_proj", t.mlp.down_proj);
   sink.emit(p + "mlp", t.mlp.down_proj);
-  if (t.moe) emit_moe(p, *t.moe, sink);
+  if (t.moe) emit_moe(p, t.residual, *t.moe, sink);
   sink.emit(p + "post_feedforward_layernorm", t.post_feedforward_layernorm);
   if (t.ple) emit_ple(p, t.ple_residual, *t.ple, sink);
   sink.emit(without_dot(p), t.out);
@@ -222,7 +251,8 @@ bool Gemma4::replay_layer_module(int64_t layer, const std::string& step, const s
       step == ".post_feedforward_layernorm" || step == ".post_per_layer_input_norm")
     return emit(norm(m, hf(m + "@in")));
   if (step == ".self_attn.v_norm" || step == ".router.norm") return emit(norm_without_scale(hf(m + "@in")));
-  if (step.ends_with("_proj") || step == ".router.proj" || step == ".per_layer_input_gate" ||
+  if (step == ".router.proj") return emit(router_proj(layer, hf(m + "@in")));
+  if (step.ends_with("_proj") || step == ".per_layer_input_gate" ||
       step == ".per_layer_projection")
     return emit(linear(m, hf(m + "@in")));
   if (step == ".mlp.act_fn" || step == ".act_fn") return emit(activation(hf(m + "@in")));
@@ -254,6 +284,7 @@ bool Gemma4::replay_inline_step(int64_t layer, const std::string& step, const st
   if (step == "@in.attention_mask")
     return emit(attention_mask(in.ints("/inputs/attention_mask"), layer_config(layer).layer_type));
   if (step == ".pre_feedforward_layernorm@in") return emit(sum_of(base + "@in", p + "post_attention_layernorm"));
+  if (replay_wiring_check(layer, step, m, in, sink)) return true;
   if (step == ".mlp.down_proj@in")
     return emit(ops::multiply(hf(p + "mlp.act_fn"), hf(p + "mlp.up_proj"), numerics_, m));
   if (step == ".router.proj@in") return emit(router_proj_input(layer, hf(p + "router.norm")));
@@ -263,6 +294,45 @@ bool Gemma4::replay_inline_step(int64_t layer, const std::string& step, const st
     return emit(sum_of(p + "pre_feedforward_layernorm@in", p + "post_feedforward_layernorm"));
   if (step == ".per_layer_projection@in")
     return emit(ops::multiply(hf(p + "act_fn"), hf(base + "@in1"), numerics_, m));
+  return false;
+}
+
+// What a module is fed (the wiring checks at the top of this file), from HF's producer tensors.
+bool Gemma4::replay_wiring_check(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                                 HookSink& sink) const {
+  auto hf = [&](const std::string& key) { return in.floats(key); };
+  auto emit = [&](const Array& value) {  // m was replayed
+    sink.emit(m, value);
+    return true;
+  };
+  const Gemma4Layer& l = layer_config(layer);
+  const std::string p = layer_prefix(layer), attn = p + "self_attn";
+  auto heads = [&](const std::string& proj) { return view_heads(hf(attn + "." + proj), l.head_dim); };
+  auto residual_tokens = [&] {  // h1 as [T, H]
+    Array h1 = hf(p + "pre_feedforward_layernorm@in");
+    const int64_t tokens = h1.rows();
+    return reshaped(std::move(h1), {tokens, config_.hidden_size});
+  };
+  if (step == ".self_attn.q_norm@in") return emit(heads("q_proj"));
+  if (step == ".self_attn.k_norm@in") return emit(heads("k_proj"));
+  if (step == ".self_attn.v_norm@in") {
+    if (!l.k_eq_v) return emit(heads("v_proj"));
+    if (!variants_.has(Variant::kGemma4KEqVAfterNormRope)) return emit(heads("k_proj"));
+    Array key = hf(attn + ".k_norm");  // the finished keys: k_norm's output through the layer's RoPE
+    rotate(layer, key, hf_rotary(in, attn));
+    return emit(key);
+  }
+  const bool moe = config_.enable_moe_block;
+  if (step == ".mlp@in") {
+    if (!(moe && variants_.has(Variant::kGemma4MlpOnPreFeedforward2))) return emit(hf(p + "pre_feedforward_layernorm"));
+    const Array h1 = hf(p + "pre_feedforward_layernorm@in");
+    return emit(reshaped(hf(p + "pre_feedforward_layernorm_2"), h1.shape));
+  }
+  if (step == ".router@in")
+    return emit(variants_.has(Variant::kGemma4RouterOnNormedInput) ? hf(p + "pre_feedforward_layernorm_2")
+                                                                     : residual_tokens());
+  if (step == ".pre_feedforward_layernorm_2@in") return emit(residual_tokens());
+  if (step == ".experts@in") return emit(hf(p + "pre_feedforward_layernorm_2"));
   return false;
 }
 

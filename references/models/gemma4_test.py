@@ -9,6 +9,7 @@ layout, and the multimodal Gemma4ForConditionalGeneration wrapper."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 from pathlib import Path
@@ -17,12 +18,12 @@ import pytest
 import safetensors.torch
 import torch
 import transformers
-import transformers.models.gemma4.modeling_gemma4 as modeling_gemma4
 
 from helpers import GOLDEN, PARITY, tiny_config
 from parity.dump import dump
 from parity.dump.build import random_input_ids, random_model
 from parity.dump.randomize import randomize_
+from parity.zoo import BUGS
 
 
 def check(fixture: Path, tmp_path: Path, *args) -> tuple[int, dict]:
@@ -155,92 +156,61 @@ def first_failure(tmp_path: Path, fixture: Path, mode: str) -> str:
     return report["first_failure"]["hook"]
 
 
-def one_pre_norm(monkeypatch, model) -> None:
+@contextlib.contextmanager
+def one_pre_norm(model):
     """The experts fed pre_feedforward_layernorm's output (one pre-norm) instead of _2's (PR fix 1)."""
-    for layer in model.model.layers:
-        dense_norm = layer.pre_feedforward_layernorm
-        monkeypatch.setattr(layer.pre_feedforward_layernorm_2, "forward",
-                            lambda x, norm=dense_norm: type(norm).forward(norm, x))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for layer in model.model.layers:
+            dense_norm = layer.pre_feedforward_layernorm
+            monkeypatch.setattr(layer.pre_feedforward_layernorm_2, "forward",
+                                lambda x, norm=dense_norm: type(norm).forward(norm, x))
+        yield
 
 
-def router_on_normed_residual(monkeypatch, model) -> None:
-    """The router fed pre_feedforward_layernorm_2(h1) instead of the un-normed h1 (NeMo Automodel #1895)."""
-    for layer in model.model.layers:
-        forward, norm2 = layer.router.forward, layer.pre_feedforward_layernorm_2
-        monkeypatch.setattr(layer.router, "forward", lambda x, f=forward, n=norm2: f(type(n).forward(n, x)))
+@contextlib.contextmanager
+def router_on_normed_residual(model):
+    """The router fed pre_feedforward_layernorm_2(h1) instead of the un-normed h1 (NeMo Automodel #1895),
+    the norm computed inside the router's call (parity.zoo's gemma4_router_on_normed_input instead
+    passes the router the norm module's output)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for layer in model.model.layers:
+            forward, norm2 = layer.router.forward, layer.pre_feedforward_layernorm_2
+            monkeypatch.setattr(layer.router, "forward", lambda x, f=forward, n=norm2: f(type(n).forward(n, x)))
+        yield
 
 
-def megatron_partial_rope(monkeypatch, model) -> None:
-    """Global layers rotated with a 64-entry table and rotary_percent 0.25 (PR fix 2): the first
-    2A dims rotate in pairs (j, j + A) instead of (j, j + D/2) over the whole head."""
-    full_dim = model.config.per_layer_config["full_attention"].head_dim
-    angles = int(model.config.rope_parameters["full_attention"]["partial_rotary_factor"] * full_dim // 2)
-    correct = modeling_gemma4.apply_rotary_pos_emb
-
-    def buggy(x, cos, sin, unsqueeze_dim=1):
-        if x.shape[-1] != full_dim:
-            return correct(x, cos, sin, unsqueeze_dim)
-        c = torch.cat([cos[..., :angles]] * 2, -1).unsqueeze(unsqueeze_dim)
-        s = torch.cat([sin[..., :angles]] * 2, -1).unsqueeze(unsqueeze_dim)
-        rotary, rest = x[..., :2 * angles], x[..., 2 * angles:]
-        half = torch.cat((-rotary[..., angles:], rotary[..., :angles]), -1)
-        return torch.cat((rotary * c + half * s, rest), -1)
-
-    monkeypatch.setattr(modeling_gemma4, "apply_rotary_pos_emb", buggy)
-
-
-def no_final_softcap(monkeypatch, model) -> None:
-    """logits not soft-capped although the config says so (PR fix 3)."""
-    forward = model.forward
-
-    def uncapped(*args, **kwargs):
-        cap = model.config.final_logit_softcapping
-        model.config.final_logit_softcapping = None
-        try:
-            return forward(*args, **kwargs)
-        finally:
-            model.config.final_logit_softcapping = cap
-
-    monkeypatch.setattr(model, "forward", uncapped)
-
-
-def one_plus_w_norms(monkeypatch, model) -> None:
-    """Gemma 1-3's RMSNorm, x̂ · (1 + w), where Gemma-4 multiplies by w."""
-    def forward(self, x):
-        normed = self._norm(x.float())
-        if self.with_scale:
-            normed = normed * (1.0 + self.weight.float())
-        return normed.type_as(x)
-
-    monkeypatch.setattr(modeling_gemma4.Gemma4RMSNorm, "forward", forward)
-
-
-PLANTED = {  # bug -> (the first failing hook isolated, chained)
-    one_pre_norm: ("model.layers.0.pre_feedforward_layernorm_2", "model.layers.0.pre_feedforward_layernorm_2"),
-    router_on_normed_residual: ("model.layers.0.router", "model.layers.0.router.norm"),
-    megatron_partial_rope: ("model.layers.2.self_attn.o_proj@in", "model.layers.2.self_attn.o_proj@in"),
-    no_final_softcap: ("/outputs/logits", "/outputs/logits"),
-    one_plus_w_norms: ("model.per_layer_projection_norm", "model.per_layer_projection_norm"),
+# The other bugs of the PR live in the zoo (parity.zoo, golden/zoo/README.md):
+# gemma4_rope_contiguous_partial is Megatron's partial RoPE on the global layers (PR fix 2),
+# gemma4_no_final_softcap the stubbed softcap (PR fix 3), rmsnorm_one_plus_weight Gemma 1-3's x̂ · (1 + w).
+PLANTED = {  # bug -> (its patch, the first failing hook isolated, chained)
+    "one_pre_norm": (one_pre_norm, "model.layers.0.pre_feedforward_layernorm_2",
+                     "model.layers.0.pre_feedforward_layernorm_2"),
+    "router_on_normed_residual": (router_on_normed_residual, "model.layers.0.router", "model.layers.0.router.norm"),
+    "gemma4_rope_contiguous_partial": (BUGS["gemma4_rope_contiguous_partial"].patch,
+                                       "model.layers.2.self_attn.o_proj@in", "model.layers.2.self_attn.o_proj@in"),
+    "gemma4_no_final_softcap": (BUGS["gemma4_no_final_softcap"].patch, "/outputs/logits", "/outputs/logits"),
+    "rmsnorm_one_plus_weight": (BUGS["rmsnorm_one_plus_weight"].patch, "model.per_layer_projection_norm",
+                                "model.per_layer_projection_norm"),
 }
 
 
-@pytest.mark.parametrize("plant", PLANTED, ids=lambda f: f.__name__)
-def test_a_bug_planted_in_hf_fails_first_where_it_lives(tmp_path, monkeypatch, plant):
+@pytest.mark.parametrize("bug", PLANTED)
+def test_a_bug_planted_in_hf_fails_first_where_it_lives(tmp_path, bug):
     model = random_model(GOLDEN / "configs" / "gemma4_full.json", seed=1)
-    plant(monkeypatch, model)
+    plant, isolated, chained = PLANTED[bug]
     fixture = tmp_path / "buggy.h5"
-    dump(model, random_input_ids(1, 2, 12, 128), fixture, progress=False)
-    isolated, chained = PLANTED[plant]
+    with plant(model):
+        dump(model, random_input_ids(1, 2, 12, 128), fixture, progress=False)
     assert first_failure(tmp_path, fixture, "isolated") == isolated
     assert first_failure(tmp_path, fixture, "chained") == chained
 
 
-def test_the_sliding_layers_pass_when_only_global_rope_is_wrong(tmp_path, monkeypatch):
+def test_the_sliding_layers_pass_when_only_global_rope_is_wrong(tmp_path):
     """The PR localised the rotary bug to the first global layer; so does the isolated gate."""
     model = random_model(GOLDEN / "configs" / "gemma4_full.json", seed=1)
-    megatron_partial_rope(monkeypatch, model)
     fixture = tmp_path / "buggy.h5"
-    dump(model, random_input_ids(1, 2, 12, 128), fixture, progress=False)
+    with BUGS["gemma4_rope_contiguous_partial"].patch(model):
+        dump(model, random_input_ids(1, 2, 12, 128), fixture, progress=False)
     _, report = check(fixture, tmp_path, "--mode", "isolated")
     status = {h["hook"]: h["status"] for h in report["hooks"]}
     assert status["model.layers.0.self_attn"] == status["model.layers.1.self_attn"] == "pass"

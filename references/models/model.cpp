@@ -10,11 +10,12 @@
 namespace parity {
 
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
-                                                     const Numerics& numerics, bool keep_weights) {
+                                                     const Numerics& numerics, bool keep_weights, Variants variants) {
   const std::string type = config_string(config, "model_type");
-  if (type == "olmoe") return std::make_unique<Olmoe>(OlmoeConfig::from_hf(config), weights, numerics, keep_weights);
+  if (type == "olmoe")
+    return std::make_unique<Olmoe>(OlmoeConfig::from_hf(config), weights, numerics, keep_weights, variants);
   if (type == "gemma4_text" || type == "gemma4")
-    return std::make_unique<Gemma4>(Gemma4Config::from_hf(config), weights, numerics, keep_weights);
+    return std::make_unique<Gemma4>(Gemma4Config::from_hf(config), weights, numerics, keep_weights, variants);
   throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe, gemma4_text, gemma4)", type));
 }
 

@@ -15,6 +15,7 @@
 
 #include "array.h"
 #include "numerics.h"
+#include "variants.h"
 #include "weights.h"
 
 namespace parity {
@@ -68,9 +69,11 @@ class ReferenceModel {
 
 // The reference for config["model_type"] ("olmoe", ...), or a parity::Error naming the type.
 // keep_weights: hold weights in memory once read (for repeated forwards), instead of reading each
-// module's weights when it runs.
+// module's weights when it runs. variants: known bugs to reproduce instead of HF's math (variants.h;
+// `parity diagnose`); one that does not apply to the family changes nothing.
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
-                                                     const Numerics& numerics, bool keep_weights = false);
+                                                     const Numerics& numerics, bool keep_weights = false,
+                                                     Variants variants = {});
 
 // The config resolved into what the reference computes, {"family": ..., fields...}: two configs
 // (e.g. a fixture's and a checkpoint's config.json, saved in another layout or as the multimodal

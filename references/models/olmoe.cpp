@@ -95,8 +95,8 @@ nlohmann::ordered_json OlmoeConfig::resolved() const {
           {"hidden_act", hidden_act == ops::Activation::kSilu ? "silu" : "gelu_pytorch_tanh"}};
 }
 
-Olmoe::Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights)
-    : config_(config), weights_(weights), numerics_(numerics), keep_weights_(keep_weights) {}
+Olmoe::Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights, Variants variants)
+    : config_(config), weights_(weights), numerics_(numerics), keep_weights_(keep_weights), variants_(variants) {}
 
 std::string Olmoe::layer_prefix(int64_t layer) const {
   PARITY_CHECK(layer >= 0 && layer < config_.num_hidden_layers, "[olmoe] layer {} outside 0..{}", layer,
@@ -136,7 +136,9 @@ ops::RotaryTables Olmoe::rotary_emb(const IndexArray& position_ids) const {
 
 Array Olmoe::norm(const std::string& module, const Array& x) const {
   const auto w = weight(module + ".weight", weight_shape(module));
-  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kAfterCast, numerics_, module);
+  // rmsnorm_one_plus_weight: (1 + w) * x_hat.to(dtype), 1 + w in the weight's dtype.
+  const double offset = variants_.has(Variant::kRmsNormOnePlusWeight) ? 1.0 : 0.0;
+  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kAfterCast, numerics_, module, offset);
 }
 
 Array Olmoe::linear(const std::string& module, const Array& x) const {
@@ -182,7 +184,10 @@ Olmoe::RouterTrace Olmoe::gate(int64_t layer, const Array& x, const IndexArray* 
   if (replay_index) t.routed = *replay_index;
   else if (routing) t.routed = routing->resolve(layer_prefix(layer) + "mlp.gate", t.top_k_index, t.probs);
   else t.routed = t.top_k_index;
-  t.top_k_weights = ops::gather_top_k(t.probs, t.routed, c.norm_topk_prob, numerics_);
+  // olmoe_router_topk_softmax: the same experts, weighted by a softmax over their logits alone.
+  t.top_k_weights = variants_.has(Variant::kOlmoeRouterTopkSoftmax)
+                        ? ops::softmax_top_k_logits(t.logits, t.routed, c.norm_topk_prob, numerics_)
+                        : ops::gather_top_k(t.probs, t.routed, c.norm_topk_prob, numerics_);
   numerics_.act(t.top_k_weights);  // router_top_value.to(router_logits.dtype)
   return t;
 }

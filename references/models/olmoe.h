@@ -7,6 +7,7 @@
 //   y  = post_attention_layernorm(h1);  router: softmax over ALL experts (fp32), top-k,
 //        renormalise only if norm_topk_prob;  h2 = h1 + experts(y, top-k)
 // then model.norm and an untied lm_head. Norms multiply the weight after the cast back (kAfterCast).
+// Variants (variants.h) that apply: olmoe_router_topk_softmax (gate), rmsnorm_one_plus_weight (norm).
 #pragma once
 
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "model.h"
 #include "ops/activation.h"
+#include "variants.h"
 #include "ops/rope.h"
 
 namespace parity {
@@ -46,7 +48,9 @@ class Olmoe final : public ReferenceModel {
  public:
   // keep_weights: hold every weight once read (repeated forwards, like an in-memory HF model);
   // otherwise each module reads its weights when it runs and drops them (large checkpoints).
-  Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights = false);
+  // variants: known bugs to reproduce (variants.h); the default is HF's math.
+  Olmoe(OlmoeConfig config, const WeightSource& weights, Numerics numerics, bool keep_weights = false,
+        Variants variants = {});
 
   std::vector<std::string> modules() const override;
   void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const override;
@@ -96,6 +100,7 @@ class Olmoe final : public ReferenceModel {
   const WeightSource& weights_;
   Numerics numerics_;
   bool keep_weights_;
+  Variants variants_;
   mutable std::map<std::string, std::shared_ptr<const Weight>> resident_;
 };
 

@@ -1,17 +1,28 @@
 #include "norm.h"
 
 #include <cmath>
+#include <vector>
 
 namespace parity::ops {
 
 Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight placement, const Numerics& numerics,
-               std::string_view name) {
+               std::string_view name, double weight_offset) {
   const int64_t n = x.last_dim();
   PARITY_CHECK(n > 0, "[{}] cannot normalise an empty last dim, input {}", name, shape_str(x.shape));
   if (placement != NormWeight::kNone) {
     PARITY_CHECK(weight != nullptr && weight->shape == Shape{n}, "[{}] weight {} does not match the last dim {}",
                  name, weight ? shape_str(weight->shape) : "missing", n);
   }
+  // offset + w, rounded in the dtype the weight is used in; empty without an offset (HF's w).
+  std::vector<double> shifted;
+  if (placement != NormWeight::kNone && weight_offset != 0.0) {
+    shifted.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      const double w = weight_offset + weight->data[i];
+      shifted[static_cast<size_t>(i)] = placement == NormWeight::kAfterCast ? numerics.act(w) : numerics.f32(w);
+    }
+  }
+  auto weight_at = [&](int64_t i) { return shifted.empty() ? static_cast<double>(weight->data[i]) : shifted[static_cast<size_t>(i)]; };
   const double eps32 = numerics.f32(eps);  // torch adds the Python float eps to a float32 tensor
   Array y(x.shape);
   for (int64_t r = 0; r < x.rows(); ++r) {
@@ -24,8 +35,8 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
     for (int64_t i = 0; i < n; ++i) {
       const double normed = numerics.f32(xr[i] * inv_rms);
       switch (placement) {
-        case NormWeight::kAfterCast: yr[i] = numerics.act(weight->data[i] * numerics.act(normed)); break;
-        case NormWeight::kInFloat32: yr[i] = numerics.act(numerics.f32(normed * weight->data[i])); break;
+        case NormWeight::kAfterCast: yr[i] = numerics.act(weight_at(i) * numerics.act(normed)); break;
+        case NormWeight::kInFloat32: yr[i] = numerics.act(numerics.f32(normed * weight_at(i))); break;
         case NormWeight::kNone: yr[i] = numerics.act(normed); break;
       }
     }

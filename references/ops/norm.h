@@ -2,7 +2,10 @@
 //   kAfterCast (OLMoE, Llama):  y = w ⊙ cast_T( x · rsqrt(mean(x²) + eps) )   (OlmoeRMSNorm)
 //   kInFloat32 (Gemma-4):       y = cast_T( x · (mean(x²) + eps)^-½ · w )      (Gemma4RMSNorm)
 //   kNone      (Gemma-4 v_norm, router.norm): y = cast_T( x · (mean(x²) + eps)^-½ )
-// The weight is applied as w, never 1 + w (Gemma 1-3 did that; Gemma-4 and OLMoE do not).
+// The weight is applied as w, never 1 + w (Gemma 1-3 did that; Gemma-4 and OLMoE do not), unless
+// weight_offset asks for it (the rmsnorm_one_plus_weight variant: weight_offset 1): offset + w is
+// then rounded where the weight enters, act for kAfterCast ((1 + w) in T), f32 for kInFloat32
+// ((1 + w.float())).
 #pragma once
 
 #include <string_view>
@@ -16,6 +19,6 @@ enum class NormWeight { kAfterCast, kInFloat32, kNone };
 
 // Normalises every row of x (its last dim); weight is [last dim] (ignored for kNone).
 Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight placement, const Numerics& numerics,
-               std::string_view name = "rms_norm");
+               std::string_view name = "rms_norm", double weight_offset = 0.0);
 
 }  // namespace parity::ops

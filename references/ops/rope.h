@@ -19,6 +19,8 @@ std::vector<double> default_inv_freq(int64_t dim, double theta, const Numerics& 
 // Through concat(freqs, freqs) and rotate_half the table still spans the whole head: dims 0..A-1 rotate
 // with head_dim/2 .. head_dim/2 + A - 1 and every other dim passes through (cos 1, sin 0). A 64-entry
 // table with "rotary_percent 0.25" instead pairs dims within the first 128: the Megatron bridge bug.
+// A = int(partial_rotary_factor · head_dim // 2): how many angles a proportional table rotates.
+int64_t proportional_rotated_angles(int64_t head_dim, double partial_rotary_factor);
 std::vector<double> proportional_inv_freq(int64_t head_dim, double theta, double partial_rotary_factor, double factor,
                                           const Numerics& numerics);
 
@@ -34,5 +36,12 @@ RotaryTables rotary_tables(const IndexArray& position_ids, const std::vector<dou
 // x [B, S, N, D] rotated in place: y = x·cos + rotate_half(x)·sin, rotate_half([a | b]) = [-b | a].
 // cos/sin are [B, S, D]; every head shares them.
 void apply_rope(Array& x, const RotaryTables& tables, const Numerics& numerics);
+
+// The Megatron layout of partial RoPE (variant gemma4_rope_contiguous_partial): only the first 2·angles
+// dims rotate, dim j with j + angles (j < angles) by the angle of table column j:
+//   y[..., :2A] = x[..., :2A]·c + rotate_half(x[..., :2A])·s,  c = [cos[:A] | cos[:A]], s likewise;
+//   y[..., 2A:] = x[..., 2A:].
+// HF's apply_rope pairs j with j + D/2 over the whole head instead. Same tables and rounding as apply_rope.
+void apply_rope_contiguous_partial(Array& x, const RotaryTables& tables, int64_t angles, const Numerics& numerics);
 
 }  // namespace parity::ops

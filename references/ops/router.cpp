@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "attention.h"
+#include "tensor.h"
 
 namespace parity::ops {
 
@@ -51,6 +52,42 @@ Array gather_top_k(const Array& probs, const IndexArray& index, bool renormalise
     for (int64_t j = 0; j < k; ++j) weights.row(t)[j] = numerics.f32(weights.row(t)[j] / sum);
   }
   return weights;
+}
+
+Array softmax_top_k_logits(const Array& logits, const IndexArray& index, bool renormalise,
+                           const Numerics& numerics) {
+  Array weights = gather_top_k(logits, index, /*renormalise=*/false, numerics);  // the selected logits
+  for (int64_t t = 0; t < weights.rows(); ++t) {
+    double* row = weights.row(t);
+    const int64_t k = weights.last_dim();
+    softmax_rows_f32(row, k, numerics);
+    if (!renormalise) continue;
+    double sum = 0;
+    for (int64_t j = 0; j < k; ++j) sum += row[j];
+    sum = numerics.f32(sum);
+    for (int64_t j = 0; j < k; ++j) row[j] = numerics.f32(row[j] / sum);
+  }
+  return weights;
+}
+
+Weight fold_scale_bf16(const Weight& weight, const Weight& scale, double root) {
+  PARITY_CHECK(weight.shape.size() == 2 && scale.shape == Shape{weight.shape[1]},
+               "[router] scale {} does not fit the weight {} (want [in] for [out, in])", shape_str(scale.shape),
+               shape_str(weight.shape));
+  const int64_t out = weight.shape[0], in = weight.shape[1];
+  // float * float is exact in double, so one static_cast<float> is torch's rounded float32 product.
+  const float root32 = static_cast<float>(root);
+  std::vector<float> factor(static_cast<size_t>(in));
+  for (int64_t i = 0; i < in; ++i)
+    factor[static_cast<size_t>(i)] = static_cast<float>(static_cast<double>(scale.data[static_cast<size_t>(i)]) * root32);
+  Weight folded{weight.shape, std::vector<float>(weight.data.size())};
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      const size_t at = static_cast<size_t>(o * in + i);
+      const auto product = static_cast<float>(static_cast<double>(weight.data[at]) * factor[static_cast<size_t>(i)]);
+      folded.data[at] = bf16_to_f32(f32_to_bf16(product));
+    }
+  return folded;
 }
 
 }  // namespace parity::ops

@@ -22,4 +22,15 @@ IndexArray top_k_rows(const Array& scores, int64_t k);  // [T, E] -> [T, k]
 // since Gemma-4 multiplies by per_expert_scale first. `index` may be HF's own (routing replay).
 Array gather_top_k(const Array& probs, const IndexArray& index, bool renormalise, const Numerics& numerics);
 
+// The classic bug (variant olmoe_router_topk_softmax): the weights of the selected experts as a
+// float32 softmax over the k selected LOGITS only, divided by their float32 sum when renormalise.
+// logits [T, E], index [T, k] -> [T, k]; always sums to ~1. No cast to T.
+Array softmax_top_k_logits(const Array& logits, const IndexArray& index, bool renormalise, const Numerics& numerics);
+
+// A per-input-channel scale folded into a projection weight and stored in bfloat16 (variant
+// gemma4_router_folded_bf16), as torch computes (W.float() * (scale.float() * root)).to(bfloat16):
+//   folded[o, i] = bf16_rne( f32( W[o, i] · f32( scale[i] · f32(root) ) ) ), widened back to float
+// (exact in either run dtype). weight [out, in], scale [in].
+Weight fold_scale_bf16(const Weight& weight, const Weight& scale, double root);
+
 }  // namespace parity::ops

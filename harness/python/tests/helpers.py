@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -17,7 +18,8 @@ def tiny_config(tmp_path: Path, base: str, **overrides) -> Path:
     path.write_text(json.dumps(fields))
     return path
 
-PARITY = REPO / "build" / "parity"
+# $PARITY_BIN: another build of the CLI (e.g. build-x/parity, for a build folder of one's own).
+PARITY = Path(os.environ.get("PARITY_BIN", REPO / "build" / "parity"))
 
 # A token text that is markup: reports must show it as text (reports/html_test.py, browser_test.py).
 HOSTILE = "<script>alert(1)</script>"

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import dump
 from .errors import DumpError
@@ -28,18 +30,24 @@ class GoldenFixture:
     dtype: str
 
 
-def load_manifest(path: Path = GOLDEN_DIR / "fixtures.toml") -> list[GoldenFixture]:
+def load_manifest(path: Path = GOLDEN_DIR / "fixtures.toml", entry_type: type = GoldenFixture) -> list:
+    """The [[fixture]] entries of a manifest (golden/fixtures.toml; golden/zoo/zoo.toml with ZooFixture)."""
     with open(path, "rb") as handle:
         entries = tomllib.load(handle)["fixture"]
-    return [GoldenFixture(**entry) for entry in entries]
+    return [entry_type(**entry) for entry in entries]
 
 
-def make(entry: GoldenFixture, out_dir: Path, golden_dir: Path = GOLDEN_DIR) -> Path:
-    """Writes `entry` into out_dir exactly as `parity-dump --config ... --seed ...` would."""
+def make(entry: GoldenFixture, out_dir: Path, golden_dir: Path = GOLDEN_DIR, *,
+         plant: Callable[[object], contextlib.AbstractContextManager] | None = None, meta: dict | None = None) -> Path:
+    """Writes `entry` into out_dir exactly as `parity-dump --config ... --seed ...` would.
+
+    plant: a context manager factory entered around the dump with the model (a parity.zoo patch:
+    the forward is buggy, the weights and config stay true). meta: extra /meta keys."""
     model = random_model(golden_dir / entry.config, entry.seed, entry.dtype)
     ids = random_input_ids(entry.seed, entry.batch, entry.seq_len, model.config.get_text_config().vocab_size)
-    meta = {"seed": entry.seed, "source": f"random:golden/{entry.config}"}
-    return dump(model, ids, out_dir / entry.file, meta=meta, progress=False).path
+    meta = {"seed": entry.seed, "source": f"random:golden/{entry.config}", **(meta or {})}
+    with plant(model) if plant else contextlib.nullcontext():
+        return dump(model, ids, out_dir / entry.file, meta=meta, progress=False).path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,163 @@
+"""parity diagnose and the bug zoo, end to end on model configs the repo has never seen.
+
+For every bug in the zoo (harness/python/parity/zoo/patches.py): a real HF model of an unseen config,
+the bug planted at dump time, must fail the gate in both modes first at the module where the bug lives,
+and `parity diagnose` must name the bug; a clean dump of the same config must pass and be diagnosed
+"matches HF" (no false alarm). Also: the diagnose CLI's JSON, exit codes and input errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import GOLDEN, run_parity
+from parity.dump import dump
+from parity.dump.build import random_input_ids, random_model
+from parity.zoo.patches import BUGS
+
+# Unseen: sizes, head dims, rotary fractions, layer patterns, expert counts and softcap differ from
+# every config in golden/configs/.
+UNSEEN_GEMMA4 = {
+    "model_type": "gemma4_text", "vocab_size": 96, "hidden_size": 24, "intermediate_size": 40,
+    "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 12,
+    "global_head_dim": 24, "num_global_key_value_heads": 1, "attention_k_eq_v": True,
+    "layer_types": ["sliding_attention", "full_attention", "full_attention"], "sliding_window": 3,
+    "rope_parameters": {
+        "sliding_attention": {"rope_type": "default", "rope_theta": 5000.0},
+        "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.5, "rope_theta": 200000.0},
+    },
+    "enable_moe_block": True, "num_experts": 6, "top_k_experts": 3, "moe_intermediate_size": 12,
+    "hidden_size_per_layer_input": 4, "vocab_size_per_layer_input": 96, "num_kv_shared_layers": 0,
+    "final_logit_softcapping": 30.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": True,
+    "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
+}
+UNSEEN_OLMOE = {
+    "model_type": "olmoe", "vocab_size": 80, "hidden_size": 48, "intermediate_size": 24,
+    "num_hidden_layers": 3, "num_attention_heads": 6, "num_key_value_heads": 3, "num_experts": 6,
+    "num_experts_per_tok": 3, "rms_norm_eps": 1e-05, "rope_parameters": {"rope_type": "default", "rope_theta": 20000.0},
+    "tie_word_embeddings": False, "pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2, "norm_topk_prob": False,
+}
+CONFIGS = {"gemma4": UNSEEN_GEMMA4, "olmoe": UNSEEN_OLMOE}
+
+# Where each bug lives, as the first failing hook of each mode must show it (layer 1 is the first
+# full_attention layer of UNSEEN_GEMMA4; the first weighted RMSNorm is the per-layer projection norm).
+FIRST_FAILURE = {
+    "olmoe_router_topk_softmax": r"model\.layers\.0\.mlp\.gate@top_k_weights",
+    "gemma4_rope_contiguous_partial": r"model\.layers\.1\.self_attn(\.o_proj@in|@attn_weights)",
+    "gemma4_no_final_softcap": r"/outputs/logits",
+    "gemma4_router_on_normed_input": r"model\.layers\.0\.router(@in|\.norm)",
+    "gemma4_mlp_on_pre_feedforward_layernorm_2": r"model\.layers\.0\.mlp(@in|\.gate_proj)",
+    "rmsnorm_one_plus_weight": r"model\.per_layer_projection_norm",
+    "gemma4_attention_scale_inv_sqrt_d": r"model\.layers\.0\.self_attn(\.o_proj@in|@attn_weights)",
+    "gemma4_k_eq_v_after_norm_and_rope": r"model\.layers\.1\.self_attn\.v_norm(@in)?",
+    "gemma4_layer_scalar_ignored": r"model\.layers\.0",
+    "gemma4_router_folded_bf16": r"model\.layers\.0\.router\.proj(@in)?",
+}
+
+
+def unseen_dump(tmp_path: Path, family: str, bug: str | None) -> Path:
+    config = tmp_path / f"unseen_{family}.json"
+    config.write_text(json.dumps(CONFIGS[family]))
+    model = random_model(config, seed=37)
+    ids = random_input_ids(38, 2, 9, CONFIGS[family]["vocab_size"])
+    out = tmp_path / f"{bug or 'clean'}.h5"
+    if bug:
+        with BUGS[bug].patch(model):
+            dump(model, ids, out, progress=False)
+    else:
+        dump(model, ids, out, progress=False)
+    return out
+
+
+def check_json(tmp_path: Path, fixture: Path, mode: str) -> tuple[int, dict]:
+    out = tmp_path / f"check_{mode}.json"
+    result = run_parity("check", fixture, "--mode", mode, "--json", out)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(out.read_text())
+
+
+def diagnose_json(tmp_path: Path, fixture: Path, *args) -> tuple[int, dict, str]:
+    out = tmp_path / "diagnose.json"
+    result = run_parity("diagnose", fixture, "--json", out, *args)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(out.read_text()), result.stdout
+
+
+def test_every_zoo_bug_has_an_expected_first_failure():
+    assert set(FIRST_FAILURE) == set(BUGS)
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_a_bug_in_an_unseen_config_fails_where_it_lives_and_diagnose_names_it(tmp_path, bug):
+    fixture = unseen_dump(tmp_path, BUGS[bug].family, bug)
+    for mode in ("isolated", "chained"):
+        code, report = check_json(tmp_path, fixture, mode)
+        assert code == 1 and report["verdict"] == "fail", f"{bug} {mode}: the gate passed"
+        first = report["first_failure"]["hook"]
+        assert re.fullmatch(FIRST_FAILURE[bug], first), f"{bug} {mode}: first failure at {first}"
+    code, diagnosis, text = diagnose_json(tmp_path, fixture)
+    assert code == 1
+    assert diagnosis["verdict"] == "matches_variant" and diagnosis["variant"] == bug, text
+    assert diagnosis["ranking"][0]["variant"] == bug and diagnosis["ranking"][0]["passed"]
+    assert diagnosis["explanation"] and f"matches variant {bug}" in text
+    # The evidence is HF's own first failure, where the gate stops.
+    assert re.fullmatch(FIRST_FAILURE[bug], diagnosis["first_seen"]["hook"])
+    assert diagnosis["also_matching"] == []
+
+
+@pytest.mark.parametrize("family", sorted(CONFIGS))
+def test_a_clean_dump_of_an_unseen_config_matches_hf(tmp_path, family):
+    fixture = unseen_dump(tmp_path, family, None)
+    for mode in ("isolated", "chained"):
+        assert check_json(tmp_path, fixture, mode)[0] == 0
+    code, diagnosis, text = diagnose_json(tmp_path, fixture)
+    assert code == 0 and diagnosis["verdict"] == "matches_hf" and diagnosis["diagnosis"] == "hf", text
+    assert diagnosis["first_seen"] is None and diagnosis["variant"] is None
+    tried = {r["variant"] for r in diagnosis["ranking"]}
+    assert "hf" in tried and len(tried) > 1
+    assert all(not r["passed"] for r in diagnosis["ranking"] if r["variant"] != "hf" and r["changes_model"])
+
+
+def test_two_bugs_at_once_are_an_unknown_deviation_first_seen_where_the_first_lives(tmp_path):
+    config = tmp_path / "unseen.json"
+    config.write_text(json.dumps(UNSEEN_GEMMA4))
+    model = random_model(config, seed=37)
+    fixture = tmp_path / "two_bugs.h5"
+    with BUGS["gemma4_layer_scalar_ignored"].patch(model), BUGS["gemma4_no_final_softcap"].patch(model):
+        dump(model, random_input_ids(38, 2, 9, 96), fixture, progress=False)
+    code, diagnosis, text = diagnose_json(tmp_path, fixture)
+    assert code == 1 and diagnosis["verdict"] == "unknown" and diagnosis["variant"] is None, text
+    assert diagnosis["first_seen"]["hook"] == "model.layers.0"
+    assert "unknown deviation, first seen at model.layers.0" in text
+    # Each bug alone explains part of it: the two variants rank above HF's math.
+    top = [r["variant"] for r in diagnosis["ranking"][:2]]
+    assert set(top) == {"gemma4_layer_scalar_ignored", "gemma4_no_final_softcap"}
+
+
+def test_expect_and_variants_flags(tmp_path):
+    fixture = GOLDEN / "olmoe_base.h5"
+    assert run_parity("diagnose", fixture, "--expect", "hf").returncode == 0
+    assert run_parity("diagnose", fixture, "--expect", "olmoe_router_topk_softmax").returncode == 1
+    code, diagnosis, _ = diagnose_json(tmp_path, fixture, "--variants", "olmoe_router_topk_softmax")
+    assert code == 0 and [r["variant"] for r in diagnosis["ranking"]] == ["hf", "olmoe_router_topk_softmax"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--variants", "no_such_bug"], "unknown variant \"no_such_bug\""),
+    (["--variants", "gemma4_no_final_softcap"], "is for gemma4 models, the fixture is olmoe"),
+    (["--expect", "no_such_bug"], "neither \"hf\" nor a known variant"),
+])
+def test_bad_diagnose_use_is_exit_2_with_one_line(args, message):
+    result = run_parity("diagnose", GOLDEN / "olmoe_base.h5", *args)
+    assert result.returncode == 2 and message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_list_prints_every_variant_with_its_story():
+    result = run_parity("diagnose", "--list")
+    assert result.returncode == 0
+    for name in BUGS:
+        assert name in result.stdout

@@ -1,0 +1,85 @@
+"""Bug-zoo cases: [expect] makes a case pass only when its gate fails first where it says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers import GOLDEN, REPO, run_parity
+
+ZOO_CASE = REPO / "cases" / "zoo" / "gemma4_router_on_normed_input.toml"
+
+
+def case_file(tmp_path: Path, fixture: Path, expect: str, modes: str = '["isolated", "chained"]') -> Path:
+    path = tmp_path / "case.toml"
+    path.write_text(f'fixture = "{fixture}"\nmodes = {modes}\n[isolated]\ndefault = {{ rel_l2 = 1e-5 }}\n'
+                    f'[chained]\ndefault = {{ rel_l2 = 1e-4 }}\n[expect]\n{expect}\n')
+    return path
+
+
+def run_case(tmp_path: Path, case: Path) -> tuple[int, dict, str]:
+    out = tmp_path / "r.json"
+    result = run_parity("check", "--case", case, "--json", out, "--junit", tmp_path / "r.xml")
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(out.read_text()), result.stdout
+
+
+def test_a_zoo_case_passes_when_its_bug_fails_where_it_lives(tmp_path):
+    code, report, text = run_case(tmp_path, ZOO_CASE)
+    assert code == 0 and report["verdict"] == "pass"
+    assert report["expect"]["met"] and report["expect"]["diagnosis_found"] == "gemma4_router_on_normed_input"
+    assert [m["first_failure"] for m in report["expect"]["modes"]] == ["model.layers.0.router@in"] * 2
+    # The gate itself failed: the runs and hooks still say so.
+    assert all(run["verdict"] == "fail" for run in report["runs"])
+    assert "expected failure reproduced" in text
+    junit = (tmp_path / "r.xml").read_text()
+    assert 'name="expected failure" tests="3" failures="0"' in junit
+
+
+def test_an_expected_failure_on_a_clean_fixture_fails_the_case(tmp_path):
+    fixture = GOLDEN / "gemma4_full.h5"
+    code, report, text = run_case(tmp_path, case_file(tmp_path, fixture, 'isolated = "model.layers.0.router@in"\n'
+                                                                          'chained = "model.layers.0.router@in"'))
+    assert code == 1 and report["verdict"] == "fail" and not report["expect"]["met"]
+    assert report["expect"]["modes"][0]["first_failure"] is None
+    assert "expected failure NOT reproduced: isolated the gate passed" in text
+
+
+def test_a_failure_elsewhere_fails_the_case_naming_both_hooks(tmp_path):
+    fixture = GOLDEN / "zoo" / "gemma4_router_on_normed_input.h5"
+    code, report, text = run_case(tmp_path, case_file(tmp_path, fixture, 'isolated = "model.layers.0.mlp@in"\n'
+                                                                          'chained = "model.layers.0.router*"'))
+    assert code == 1
+    modes = {m["mode"]: m for m in report["expect"]["modes"]}
+    assert not modes["isolated"]["met"] and modes["chained"]["met"]  # a glob may name the module
+    assert "isolated fails first at model.layers.0.router@in (expected model.layers.0.mlp@in)" in text
+
+
+def test_a_wrong_diagnosis_fails_the_case(tmp_path):
+    fixture = GOLDEN / "zoo" / "gemma4_router_on_normed_input.h5"
+    case = case_file(tmp_path, fixture, 'isolated = "model.layers.0.router@in"\nchained = "model.layers.0.router@in"\n'
+                                        'diagnosis = "gemma4_no_final_softcap"')
+    code, report, _ = run_case(tmp_path, case)
+    assert code == 1 and report["expect"]["diagnosis_found"] == "gemma4_router_on_normed_input"
+    assert run_parity("diagnose", "--case", case).returncode == 1
+    assert run_parity("diagnose", "--case", ZOO_CASE).returncode == 0
+
+
+@pytest.mark.parametrize("expect, message", [
+    ('isolated = "x"', "needs chained = "),
+    ('isolated = "x"\nchained = "y"\nsideways = "z"', 'unknown key "sideways"'),
+    ('isolated = ""\nchained = "y"', "isolated must be a non-empty string"),
+    ('isolated = "x"\nchained = "y"\ndiagnosis = "no_such_bug"', 'diagnosis "no_such_bug" is neither'),
+])
+def test_a_malformed_expectation_is_exit_2_naming_the_case(tmp_path, expect, message):
+    case = case_file(tmp_path, GOLDEN / "gemma4_full.h5", expect)
+    result = run_parity("check", "--case", case)
+    assert result.returncode == 2 and message in result.stderr and str(case) in result.stderr
+
+
+def test_an_expectation_for_a_mode_the_case_does_not_run_is_refused(tmp_path):
+    case = case_file(tmp_path, GOLDEN / "gemma4_full.h5", 'isolated = "x"\nchained = "y"', modes='["isolated"]')
+    result = run_parity("check", "--case", case)
+    assert result.returncode == 2 and 'names mode "chained", which the case does not run' in result.stderr

@@ -1,0 +1,155 @@
+"""Tests of the bug zoo (parity/zoo/patches.py, parity/zoo/golden.py) on tiny random models.
+
+Every patch plants its bug only inside its `with` block, leaves the dumped weights and
+/meta/config the model's true ones, and calls each module once (a patched dump has the clean
+dump's hook keys); golden/zoo/zoo.toml lists every bug once and its fixtures regenerate.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from transformers.models.gemma4 import modeling_gemma4 as g4
+
+from helpers import GOLDEN, tiny_config
+from parity.dump import dump
+from parity.dump.build import random_input_ids, random_model
+from parity.dump.fixture_diff import diff
+from parity.zoo import BUGS
+from parity.zoo.golden import MANIFEST, ZOO_DIR, load_zoo, make_zoo
+from parity.zoo.patches import _attributes, _gemma4_attention_forward, _gemma4_layer_forward, _hf_rope, _Wiring
+
+SEED = 5  # not the fixtures' seeds: the patches must plant their bug in any model of the family
+CONFIGS = {"gemma4": GOLDEN / "configs" / "gemma4_zoo.json", "olmoe": GOLDEN / "configs" / "olmoe_zoo.json"}
+
+# The only documented differences between a patched dump's /hooks and the clean one's: none in
+# the key set; in the order, the wiring bugs run pre_feedforward_layernorm_2 earlier (before the
+# router, resp. before the MLP), so its keys move. (Gemma-4's two rotary calls follow Python's
+# set iteration, golden/README.md, so their keys may swap in any two dumps.)
+MOVED = {
+    "gemma4_router_on_normed_input": ("pre_feedforward_layernorm_2@in", "pre_feedforward_layernorm_2"),
+    "gemma4_mlp_on_pre_feedforward_layernorm_2": ("pre_feedforward_layernorm_2@in", "pre_feedforward_layernorm_2"),
+}
+
+
+def model_of(family: str) -> torch.nn.Module:
+    return random_model(CONFIGS[family], SEED)
+
+
+def ids_of(model) -> torch.Tensor:
+    return random_input_ids(SEED, 2, 8, model.config.vocab_size)
+
+
+def logits(model, ids) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=ids, use_cache=False).logits
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """Per family: the clean model's logits and dump."""
+    out = {}
+    for family in CONFIGS:
+        model = model_of(family)
+        path = tmp_path_factory.mktemp(family) / "clean.h5"
+        dump(model, ids_of(model), path, progress=False)
+        out[family] = (logits(model, ids_of(model)), path)
+    return out
+
+
+def hook_keys(path) -> list[str]:
+    with h5py.File(path) as f:
+        return list(f["hooks"])
+
+
+def without(keys: list[str], bug: str) -> list[str]:
+    moved = MOVED.get(bug, ())
+    return [k for k in keys if not k.startswith("model.rotary_emb@") and not k.endswith(tuple(f".{m}" for m in moved))]
+
+
+@pytest.mark.parametrize("name", BUGS)
+def test_a_patch_plants_its_bug_only_inside_the_with_block(tmp_path, clean, name):
+    bug = BUGS[name]
+    model = model_of(bug.family)
+    ids = ids_of(model)
+    clean_logits, clean_path = clean[bug.family]
+    assert torch.equal(logits(model, ids), clean_logits)
+    with bug.patch(model):
+        buggy = logits(model, ids)
+        dump(model, ids, tmp_path / "buggy.h5", progress=False)
+    assert not torch.allclose(buggy, clean_logits, rtol=1e-4, atol=1e-4), f"{name} changed nothing"
+    assert torch.equal(logits(model, ids), clean_logits), f"{name} not restored"
+    assert not any("forward" in m.__dict__ for m in model.modules()), "an instance forward was left behind"
+    assert all(getattr(m, "scaling", 1.0) == 1.0 for m in model.modules() if isinstance(m, g4.Gemma4TextAttention))
+
+    with h5py.File(tmp_path / "buggy.h5") as buggy_file, h5py.File(clean_path) as clean_file:
+        # The checkpoint is the model's true one: weights (layer_scalar, router, ...) and config.
+        assert buggy_file["meta/config"][()] == clean_file["meta/config"][()]
+        assert json.loads(buggy_file["meta/config"][()]) == json.loads(model.config.to_json_string(use_diff=False))
+        assert list(buggy_file["weights"]) == list(model.state_dict())
+        for key, tensor in model.state_dict().items():
+            assert np.array_equal(buggy_file["weights"][key][()], tensor.numpy()), key
+        assert np.array_equal(buggy_file["outputs/logits"][()], buggy.numpy())
+    # Each module ran once: no repeated-call keys (`path#1@...`), the clean dump's key set.
+    keys, clean_keys = hook_keys(tmp_path / "buggy.h5"), hook_keys(clean_path)
+    assert not any("#" in k for k in keys)
+    assert len(keys) == len(set(keys)) and set(keys) == set(clean_keys)
+    assert without(keys, name) == without(clean_keys, name)
+
+
+def test_the_rewritten_gemma4_forwards_are_hfs_own_with_the_switches_off():
+    """The layer and attention forwards the patches switch bugs into equal HF's bit for bit."""
+    model = random_model(GOLDEN / "configs" / "gemma4_full.json", SEED)  # PLE, KV sharing, double-wide MLP
+    ids = random_input_ids(SEED, 2, 8, 128)
+    expected = logits(model, ids)
+    changes = []
+    for layer in model.model.layers:
+        changes.append((layer, "forward", functools.partial(_gemma4_layer_forward, layer, _Wiring())))
+        changes.append((layer.self_attn, "forward",
+                        functools.partial(_gemma4_attention_forward, layer.self_attn, _hf_rope, False)))
+    with _attributes(changes):
+        assert torch.equal(logits(model, ids), expected)
+
+
+@pytest.mark.parametrize("name, family, overrides", [
+    ("olmoe_router_topk_softmax", "gemma4", {}),
+    ("gemma4_layer_scalar_ignored", "olmoe", {}),
+    ("gemma4_router_on_normed_input", "gemma4", {"enable_moe_block": False}),
+    ("gemma4_no_final_softcap", "gemma4", {"final_logit_softcapping": None}),
+    ("gemma4_k_eq_v_after_norm_and_rope", "gemma4", {"attention_k_eq_v": False}),
+    ("gemma4_rope_contiguous_partial", "gemma4", {"rope_parameters": {
+        "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+        "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 1.0, "rope_theta": 1e6}}}),
+])
+def test_a_patch_that_would_plant_nothing_is_refused(tmp_path, name, family, overrides):
+    model = random_model(tiny_config(tmp_path, f"{family}_zoo", **overrides), SEED)
+    with pytest.raises(ValueError, match=name):
+        with BUGS[name].patch(model):
+            pass
+    assert not any("forward" in m.__dict__ for m in model.modules())
+
+
+def test_the_manifest_lists_every_bug_once_and_its_fixture_exists():
+    entries = load_zoo()
+    assert sorted(e.bug for e in entries) == sorted(BUGS)
+    assert len({e.file for e in entries}) == len(entries)
+    for entry in entries:
+        assert (ZOO_DIR / entry.file).is_file(), entry.file
+        assert CONFIGS[BUGS[entry.bug].family] == GOLDEN / entry.config
+    assert MANIFEST.parent == ZOO_DIR
+
+
+@pytest.mark.parametrize("entry", load_zoo(), ids=lambda e: e.bug)
+def test_a_zoo_fixture_regenerates_with_its_bug_in_meta(tmp_path, entry):
+    """As test_golden_regen.py does for golden/fixtures.toml (fp32 limit 5e-5, its evidence)."""
+    fresh = make_zoo(entry, tmp_path)
+    with h5py.File(ZOO_DIR / entry.file) as committed, h5py.File(fresh) as regenerated:
+        meta = committed["meta"].attrs
+        assert (meta["bug"], meta["seed"], meta["source"]) == (entry.bug, entry.seed, f"random:golden/{entry.config}")
+        problems = diff(committed, regenerated).over(5e-5)
+    assert not problems, "\n".join(problems[:20])
