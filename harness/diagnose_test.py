@@ -122,6 +122,18 @@ def test_a_clean_dump_of_an_unseen_config_matches_hf(tmp_path, family):
     assert all(not r["passed"] for r in diagnosis["ranking"] if r["variant"] != "hf" and r["changes_model"])
 
 
+@pytest.mark.parametrize("fixture", sorted(GOLDEN.glob("*.h5")), ids=lambda p: p.name)
+def test_every_clean_golden_fixture_matches_hf(tmp_path, fixture):
+    code, diagnosis, text = diagnose_json(tmp_path, fixture)
+    assert code == 0 and diagnosis["diagnosis"] == "hf", text
+
+
+@pytest.mark.parametrize("fixture", sorted((GOLDEN / "zoo").glob("*.h5")), ids=lambda p: p.stem)
+def test_every_zoo_fixture_is_diagnosed_as_its_bug(tmp_path, fixture):
+    code, diagnosis, text = diagnose_json(tmp_path, fixture, "--expect", fixture.stem)
+    assert code == 0 and diagnosis["expected_met"] and diagnosis["variant"] == fixture.stem, text
+
+
 def test_two_bugs_at_once_are_an_unknown_deviation_first_seen_where_the_first_lives(tmp_path):
     config = tmp_path / "unseen.json"
     config.write_text(json.dumps(UNSEEN_GEMMA4))

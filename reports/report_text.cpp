@@ -41,7 +41,8 @@ std::string compare_cells(const HookResult& h) {
   if (const auto& v = h.reference)
     out += v->departs.empty() ? "  [reference: cannot judge both sides]"
            : v->departs == "neither" ? "  [reference: neither side departs]"
-                                     : fmt::format("  [reference: {} departs]", v->departs);
+           : v->departs == "both"    ? "  [reference: both sides depart]"
+                                     : fmt::format("  [reference: the {} departs]", v->departs);
   return out;
 }
 
