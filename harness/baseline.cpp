@@ -58,8 +58,8 @@ BandRule parse_rule(const toml::table& t, const std::string& at, const Band& def
     if (!t.contains(key)) continue;
     std::optional<std::string> v = t[key].value<std::string>();
     if (!v || v->empty()) fail_bands(at, fmt::format("\"{}\" must be a non-empty string", key));
-    if (std::string_view(key) == "mode" && *v != "isolated" && *v != "chained")
-      fail_bands(at, "mode must be \"isolated\" or \"chained\"");
+    if (std::string_view(key) == "mode" && *v != "isolated" && *v != "chained" && *v != "compare")
+      fail_bands(at, "mode must be \"isolated\", \"chained\" or \"compare\"");
     (std::string_view(key) == "hooks" ? rule.hooks : std::string_view(key) == "metric" ? rule.metric : rule.mode.emplace()) = *v;
     selects = true;
   }

@@ -129,7 +129,7 @@ TEST_CASE("bands: every malformed line is refused, naming the file and line") {
   CHECK(error("[bands]\nrules = []\n") == "[budget b.toml:2] unknown key \"rules\" in [bands] (default, rule)");
   CHECK(error("[[bands.rule]]\nrel = 0\n") ==
         "[budget b.toml:1] a band rule needs hooks, mode or metric (the default band covers everything else)");
-  CHECK(error("[[bands.rule]]\nmode = \"both\"\n") == "[budget b.toml:1] mode must be \"isolated\" or \"chained\"");
+  CHECK(error("[[bands.rule]]\nmode = \"both\"\n") == "[budget b.toml:1] mode must be \"isolated\", \"chained\" or \"compare\"");
   CHECK(error("[[bands.rule]]\nhooks = 3\n") == "[budget b.toml:1] \"hooks\" must be a non-empty string");
   CHECK(error("bands = 1\n") == "[budget b.toml:1] bands must be a table ([bands])");
 }

@@ -41,6 +41,8 @@ Case load_case(const std::filesystem::path& path) {
   if (const toml::node_view node = root["expect"]; node) {
     if (!node.is_table()) fail(path, "expect must be a table: [expect]");
     c.expect = parse_expectation(*node.as_table(), c.modes, path.string());
+    if (!c.expect->diagnosis.empty() && !c.budget.modes.count(Mode::kIsolated))
+      fail(path, "[expect] diagnosis needs an [isolated] budget section (parity diagnose replays isolated)");
   }
   if (root.contains("bands") && !c.baseline) fail(path, "has [bands] but no baseline = \"<file>\" for them to apply to");
   if (const toml::node_view node = root["precision"]; node) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -41,13 +42,6 @@ Precision resolve_precision(const Fixture& fixture, const CheckOptions& options)
   if (!p) throw InputError(fmt::format("[{}] run dtype {} has no matching precision; pass --precision",
                                        fixture.path().string(), dtype));
   return *p;
-}
-
-// Whether `key` is `module` itself, one of its slots or a submodule's: "model.layers.1" owns
-// "model.layers.1@in" and "model.layers.1.mlp", not "model.layers.10.mlp".
-bool is_module_key(const std::string& module, const std::string& key) {
-  return key.starts_with(module) && (key.size() == module.size() || key[module.size()] == '@' ||
-                                     key[module.size()] == '.');
 }
 
 // Whether the fixture holds a hook of `module` (its own key, "module@...", "module.sub...") that
@@ -113,6 +107,30 @@ void run_chained(const Fixture& fixture, const ReferenceModel& model, CompareSin
 }
 
 }  // namespace
+
+bool is_module_key(const std::string& module, const std::string& key) {
+  return key.starts_with(module) && (key.size() == module.size() || key[module.size()] == '@' ||
+                                     key[module.size()] == '.');
+}
+
+double HookResult::value_of(Metric metric) const {
+  if (metric == Metric::kTokensDiffer) return static_cast<double>(top_k->differ);
+  switch (metric) {
+    case Metric::kRelL2: return floats->rel_l2;
+    case Metric::kMaxAbs: return floats->max_abs;
+    case Metric::kMaxRel: return floats->max_rel;
+    case Metric::kCosine: return floats->cosine;
+    case Metric::kTokensDiffer: break;
+  }
+  return NAN;
+}
+
+void HookResult::gate(double value) {
+  measured = value;
+  status = limit->allows(value) ? Status::kPass : Status::kFail;
+  if (status == Status::kFail)
+    message = fmt::format("{} = {:.3g} over budget {}", metric_name(limit->metric), value, limit->str());
+}
 
 std::string_view status_name(Status status) {
   switch (status) {

@@ -45,6 +45,11 @@ struct HookResult {
   // and the reference replayed on each side's own inputs.
   std::optional<LowerPrecision> lower_precision;
   std::optional<ReferenceVerdict> reference;
+
+  // The value of `metric` among this hook's metrics (tokens_differ: a top-k hook's).
+  double value_of(Metric metric) const;
+  // Gates `measured` on `limit`: sets measured and status, and the message when over budget.
+  void gate(double measured);
 };
 
 struct CheckReport {
@@ -90,6 +95,10 @@ struct CheckResult {
 // What a baseline keeps of a check: rel_l2 and max_abs of every compared float hook, tokens_differ
 // and near_ties of every top-k index hook, per mode (skipped hooks have no metrics).
 std::vector<MetricValue> baseline_values(const std::vector<CheckReport>& runs);
+
+// Whether `key` is `module` itself, one of its slots or a submodule's: "model.layers.1" owns
+// "model.layers.1@in" and "model.layers.1.mlp", not "model.layers.10.mlp".
+bool is_module_key(const std::string& module, const std::string& key);
 
 // Whether a hook key is one of HF's inputs to a module ("x@in", "x@in2", "x@in.attention_mask").
 bool is_input_key(const std::string& key);

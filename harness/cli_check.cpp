@@ -100,7 +100,7 @@ Outcome check_outcome(const CheckFlags& f, const Plan& plan, bool color) {
     result.expectation = check_expectation(*plan.expect, result.runs);
     if (!plan.expect->diagnosis.empty()) {
       result.expectation->diagnosis_expected = plan.expect->diagnosis;
-      result.expectation->diagnosis_found = diagnose(fixture, budget, {plan.precision, checkpoint.get(), {}}).name();
+      result.expectation->diagnosis_found = diagnose(fixture, budget, {plan.precision, checkpoint.get(), {}, plan.expect->diagnosis}).name();
     }
   }
   const std::vector<MetricValue> values = baseline_values(result.runs);

@@ -85,7 +85,7 @@ int run_diagnose_command(const DiagnoseFlags& f) {
     checkpoint = std::make_unique<Checkpoint>(f.weights);
     check_checkpoint_config(fixture, *checkpoint);
   }
-  const Diagnosis d = diagnose(fixture, budget, {plan.precision, checkpoint.get(), f.variants});
+  const Diagnosis d = diagnose(fixture, budget, {plan.precision, checkpoint.get(), f.variants, plan.expected.value_or("")});
   fmt::print("{}", reports::diagnose_text(d, plan.expected));
   write_report(json_out.get(), f.json_out, reports::diagnose_json(d, plan.expected).dump(2) + "\n");
   const std::string found = d.name();

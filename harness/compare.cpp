@@ -27,17 +27,6 @@ std::string pair_name(const Fixture& base, const Fixture& target) {
   return fmt::format("compare {} vs {}", base.path().string(), target.path().string());
 }
 
-// ‖a − b‖₂ / ‖b‖₂, with compare_floats' conventions (0/0 = 0, x/0 = inf).
-double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
-  double diff_sq = 0, b_sq = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const double d = a[i] - b[i];
-    diff_sq += d * d;
-    b_sq += b[i] * b[i];
-  }
-  return diff_sq == 0 ? 0 : (b_sq == 0 ? INFINITY : std::sqrt(diff_sq) / std::sqrt(b_sq));
-}
-
 int mantissa_bits(DType dtype) {
   switch (dtype) {
     case DType::F64: return 52;
@@ -99,36 +88,9 @@ std::string coordinate(int64_t flat, const Shape& shape) {
   return fmt::format("[{}]", fmt::join(unravel(flat, shape), ", "));
 }
 
-double measured_value(Metric metric, const HookResult& r) {
-  if (metric == Metric::kTokensDiffer) return static_cast<double>(r.top_k->differ);
-  const FloatMetrics& m = *r.floats;
-  switch (metric) {
-    case Metric::kRelL2: return m.rel_l2;
-    case Metric::kMaxAbs: return m.max_abs;
-    case Metric::kMaxRel: return m.max_rel;
-    case Metric::kCosine: return m.cosine;
-    case Metric::kTokensDiffer: break;
-  }
-  return NAN;
-}
-
-void gate(HookResult& r, double measured) {
-  r.measured = measured;
-  r.status = r.limit->allows(measured) ? Status::kPass : Status::kFail;
-  if (r.status == Status::kFail)
-    r.message = fmt::format("{} = {:.3g} over budget {}", metric_name(r.limit->metric), measured, r.limit->str());
-}
-
 std::set<int64_t> row_set(const IndexArray& a, int64_t t) {
   const int64_t k = a.shape[1];
   return {a.data.begin() + t * k, a.data.begin() + (t + 1) * k};
-}
-
-// Whether `key` is `module` itself, one of its slots or a submodule's ("model.layers.1" owns
-// "model.layers.1@in" and "model.layers.1.mlp", not "model.layers.10.mlp").
-bool is_module_key(const std::string& module, const std::string& key) {
-  return key.starts_with(module) &&
-         (key.size() == module.size() || key[module.size()] == '@' || key[module.size()] == '.');
 }
 
 // Compares one key of both dumps.
@@ -242,7 +204,7 @@ class Comparer {
       r.message = "empty comparison: no tokens";
       return;
     }
-    gate(r, static_cast<double>(m.differ));
+    r.gate(static_cast<double>(m.differ));
     if (r.status == Status::kFail) r.message += "; first: " + m.first_detail;
   }
 
@@ -258,7 +220,7 @@ class Comparer {
       r.message = "empty comparison: the tensor has no elements";
       return;
     }
-    gate(r, r.floats->max_abs);
+    r.gate(r.floats->max_abs);
     if (r.status == Status::kPass) return;
     const auto first = std::mismatch(b.begin(), b.end(), t.begin()).first - b.begin();
     r.message = fmt::format("integer tensors differ: {} of {} elements; first at {}: target {} vs base {}",
@@ -284,7 +246,7 @@ class Comparer {
       r.message =
           fmt::format("NaN/Inf: target {} NaN {} Inf, base {} NaN {} Inf", m.ref_nan, m.ref_inf, m.hf_nan, m.hf_inf);
     } else {
-      gate(r, measured_value(r.limit->metric, r));
+      r.gate(r.value_of(r.limit->metric));
       if (lower_precision_of(t.dtype, b.dtype))
         r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
     }
@@ -313,6 +275,12 @@ SideReplay replay(const Fixture& side, const char* label, const Fixture& other, 
     if (!weights && side.names("weights").empty()) {
       if (other.names("weights").empty()) {
         out.note = fmt::format("neither dump has weights to replay the {} with (pass --weights CHECKPOINT_DIR)", label);
+        return out;
+      }
+      // Weights of another run dtype would judge this side by rounding it never did.
+      if (side.meta_string("dtype") != other.meta_string("dtype")) {
+        out.note = fmt::format("the {} has no weights and the {}'s are {}, not {} (pass --weights CHECKPOINT_DIR)", label,
+                               other_label, other.meta_string("dtype"), side.meta_string("dtype"));
         return out;
       }
       weights = &other_weights;
@@ -461,9 +429,9 @@ LowerPrecision lower_precision_metrics(const std::vector<double>& target, DType 
   lp.dtype = dtype_name(*lower);
   const bool base_higher = *lower == target_dtype;
   lp.higher_side = base_higher ? kBase : kTarget;
-  lp.rel_l2 = rel_l2(round_to(target, *lower), round_to(base, *lower));
+  lp.rel_l2 = compare_floats(round_to(target, *lower), round_to(base, *lower)).rel_l2;
   const std::vector<double>& higher = base_higher ? base : target;
-  lp.floor = rel_l2(round_to(higher, *lower), higher);
+  lp.floor = compare_floats(round_to(higher, *lower), higher).rel_l2;
   return lp;
 }
 

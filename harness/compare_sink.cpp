@@ -9,19 +9,6 @@ namespace parity::harness {
 
 namespace {
 
-double measured_value(Metric metric, const HookResult& r) {
-  if (metric == Metric::kTokensDiffer) return static_cast<double>(r.top_k->differ);
-  const FloatMetrics& m = *r.floats;
-  switch (metric) {
-    case Metric::kRelL2: return m.rel_l2;
-    case Metric::kMaxAbs: return m.max_abs;
-    case Metric::kMaxRel: return m.max_rel;
-    case Metric::kCosine: return m.cosine;
-    case Metric::kTokensDiffer: break;
-  }
-  return NAN;
-}
-
 std::string nonfinite_message(const FloatMetrics& m) {
   return fmt::format("NaN/Inf: reference {} NaN {} Inf, HF {} NaN {} Inf", m.ref_nan, m.ref_inf, m.hf_nan, m.hf_inf);
 }
@@ -70,13 +57,6 @@ std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top
   return r;
 }
 
-void CompareSink::gate(HookResult& r, double measured) {
-  r.measured = measured;
-  r.status = r.limit->allows(measured) ? Status::kPass : Status::kFail;
-  if (r.status == Status::kFail) r.message = fmt::format("{} = {:.3g} over budget {}", metric_name(r.limit->metric),
-                                                        measured, r.limit->str());
-}
-
 void CompareSink::emit(const std::string& key, const Array& value) {
   std::optional<HookResult> r = start(key, false);
   if (!r) return;
@@ -98,7 +78,7 @@ void CompareSink::emit(const std::string& key, const Array& value) {
       r->floats = compare_floats(ref.data, fixture_.read(where.group, where.name).to_f64());
       if (r->floats->count == 0) r->message = "empty comparison: the tensor has no elements";
       else if (!r->floats->finite()) r->message = nonfinite_message(*r->floats);
-      else gate(*r, measured_value(r->limit->metric, *r));
+      else r->gate(r->value_of(r->limit->metric));
     }
   }
   results_.push_back(std::move(*r));
@@ -121,7 +101,7 @@ void CompareSink::emit_top_k(const std::string& key, const TopK& top_k) {
       r->top_k = compare_top_k(index, to_index_array(fixture_.read("hooks", key), key), top_k.scores,
                                 budget_.near_tie_rel);
       if (r->top_k->tokens == 0) r->message = "empty comparison: no tokens";
-      else gate(*r, measured_value(Metric::kTokensDiffer, *r));
+      else r->gate(r->value_of(Metric::kTokensDiffer));
       if (r->status == Status::kFail) r->message += "; first: " + r->top_k->first_detail;
     }
   }

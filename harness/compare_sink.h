@@ -32,7 +32,6 @@ class CompareSink final : public HookSink {
   bool wanted(const std::string& key) const;
   // A result for `key` with its order and budget, or nullopt when `key` needs no comparison.
   std::optional<HookResult> start(const std::string& key, bool is_top_k);
-  void gate(HookResult& r, double measured);
   void add_coverage_failures();
   void add_unused_budget_entries(CheckReport& report) const;
   void place(HookResult& r);  // sets order and sequence for a hook the reference emitted

@@ -133,6 +133,19 @@ def test_a_target_without_weights_is_replayed_with_the_bases(tmp_path):
     assert "three-way: the target has no weights; the reference replayed it with the base's" in report["runs"][0]["notes"]
 
 
+def test_weights_of_another_run_dtype_are_not_borrowed(tmp_path):
+    """An fp32 dump judged with bf16 weights would be blamed for rounding it never did."""
+    def strip(f):
+        for name in list(f["weights"]):
+            del f["weights"][name]
+    base = copy_with(tmp_path, OLMOE, strip)
+    code, report, _ = compare(tmp_path, base, GOLDEN / "olmoe_base_bf16.h5")
+    assert code == 1
+    failing = [h["reference"] for h in report["hooks"] if h["reference"]]
+    assert failing and all(r["departs"] is None and "the target's are bfloat16, not float32" in r["base"]["note"]
+                           for r in failing)
+
+
 def as_unknown_model(f: h5py.File) -> None:
     """The fixture relabelled as a model_type the reference does not know."""
     config = json.loads(f["meta/config"][()])

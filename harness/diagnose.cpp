@@ -100,6 +100,8 @@ Diagnosis diagnose(const Fixture& fixture, const Budget& budget, const DiagnoseO
   d.fixture = fixture.path().string();
   d.family = family_of(fixture);
   const std::vector<const VariantInfo*> variants = variants_to_try(d.family, options.only);
+  if (!options.expected.empty() && options.expected != "hf")
+    variants_to_try(d.family, {options.expected});  // throws for an unknown name or another family's variant
   d.ranking.push_back(run_trial(fixture, budget, options, nullptr));
   for (const VariantInfo* v : variants) {
     d.ranking.push_back(run_trial(fixture, budget, options, v));

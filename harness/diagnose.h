@@ -48,9 +48,10 @@ struct DiagnoseOptions {
   std::optional<Precision> precision;     // nullopt: the fixture's run dtype
   const WeightSource* weights = nullptr;  // nullptr: the fixture's /weights
   std::vector<std::string> only;          // variant names to try; empty = every one of the family
+  std::string expected;                   // "" or what the caller expects: "hf" or a variant of the family
 };
 
-// InputError on an unknown variant name or one of another family.
+// InputError on an unknown variant name or one of another family (in `only` or `expected`).
 Diagnosis diagnose(const Fixture& fixture, const Budget& budget, const DiagnoseOptions& options);
 
 // A failing hook's distance from its budget, in decades: log10(measured / limit) for upper bounds,

@@ -162,6 +162,7 @@ def test_expect_and_variants_flags(tmp_path):
     (["--variants", "no_such_bug"], "unknown variant \"no_such_bug\""),
     (["--variants", "gemma4_no_final_softcap"], "is for gemma4 models, the fixture is olmoe"),
     (["--expect", "no_such_bug"], "neither \"hf\" nor a known variant"),
+    (["--expect", "gemma4_no_final_softcap"], "is for gemma4 models, the fixture is olmoe"),
 ])
 def test_bad_diagnose_use_is_exit_2_with_one_line(args, message):
     result = run_parity("diagnose", GOLDEN / "olmoe_base.h5", *args)

@@ -69,10 +69,11 @@ ExpectationReport check_expectation(const Expectation& expect, const std::vector
     m.mode = run.mode;
     auto it = expect.first_failure.find(run.mode);
     m.expected = it == expect.first_failure.end() ? "" : it->second;
-    if (const HookResult* h = run.first_failure()) m.actual = h->hook;
-    else if (!run.problems.empty()) m.actual = run.problems.front();
-    // A run problem (an aborted forward, a stale budget rule) is never the expected failure.
-    m.met = !m.expected.empty() && run.first_failure() && glob_match(m.expected, m.actual);
+    // A run problem (an aborted forward, a stale budget rule) is never the expected failure, even
+    // after the expected hook failed: it would hide a broken case behind a reproduced bug.
+    if (!run.problems.empty()) m.actual = "run problem: " + run.problems.front();
+    else if (const HookResult* h = run.first_failure()) m.actual = h->hook;
+    m.met = !m.expected.empty() && run.problems.empty() && run.first_failure() && glob_match(m.expected, m.actual);
     report.modes.push_back(std::move(m));
   }
   return report;

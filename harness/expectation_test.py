@@ -35,7 +35,8 @@ def test_a_zoo_case_passes_when_its_bug_fails_where_it_lives(tmp_path):
     assert all(run["verdict"] == "fail" for run in report["runs"])
     assert "expected failure reproduced" in text
     junit = (tmp_path / "r.xml").read_text()
-    assert 'name="expected failure" tests="3" failures="0"' in junit
+    # The case's testcases are the expectation's: CI sees a passing case, not the planted bug's hooks.
+    assert 'name="expected failure" tests="3" failures="0"' in junit and "<failure" not in junit
 
 
 def test_an_expected_failure_on_a_clean_fixture_fails_the_case(tmp_path):
@@ -65,6 +66,23 @@ def test_a_wrong_diagnosis_fails_the_case(tmp_path):
     assert code == 1 and report["expect"]["diagnosis_found"] == "gemma4_router_on_normed_input"
     assert run_parity("diagnose", "--case", case).returncode == 1
     assert run_parity("diagnose", "--case", ZOO_CASE).returncode == 0
+
+
+def test_a_stale_budget_rule_fails_a_zoo_case_even_when_the_bug_is_reproduced(tmp_path):
+    fixture = GOLDEN / "zoo" / "gemma4_router_on_normed_input.h5"
+    case = case_file(tmp_path, fixture, 'isolated = "model.layers.0.router@in"\nchained = "model.layers.0.router@in"')
+    case.write_text(case.read_text() + '[[isolated.rule]]\nhooks = "no.such.hook"\nrel_l2 = 1\n')
+    code, report, text = run_case(tmp_path, case)
+    assert code == 1 and not report["expect"]["met"]
+    assert "isolated fails first at run problem: budget rule" in text
+
+
+def test_a_diagnosis_without_an_isolated_budget_is_refused_before_running(tmp_path):
+    path = tmp_path / "case.toml"
+    path.write_text(f'fixture = "{GOLDEN / "gemma4_full.h5"}"\nmodes = ["chained"]\n[chained]\n'
+                    'default = { rel_l2 = 1e-4 }\n[expect]\nchained = "x"\ndiagnosis = "hf"\n')
+    result = run_parity("check", "--case", path)
+    assert result.returncode == 2 and "diagnosis needs an [isolated] budget section" in result.stderr
 
 
 @pytest.mark.parametrize("expect, message", [

@@ -43,6 +43,8 @@ std::string expectation_suite(const harness::ExpectationReport& e) {
 std::string junit_suites(const CheckResult& result) {
   std::string out;
   for (const CheckReport& run : result.runs) {
+    // A bug-zoo case's hooks are meant to fail: its testcases are the expectation's, not every hook's.
+    if (result.expectation) break;
     const std::string suite = run.target.empty() ? fmt::format("{} [{}]", run.fixture, harness::mode_name(run.mode))
                                                  : fmt::format("{} vs {} [{}]", run.fixture, run.target,
                                                                harness::mode_name(run.mode));  // parity compare

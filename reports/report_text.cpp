@@ -33,13 +33,18 @@ std::string metrics_cell(const HookResult& h) {
   return "";
 }
 
+// One side of the three-way view in a word: "agrees", "departs", or "not judged" (see its note).
+const char* side_word(const harness::ReferenceSide& s) {
+  return !s.within ? "not judged" : *s.within ? "agrees" : "departs";
+}
+
 // parity compare: a mixed-dtype pair at the lower precision, and the three-way verdict in short.
 std::string compare_cells(const HookResult& h) {
   std::string out;
   if (const auto& lp = h.lower_precision)
     out += fmt::format("  [{} rounded: rel_l2 {:.3e}, floor {:.3e}]", lp->dtype, lp->rel_l2, lp->floor);
   if (const auto& v = h.reference)
-    out += v->departs.empty() ? "  [reference: cannot judge both sides]"
+    out += v->departs.empty() ? fmt::format("  [reference: base {}, target {}]", side_word(v->base), side_word(v->target))
            : v->departs == "neither" ? "  [reference: neither side departs]"
            : v->departs == "both"    ? "  [reference: both sides depart]"
                                      : fmt::format("  [reference: the {} departs]", v->departs);
