@@ -160,15 +160,16 @@ class Comparer {
     return to_index_array(fixture.read("hooks", key), key);
   }
 
-  // The base's router scores [T, E] (its @router_probs, else the router's own output), for near-ties.
-  std::optional<std::pair<std::string, Array>> base_scores(const std::string& router, const IndexArray& index) const {
+  // A dump's router scores [T, E] (its @router_probs, else the router's own output), for near-ties.
+  static std::optional<std::pair<std::string, Array>> router_scores(const Fixture& dump, const std::string& router,
+                                                                    const IndexArray& index) {
     const int64_t tokens = index.shape[0];
     const int64_t top = index.data.empty() ? 0 : *std::max_element(index.data.begin(), index.data.end());
     for (const std::string& key : {router + "@router_probs", router}) {
-      if (!base_.has("hooks", key)) continue;
-      const DatasetInfo info = base_.info("hooks", key);
+      if (!dump.has("hooks", key)) continue;
+      const DatasetInfo info = dump.info("hooks", key);
       if (is_floating(info.dtype) && info.shape.size() == 2 && info.shape[0] == tokens && info.shape[1] > top)
-        return std::make_pair(key, to_array(base_.read("hooks", key), key));
+        return std::make_pair(key, to_array(dump.read("hooks", key), key));
     }
     return std::nullopt;
   }
@@ -177,10 +178,14 @@ class Comparer {
     const IndexArray base = to_index_array(base_.read(where.group, where.name), r.hook);
     const IndexArray target = to_index_array(target_.read(where.group, where.name), r.hook);
     const std::string router = *routed_by(r.hook, b, "@top_k_index");
-    const auto scores = base_scores(router, base);
+    // A near-tie by either dump's scores is one, so the verdict does not depend on the argument order.
+    const auto base_scores = router_scores(base_, router, base), target_scores = router_scores(target_, router, target);
+    const auto& scores = base_scores ? base_scores : target_scores;  // shown in the message
+    const char* scored_by = base_scores ? kBase : kTarget;
     // Without scores nothing is a near-tie: a [T, 1] NaN column scores every expert NaN.
     const Array none(Shape{base.shape[0], 1}, std::vector<double>(base.shape[0], NAN));
-    r.top_k = compare_top_k(target, base, scores ? scores->second : none, budget_.near_tie_rel);
+    r.top_k = compare_top_k(target, base, scores ? scores->second : none, budget_.near_tie_rel,
+                            base_scores && target_scores ? &target_scores->second : nullptr);
     TopKMetrics& m = *r.top_k;
     if (m.first_token >= 0) {
       const int64_t t = m.first_token;
@@ -195,8 +200,8 @@ class Comparer {
         }
       m.first_detail = fmt::format("token {}: target {{{}}} base {{{}}}, {}{}", t, fmt::join(ts, ", "),
                                    fmt::join(bs, ", "),
-                                   scores ? fmt::format("base scores ({}) {}", scores->first, fmt::join(s, " "))
-                                          : fmt::format("no near-tie allowance (the base has no router scores "
+                                   scores ? fmt::format("{} scores ({}) {}", scored_by, scores->first, fmt::join(s, " "))
+                                          : fmt::format("no near-tie allowance (neither dump has router scores "
                                                         "{}@router_probs)", router),
                                    m.differ == 0 ? " (near-tie)" : "");
     }

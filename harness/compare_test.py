@@ -323,3 +323,13 @@ def test_baselines_of_a_comparison(tmp_path):
     target = copy_with(tmp_path, OLMOE, scale_hook(PERTURBED, 1.0 + 1e-6))  # inside the budget, outside the band
     code, report, _ = compare(tmp_path, OLMOE, target, "--baseline", baseline)
     assert code == 1 and report["runs"][0]["verdict"] == "pass" and report["baseline"]["verdict"] == "fail"
+
+
+def test_swapping_base_and_target_keeps_the_routing_verdict(tmp_path):
+    """Near-ties count by either dump's router scores: the argument order changes no verdict."""
+    bf16 = GOLDEN / "olmoe_base_bf16.h5"
+    _, forward, _ = compare(tmp_path, OLMOE, bf16)
+    _, backward, _ = compare(tmp_path, bf16, OLMOE)
+    routing = lambda report: {h["hook"]: h["status"] for h in report["hooks"] if h["kind"] == "top_k"}
+    assert routing(forward) == routing(backward) and routing(forward)
+    assert forward["first_failure"]["hook"] == backward["first_failure"]["hook"]

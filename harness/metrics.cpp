@@ -122,15 +122,18 @@ void check_top_k_shapes(const IndexArray& ref, const IndexArray& hf, const Array
 
 }  // namespace
 
-TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel) {
+TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel,
+                          const Array* other_scores) {
   check_top_k_shapes(ref, hf, scores);
+  if (other_scores) check_top_k_shapes(ref, hf, *other_scores);
   TopKMetrics m;
   m.tokens = ref.shape[0];
   for (int64_t t = 0; t < m.tokens; ++t) {
     const std::set<int64_t> r = row_set(ref, t), h = row_set(hf, t);
     if (r == h) continue;
     const std::vector<int64_t> diff = symmetric_difference(r, h);
-    const bool near_tie = is_near_tie(scores, t, diff, near_tie_rel);
+    const bool near_tie = is_near_tie(scores, t, diff, near_tie_rel) ||
+                          (other_scores && is_near_tie(*other_scores, t, diff, near_tie_rel));
     near_tie ? ++m.near_ties : ++m.differ;
     if (m.first_token >= 0 && (near_tie || m.differ > 1)) continue;  // keep the first real difference
     m.first_token = t;

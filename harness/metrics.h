@@ -57,8 +57,11 @@ struct TopKMetrics {
 
 // ref, hf [T, K]; scores [T, E] are the reference's routing scores. A differing token is a
 // near-tie when the experts in the symmetric difference have scores within near_tie_rel of each
-// other (relative to the largest of them).
-TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel);
+// other (relative to the largest of them). other_scores [T, E], optional: a second side's scores;
+// a token is then a near-tie when either side's scores call it one (parity compare, where neither
+// side is the reference, so the verdict must not depend on which dump comes first).
+TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel,
+                          const Array* other_scores = nullptr);
 
 // own [T, K] with every row whose expert set differs from hf's only by a near-tie replaced by hf's
 // row (chained runs follow HF's tie-breaking so one tie cannot cascade through later layers).

@@ -33,4 +33,17 @@ TEST_CASE("compare_floats lists the worst elements, largest |ref − hf| first, 
   CHECK(m.worst[0].index == 1);
 }
 
+TEST_CASE("compare_top_k: with a second side's scores, a token is a near-tie when either side says so") {
+  const IndexArray a{{2, 1}, {0, 0}}, b{{2, 1}, {1, 1}};  // both tokens swap expert 0 for expert 1
+  const Array close({2, 2}, {0.5, 0.5 + 1e-9, 0.1, 0.9});  // token 0 a tie, token 1 not
+  const Array far({2, 2}, {0.2, 0.8, 0.5, 0.5 + 1e-9});    // token 0 not, token 1 a tie
+  const TopKMetrics one_side = compare_top_k(a, b, close, 1e-5);
+  CHECK(one_side.near_ties == 1);
+  CHECK(one_side.differ == 1);
+  const TopKMetrics both = compare_top_k(a, b, close, 1e-5, &far);
+  CHECK(both.near_ties == 2);
+  CHECK(both.differ == 0);
+  CHECK(compare_top_k(b, a, far, 1e-5, &close).differ == 0);  // the order of the sides changes nothing
+}
+
 }  // namespace parity::harness
