@@ -95,7 +95,7 @@ Outcome check_outcome(const CheckFlags& f, const Plan& plan, bool color) {
   }
   CheckResult result;
   for (Mode mode : plan.modes)
-    result.runs.push_back(run_check(fixture, budget, {mode, plan.precision, f.hooks, checkpoint.get()}));
+    result.runs.push_back(run_check(fixture, budget, {mode, plan.precision, f.hooks, checkpoint.get(), Variants()}));
   if (plan.expect) {
     result.expectation = check_expectation(*plan.expect, result.runs);
     if (!plan.expect->diagnosis.empty()) {

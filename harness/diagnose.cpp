@@ -46,7 +46,7 @@ VariantTrial run_trial(const Fixture& fixture, const Budget& budget, const Diagn
                        const VariantInfo* variant) {
   VariantTrial t;
   t.variant = variant;
-  CheckOptions check{Mode::kIsolated, options.precision, "", options.weights};
+  CheckOptions check{Mode::kIsolated, options.precision, "", options.weights, Variants()};
   if (variant) check.variants = Variants::only(variant->variant);
   t.report = run_check(fixture, budget, check);
   t.failed = t.report.count(Status::kFail) + static_cast<int64_t>(t.report.problems.size());
