@@ -39,7 +39,7 @@ void keep_worst(std::vector<ElementDiff>& worst, const ElementDiff& e) {
 
 double ElementDiff::abs_diff() const { return std::abs(ref - hf); }
 
-FloatMetrics compare_floats(const std::vector<double>& ref, const std::vector<double>& hf) {
+FloatMetrics compare_floats(std::span<const double> ref, std::span<const double> hf) {
   PARITY_CHECK(ref.size() == hf.size(), "[metrics] {} reference values vs {} HF values", ref.size(), hf.size());
   FloatMetrics m;
   m.count = static_cast<int64_t>(ref.size());

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,9 @@ struct FloatMetrics {
   bool finite() const { return ref_nan + ref_inf + hf_nan + hf_inf == 0; }
 };
 
-// ref and hf must have the same length (the caller checks shapes first).
-FloatMetrics compare_floats(const std::vector<double>& ref, const std::vector<double>& hf);
+// ref and hf must have the same length (the caller checks shapes first). Spans: a numpy array
+// (the Python module) is compared in place, without a copy.
+FloatMetrics compare_floats(std::span<const double> ref, std::span<const double> hf);
 
 std::vector<int64_t> unravel(int64_t flat, const Shape& shape);
 

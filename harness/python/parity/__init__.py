@@ -1,6 +1,41 @@
 """parity: numerical parity harness for Gemma-4 and OLMoE (see README.md).
 
-parity.dump writes HDF5 fixtures from transformers models; the C++ harness reads them.
+The C++ harness in-process (the extension parity._parity, built by `pip install .`):
+
+    parity.Fixture(path)                       read a fixture: meta, config, names(group), read(group, name)
+    parity.compare_tensors(ref, hf)            check's per-hook metrics (rel_l2, max_abs, cosine, worst, ...)
+    parity.Budget.load(path)                   tolerance budgets; .limit_for(mode, hook)
+    parity.logprob_metrics(train, rollout, loss_mask)   logprob diffs, ESS, KL, catastrophic tokens of a batch
+    parity.gate_logprobs(..., budget=path)     the same gated: `parity logprobs --json` as a dict
+    parity.replay(config, module, inputs, weights)      one reference module on your tensors
+    parity.forward(config, input_ids, weights) the reference end to end
+    parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
+    parity.html_report(result)                 the self-contained HTML page of a result dict
+
+Errors: parity.InputError (a ValueError: bad input, the CLI's exit 2) and parity.Error (a
+RuntimeError). Long computations release the GIL.
+
+parity.dump writes HDF5 fixtures from transformers models; parity.logprobs writes logprob runs;
+parity.zoo plants known bugs into HF models.
 """
+
+from ._parity import (  # noqa: F401  (the public API)
+    Budget,
+    Error,
+    Fixture,
+    InputError,
+    Limit,
+    check,
+    compare,
+    compare_tensors,
+    diagnose,
+    forward,
+    gate_logprobs,
+    html_report,
+    logprob_metrics,
+    logprobs_report,
+    modules,
+    replay,
+)
 
 __version__ = "0.1.0"
