@@ -28,7 +28,7 @@ TEST_CASE("compare_floats lists the worst elements, largest |ref − hf| first, 
   CHECK(m.worst[1].index == 7);
 
   // Fewer elements than slots: every element listed once.
-  m = compare_floats({1, 2}, {1, 2.5});
+  m = compare_floats(std::vector<double>{1, 2}, std::vector<double>{1, 2.5});
   REQUIRE(m.worst.size() == 2);
   CHECK(m.worst[0].index == 1);
 }
