@@ -50,6 +50,19 @@ def make(entry: GoldenFixture, out_dir: Path, golden_dir: Path = GOLDEN_DIR, *,
         return dump(model, ids, out_dir / entry.file, meta=meta, progress=False).path
 
 
+def write_each(entries: list, make_one: Callable[[object, Path], Path], out_dir: Path, label: str = "",
+               errors: tuple[type[Exception], ...] = (DumpError,)) -> int:
+    """Makes every entry, printing each file written; the first failure is one line and exit code 2."""
+    for entry in entries:
+        try:
+            path = make_one(entry, out_dir)
+        except errors as error:
+            print(f"regen: error: {label}{entry.file}: {error}", file=sys.stderr)
+            return 2
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate the golden fixtures listed in golden/fixtures.toml.")
     parser.add_argument("--only", help="regenerate only this file name")
@@ -59,14 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if not entries:
         print(f"regen: error: no fixture named {args.only!r} in golden/fixtures.toml", file=sys.stderr)
         return 2
-    for entry in entries:
-        try:
-            path = make(entry, args.out)
-        except DumpError as error:
-            print(f"regen: error: {entry.file}: {error}", file=sys.stderr)
-            return 2
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    return 0
+    return write_each(entries, make, args.out)
 
 
 if __name__ == "__main__":

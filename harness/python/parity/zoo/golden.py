@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..dump.errors import DumpError
-from ..dump.golden import GOLDEN_DIR, GoldenFixture, load_manifest, make
+from ..dump.golden import GOLDEN_DIR, GoldenFixture, load_manifest, make, write_each
 from .patches import BUGS
 
 ZOO_DIR = GOLDEN_DIR / "zoo"
@@ -54,14 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     if not entries:
         print(f"regen: error: no fixture or bug named {args.only!r} in golden/zoo/zoo.toml", file=sys.stderr)
         return 2
-    for entry in entries:
-        try:
-            path = make_zoo(entry, args.out)
-        except (DumpError, ValueError) as error:
-            print(f"regen: error: zoo/{entry.file}: {error}", file=sys.stderr)
-            return 2
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
-    return 0
+    # ValueError: a patch that would plant nothing in the entry's model (patches.py).
+    return write_each(entries, make_zoo, args.out, "zoo/", (DumpError, ValueError))
 
 
 if __name__ == "__main__":
