@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "baseline.h"
+#include "gate/baseline.h"
 
 namespace parity::reports {
 

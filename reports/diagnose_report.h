@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "diagnose.h"
+#include "run/diagnose.h"
 
 namespace parity::reports {
 

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "hook_key.h"
 #include "html_charts.h"
 #include "html_page.h"
 #include "html_report.h"
@@ -18,26 +19,13 @@ namespace {
 using nlohmann::json;
 
 // The layer a hook belongs to and its name inside the layer: "model.layers.3.mlp.experts" ->
-// (3, "mlp.experts"), "model.layers.3@in1" -> (3, "@in1"), "model.layers.3" -> (3, "(layer)").
-// Any prefix before "layers.N" (a multimodal model's "model.language_model.") is allowed.
-// (Parsed by hand: std::regex recurses per character and a hostile JSON's long name could overflow
-// the stack; std::stoi would throw on a huge number.)
-std::optional<std::pair<int, std::string>> layer_of(const std::string& hook) {
-  for (size_t at = hook.find("layers."); at != std::string::npos; at = hook.find("layers.", at + 1)) {
-    if (at > 0 && hook[at - 1] != '.') continue;
-    const char* digits = hook.data() + at + 7;
-    const char* end = hook.data() + hook.size();
-    int layer = -1;
-    const auto [rest, ec] = std::from_chars(digits, end, layer);
-    if (ec != std::errc() || rest == digits || layer < 0) continue;
-    if (rest == end) return std::make_pair(layer, std::string("(layer)"));
-    if (*rest == '.') return std::make_pair(layer, std::string(rest + 1, end));
-    if (*rest == '@') return std::make_pair(layer, std::string(rest, end));
-  }
-  return std::nullopt;
+// (3, "mlp.experts"), "model.layers.3@in1" -> (3, "@in1"), "model.layers.3" -> (3, "(layer)"), by
+// the one hook-key parser (references/hook_key.h), so any text prefix is allowed.
+std::optional<std::pair<int64_t, std::string>> layer_of(const std::string& hook) {
+  const HookKey key = parse_hook_key(hook);
+  if (key.layer < 0) return std::nullopt;
+  return std::make_pair(key.layer, key.in_layer);
 }
-
-bool is_input_key(const std::string& hook) { return hook.find("@in") != std::string::npos; }
 
 // How much of its budget a hook used: 1 = exactly at the limit. Cosine is a lower bound on a value
 // near 1, so its slack 1 − cosine is what is used up.

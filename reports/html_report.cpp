@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "hdf5_file.h"  // InputError
+#include "errors.h"
 
 namespace parity::reports {
 

@@ -2,7 +2,7 @@
 
 #include <doctest/doctest.h>
 
-#include "hdf5_file.h"
+#include "errors.h"
 
 namespace parity::reports {
 

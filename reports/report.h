@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "check.h"
+#include "run/check.h"
 
 namespace parity::reports {
 

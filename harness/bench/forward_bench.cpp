@@ -43,7 +43,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 #include "models/model.h"
 
 namespace {

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include "budget.h"  // read_budget_file
-#include "hdf5_file.h"  // InputError
+#include "gate/budget.h"  // read_budget_file
+#include "errors.h"
 
 namespace parity::harness {
 

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "fixture_sources.h"
+#include "io/fixture_sources.h"
 #include "models/model.h"
 
 namespace parity::harness {

@@ -7,7 +7,7 @@
 
 #include <optional>
 
-#include "fixture.h"
+#include "io/fixture.h"
 #include "logprobs/run.h"
 #include "numerics.h"
 #include "weights.h"

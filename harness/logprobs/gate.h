@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "baseline.h"
+#include "gate/baseline.h"
 #include "logprobs/listing.h"
 #include "logprobs/metrics.h"
 #include "logprobs/token_text.h"

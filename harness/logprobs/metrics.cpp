@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "hdf5_file.h"  // InputError
+#include "errors.h"
 #include "logprobs/quantiles.h"
 #include "logprobs/token_pass.h"
 

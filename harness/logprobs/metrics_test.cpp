@@ -6,7 +6,7 @@
 
 #include <doctest/doctest.h>
 
-#include "hdf5_file.h"
+#include "errors.h"
 #include "logprobs/listing.h"
 
 namespace parity::harness {

@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "hdf5_file.h"
+#include "io/hdf5_file.h"
 
 namespace parity::harness {
 

@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "hdf5_file.h"  // InputError
+#include "errors.h"
 
 extern char** environ;
 
@@ -21,9 +21,12 @@ namespace parity::harness {
 
 namespace {
 
+// The interpreter that has the parity package: $PARITY_PYTHON, else python3 on PATH (an activated
+// virtualenv). No path is compiled in: a binary must not depend on where it was built. ci/ and the
+// tests set PARITY_PYTHON to the project's .venv.
 std::string python() {
   if (const char* env = std::getenv("PARITY_PYTHON"); env && *env) return env;
-  return PARITY_DEFAULT_PYTHON;  // <source>/.venv/bin/python, set by harness/CMakeLists.txt
+  return "python3";
 }
 
 // A temp file removed when it goes out of scope.

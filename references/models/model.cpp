@@ -1,7 +1,6 @@
 #include "model.h"
 
 #include <charconv>
-#include <regex>
 
 #include "gemma4.h"
 #include "hf_config.h"
@@ -32,18 +31,6 @@ nlohmann::ordered_json resolved_config(const nlohmann::json& config) {
     throw Error(fmt::format("[config] model_type \"{}\" has no reference (olmoe, gemma4_text, gemma4)", type));
   }
   return out;
-}
-
-int64_t decoder_layer_of(const std::string& key) {
-  // "layers.<n>" followed by '.', '@' or the end; anchored on a dot so "xlayers.3" does not count.
-  static const std::regex pattern(R"((?:^|\.)layers\.(\d+)(?:[.@]|$))");
-  std::smatch m;
-  if (!std::regex_search(key, m, pattern)) return -1;
-  const std::string digits = m[1].str();
-  int64_t layer = -1;
-  // An index too large for int64 names no layer: the key then fails as one the reference lacks.
-  if (std::from_chars(digits.data(), digits.data() + digits.size(), layer).ec != std::errc()) return -1;
-  return layer;
 }
 
 }  // namespace parity

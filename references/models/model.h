@@ -7,6 +7,8 @@
 // compare each one as soon as it exists and drop it.
 #pragma once
 
+#include "hook_key.h"  // decoder_layer_of and the hook-key grammar the families emit
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -79,8 +81,5 @@ std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& confi
 // (e.g. a fixture's and a checkpoint's config.json, saved in another layout or as the multimodal
 // wrapper) describe the same model iff these are equal. parity::Error when unsupported.
 nlohmann::ordered_json resolved_config(const nlohmann::json& config);
-
-// Decoder layer index in a module path or hook key ("model.layers.3.mlp@in" -> 3), or -1.
-int64_t decoder_layer_of(const std::string& key);
 
 }  // namespace parity

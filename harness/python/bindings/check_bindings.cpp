@@ -5,8 +5,8 @@
 #include <pybind11/stl/filesystem.h>
 
 #include "arrays.h"
-#include "compare.h"
-#include "diagnose.h"
+#include "run/compare.h"
+#include "run/diagnose.h"
 #include "diagnose_report.h"
 #include "html_report.h"
 #include "json_bridge.h"

@@ -3,7 +3,7 @@
 #include <pybind11/stl/filesystem.h>
 
 #include "arrays.h"
-#include "fixture.h"
+#include "io/fixture.h"
 #include "json_bridge.h"
 
 namespace parity::python {

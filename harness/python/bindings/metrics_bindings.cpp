@@ -3,8 +3,8 @@
 #include <pybind11/stl/filesystem.h>
 
 #include "arrays.h"
-#include "budget.h"
-#include "metrics.h"
+#include "gate/budget.h"
+#include "gate/tensor_metrics.h"
 
 namespace parity::python {
 

@@ -5,7 +5,7 @@
 #include <pybind11/pybind11.h>
 
 #include "error.h"
-#include "hdf5_file.h"
+#include "errors.h"
 
 namespace py = pybind11;
 

@@ -5,8 +5,8 @@
 #include <pybind11/stl.h>
 
 #include "arrays.h"
-#include "fixture.h"
-#include "fixture_sources.h"
+#include "io/fixture.h"
+#include "io/fixture_sources.h"
 #include "json_bridge.h"
 #include "models/model.h"
 

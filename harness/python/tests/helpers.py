@@ -32,4 +32,8 @@ def run_parity(*args, **kwargs):
     import pytest
     if not PARITY.exists():
         pytest.fail(f"{PARITY} is missing: run ci/setup first")
+    import sys
+
+    # Token texts are decoded by a Python with the parity package: this one, unless told otherwise.
+    kwargs.setdefault("env", {**os.environ, "PARITY_PYTHON": os.environ.get("PARITY_PYTHON", sys.executable)})
     return subprocess.run([str(PARITY), *map(str, args)], capture_output=True, text=True, timeout=600, **kwargs)

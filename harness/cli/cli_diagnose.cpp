@@ -1,0 +1,96 @@
+#include "cli/cli_diagnose.h"
+
+#include <memory>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+
+#include "run/case_file.h"
+#include "io/checkpoint.h"
+#include "cli/cli_util.h"
+#include "run/diagnose.h"
+#include "diagnose_report.h"
+
+namespace parity::harness {
+
+namespace {
+
+struct Plan {
+  std::filesystem::path fixture;
+  std::optional<Budget> budget;  // nullopt: the built-in budget of the fixture's run dtype
+  std::optional<Precision> precision;
+  std::optional<std::string> expected;
+};
+
+Plan plan_from(const DiagnoseFlags& f) {
+  if (f.fixture.empty() == f.case_file.empty()) throw UsageError("diagnose needs exactly one of TARGET or --case FILE");
+  Plan p;
+  if (!f.case_file.empty()) {
+    if (!f.budget.empty()) throw UsageError("--budget cannot be combined with --case (the case holds its budget)");
+    Case c = load_case(f.case_file);
+    p.fixture = c.fixture;
+    p.budget = std::move(c.budget);
+    p.precision = c.precision;
+    if (c.expect && !c.expect->diagnosis.empty()) p.expected = c.expect->diagnosis;
+  } else {
+    p.fixture = f.fixture;
+    if (!f.budget.empty()) p.budget = load_budget(f.budget);
+  }
+  if (p.budget) p.budget->section(Mode::kIsolated);  // diagnose replays isolated: the budget needs that section
+  if (f.precision != "auto") p.precision = precision_from_name(f.precision);
+  if (!f.expect.empty()) {
+    if (f.expect != "hf" && !find_variant(f.expect))
+      throw UsageError(fmt::format("--expect \"{}\" is neither \"hf\" nor a known variant (parity diagnose --list)", f.expect));
+    p.expected = f.expect;
+  }
+  return p;
+}
+
+std::string variant_list() {
+  std::string out;
+  for (const VariantInfo& v : known_variants())
+    out += fmt::format("{} ({}): {}\n  lives in: {}\n  {}\n\n", v.name, v.family, v.title, v.lives_in, v.story);
+  return out;
+}
+
+}  // namespace
+
+CLI::App* add_diagnose_command(CLI::App& app, DiagnoseFlags& f) {
+  CLI::App* cmd = app.add_subcommand("diagnose", "name the known bug (reference variant) that explains a target dump");
+  cmd->add_option("TARGET", f.fixture, "HDF5 fixture of the model to diagnose (an engine's or a patched HF's dump)");
+  cmd->add_option("--case", f.case_file, "case file: its fixture, budget, precision and [expect] diagnosis");
+  cmd->add_option("--budget", f.budget, "budget TOML with an [isolated] section (default: built-in for the run dtype)");
+  cmd->add_option("--precision", f.precision, "auto (the fixture's run dtype), f64, f32 or bf16")
+      ->check(CLI::IsMember({"auto", "f64", "f32", "bf16"}));
+  cmd->add_option("--weights", f.weights, "HF checkpoint folder (safetensors) instead of the fixture's weights");
+  cmd->add_option("--variants", f.variants, "only these variants (comma-separated names; default: all of the family)")
+      ->delimiter(',');
+  cmd->add_option("--expect", f.expect, "exit 0 only if the diagnosis is this: \"hf\" or a variant name");
+  cmd->add_option("--json", f.json_out, "write the JSON diagnosis (with the ranking) here");
+  cmd->add_flag("--list", f.list, "print every known variant with its explanation and exit");
+  return cmd;
+}
+
+int run_diagnose_command(const DiagnoseFlags& f) {
+  if (f.list) {
+    fmt::print("{}", variant_list());
+    return 0;
+  }
+  const Plan plan = plan_from(f);
+  std::unique_ptr<std::ofstream> json_out = open_report(f.json_out, "--json");
+  const Fixture fixture(plan.fixture);
+  const Budget budget = plan.budget ? *plan.budget : builtin_budget(fixture.meta_string("dtype"));
+  std::unique_ptr<Checkpoint> checkpoint;
+  if (!f.weights.empty()) {
+    checkpoint = std::make_unique<Checkpoint>(f.weights);
+    check_checkpoint_config(fixture, *checkpoint);
+  }
+  const Diagnosis d = diagnose(fixture, budget, {plan.precision, checkpoint.get(), f.variants, plan.expected.value_or("")});
+  fmt::print("{}", reports::diagnose_text(d, plan.expected));
+  write_report(json_out.get(), f.json_out, reports::diagnose_json(d, plan.expected).dump(2) + "\n");
+  const std::string found = d.name();
+  if (plan.expected) return found == *plan.expected ? 0 : 1;
+  return d.verdict == Verdict::kMatchesHf ? 0 : 1;
+}
+
+}  // namespace parity::harness

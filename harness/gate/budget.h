@@ -1,0 +1,88 @@
+// Tolerance budgets: which metric gates each hook, and its limit (README.md "Budget format").
+// A budget has one section per mode (isolated, chained), each with a default limit and glob rules;
+// for a hook the most specific matching rule wins (most literal, non-wildcard characters; on a tie
+// the later rule), else the section's default. Top-k index hooks are gated by tokens_differ
+// (default 0); a rule only applies to hooks of its metric's kind. Skips name hooks not to compare, each with a reason.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gate/baseline.h"
+#include "errors.h"
+#include "gate/tensor_metrics.h"
+
+namespace parity::harness {
+
+// kCompare: `parity compare` of two dumps (compare.h), gated by a budget's [compare] section.
+enum class Mode { kIsolated, kChained, kCompare };
+std::string_view mode_name(Mode mode);
+// The modes `parity check` runs ("isolated", "chained"); "compare" is its own command, so a
+// case's modes = [...] cannot name it.
+std::optional<Mode> mode_from_name(std::string_view name);
+
+enum class Metric { kRelL2, kMaxAbs, kMaxRel, kCosine, kTokensDiffer };
+std::string_view metric_name(Metric metric);
+
+struct Limit {
+  Metric metric = Metric::kRelL2;
+  double value = 0;  // an upper bound, except cosine: a lower bound
+
+  bool allows(double measured) const;  // NaN never passes
+  std::string str() const;             // "rel_l2 <= 1e-05"
+};
+
+struct Rule {
+  std::string hooks;   // glob (fnmatch), e.g. "model.layers.*.mlp.gate@top_k_weights"
+  Limit limit;
+  std::string where;   // "cases/x.toml:12", for messages
+
+  bool applies(const std::string& hook, bool is_top_k) const;
+};
+
+struct Skip {
+  std::string hooks;
+  std::string reason;
+  std::string where;
+};
+
+struct ModeBudget {
+  Limit float_default;
+  Limit top_k_default{Metric::kTokensDiffer, 0};
+  std::vector<Rule> rules;
+};
+
+struct Budget {
+  std::string source;  // file path, or "built-in defaults for float32"
+  std::map<Mode, ModeBudget> modes;
+  std::vector<Skip> skips;
+  // [[one_side]] (parity compare only): hooks one dump may hold and the other lack, each with a reason.
+  std::vector<Skip> one_side;
+  double near_tie_rel = 1e-5;
+  BandBudget bands;      // [bands]: how far each metric may move from a baseline (baseline.h)
+  bool is_case = false;  // the file also names a fixture, modes or a baseline (a case file, for --case)
+
+  // The rule that gates `hook` in `mode`, or nullptr when the default applies. Only rules of the
+  // hook's kind apply: tokens_differ rules to top-k index hooks, the other metrics to float hooks.
+  const Rule* rule_for(Mode mode, const std::string& hook, bool is_top_k) const;
+  Limit limit_for(Mode mode, const std::string& hook, bool is_top_k) const;
+  const Skip* skip_for(const std::string& hook) const;
+  const Skip* one_side_for(const std::string& hook) const;
+  const ModeBudget& section(Mode mode) const;  // throws InputError when the budget lacks the mode
+};
+
+// Built-in defaults for a fixture's run dtype ("float32", "bfloat16"); README.md documents them.
+Budget builtin_budget(const std::string& run_dtype);
+
+// A budget TOML file (a case file is one too, with extra keys). Malformed input -> InputError.
+Budget load_budget(const std::filesystem::path& path);
+// A budget or case file's whole text; InputError "[budget <path>] cannot open the file".
+std::string read_budget_file(const std::filesystem::path& path);
+Budget parse_budget(const std::string& toml_text, const std::string& source_name);
+
+bool glob_match(const std::string& pattern, const std::string& text);
+
+}  // namespace parity::harness

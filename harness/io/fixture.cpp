@@ -1,0 +1,71 @@
+#include "io/fixture.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace parity::harness {
+
+namespace {
+
+constexpr char kHint[] = " (regenerate with ci/regen_golden or parity-dump)";
+
+}  // namespace
+
+Fixture::Fixture(std::filesystem::path path) : file_(std::move(path), "fixture") {
+  for (std::string_view group : kGroups)
+    if (!file_.exists(fmt::format("/{}", group)))
+      fail(fmt::format("/{}", group), fmt::format("missing group; not a parity fixture{}", kHint));
+  read_meta();
+  for (std::string_view group : kGroups)
+    if (group != "meta") names_.emplace(std::string(group), file_.list_group(fmt::format("/{}", group)));
+  for (const auto& [group, name] : {std::pair{"inputs", "input_ids"}, {"outputs", "logits"}})
+    if (!has(group, name)) fail(fmt::format("/{}/{}", group, name), "missing dataset");
+}
+
+void Fixture::read_meta() {
+  meta_ = file_.attributes("/meta");
+  auto version = meta_.find("schema_version");
+  if (version == meta_.end() || !std::holds_alternative<int64_t>(version->second))
+    fail("/meta", "no integer schema_version attribute; not a parity fixture");
+  int64_t found = std::get<int64_t>(version->second);
+  if (found != kSchemaVersion)
+    fail("/meta", fmt::format("schema_version {}, this build reads {}{}", found, kSchemaVersion, kHint));
+  for (const char* key : {"model_type", "dtype"}) meta_string(key);
+  std::optional<std::string> text = file_.string_dataset("/meta/config");
+  if (!text) fail("/meta/config", "missing or not a string dataset");
+  config_ = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!config_.is_object()) fail("/meta/config", "not a JSON object");
+}
+
+std::string Fixture::meta_string(const std::string& key) const {
+  auto it = meta_.find(key);
+  if (it == meta_.end() || !std::holds_alternative<std::string>(it->second))
+    fail("/meta", fmt::format("missing string attribute {}", key));
+  return std::get<std::string>(it->second);
+}
+
+const std::vector<std::string>& Fixture::names(std::string_view group) const {
+  auto it = names_.find(group);
+  if (it == names_.end()) fail(fmt::format("/{}", group), "no such group in format v1");
+  return it->second;
+}
+
+bool Fixture::has(std::string_view group, const std::string& name) const {
+  const auto& list = names(group);
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+DatasetInfo Fixture::info(std::string_view group, const std::string& name) const {
+  if (!has(group, name)) fail(fmt::format("/{}/{}", group, name), "missing dataset");
+  DatasetInfo info = file_.info(fmt::format("/{}/{}", group, name));
+  info.name = name;
+  return info;
+}
+
+Tensor Fixture::read(std::string_view group, const std::string& name) const {
+  if (!has(group, name)) fail(fmt::format("/{}/{}", group, name), "missing dataset");
+  return file_.read(fmt::format("/{}/{}", group, name));
+}
+
+}  // namespace parity::harness

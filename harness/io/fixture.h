@@ -1,0 +1,50 @@
+// Fixture: read-only access to an HDF5 fixture of format v1 (golden/README.md).
+// Opening validates the whole skeleton (HDF5 signature, groups, schema version, meta, config),
+// so every later failure is about one dataset. Every error is an InputError whose one-line
+// message names the file and the dataset; the CLI turns it into exit code 2.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "io/hdf5_file.h"
+
+namespace parity::harness {
+
+class Fixture {
+ public:
+  static constexpr int64_t kSchemaVersion = 1;
+  static constexpr std::string_view kGroups[] = {"meta", "inputs", "weights", "hooks", "outputs"};
+
+  explicit Fixture(std::filesystem::path path);
+
+  const std::filesystem::path& path() const { return file_.path(); }
+  const std::map<std::string, AttrValue>& meta() const { return meta_; }
+  std::string meta_string(const std::string& key) const;  // throws when absent
+  const nlohmann::json& config() const { return config_; }
+
+  // Entry names of a group ("weights", "hooks", ...) in the order the producer wrote them.
+  const std::vector<std::string>& names(std::string_view group) const;
+  bool has(std::string_view group, const std::string& name) const;
+  DatasetInfo info(std::string_view group, const std::string& name) const;
+  Tensor read(std::string_view group, const std::string& name) const;
+
+ private:
+  [[noreturn]] void fail(std::string_view where, std::string_view what) const { file_.fail(where, what); }
+  void read_meta();
+
+  H5File file_;
+  std::map<std::string, AttrValue> meta_;
+  nlohmann::json config_;
+  std::map<std::string, std::vector<std::string>, std::less<>> names_;
+};
+
+}  // namespace parity::harness

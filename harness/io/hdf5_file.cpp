@@ -1,0 +1,287 @@
+#include "io/hdf5_file.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace parity::harness {
+
+namespace {
+
+// Whether an attribute or dataset holds exactly one value: reading an array into a buffer for
+// one value would overrun it.
+bool is_scalar(hid_t object, bool is_attr) {
+  H5Handle space(is_attr ? H5Aget_space(object) : H5Dget_space(object), H5Sclose);
+  return space.valid() && H5Sget_simple_extent_type(space.get()) != H5S_NULL &&
+         H5Sget_simple_extent_npoints(space.get()) == 1;
+}
+
+// Reads a single string stored either as HDF5 variable-length or fixed-length (h5py writes
+// both); nullopt for anything else. `is_attr` selects H5Aread vs H5Dread on `object`.
+std::optional<std::string> read_string(hid_t object, bool is_attr) {
+  H5Handle type(is_attr ? H5Aget_type(object) : H5Dget_type(object), H5Tclose);
+  if (!type.valid() || H5Tget_class(type.get()) != H5T_STRING || !is_scalar(object, is_attr)) return std::nullopt;
+  H5Handle memtype(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_cset(memtype.get(), H5Tget_cset(type.get()));
+  if (H5Tis_variable_str(type.get()) > 0) {
+    H5Tset_size(memtype.get(), H5T_VARIABLE);
+    char* buffer = nullptr;
+    herr_t status = is_attr ? H5Aread(object, memtype.get(), &buffer)
+                            : H5Dread(object, memtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &buffer);
+    if (status < 0 || buffer == nullptr) return std::nullopt;
+    std::string value(buffer);
+    H5free_memory(buffer);
+    return value;
+  }
+  size_t size = H5Tget_size(type.get());
+  H5Tset_size(memtype.get(), size);
+  std::string value(size, '\0');
+  herr_t status = is_attr ? H5Aread(object, memtype.get(), value.data())
+                          : H5Dread(object, memtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, value.data());
+  if (status < 0) return std::nullopt;
+  value.resize(value.find('\0') == std::string::npos ? size : value.find('\0'));
+  return value;
+}
+
+// A scalar integer, float or string attribute; nullopt for arrays and other types.
+std::optional<AttrValue> read_attr(hid_t attr) {
+  if (!is_scalar(attr, true)) return std::nullopt;
+  H5Handle type(H5Aget_type(attr), H5Tclose);
+  switch (H5Tget_class(type.get())) {
+    case H5T_INTEGER: {
+      int64_t value = 0;
+      if (H5Aread(attr, H5T_NATIVE_INT64, &value) >= 0) return value;
+      return std::nullopt;
+    }
+    case H5T_FLOAT: {
+      double value = 0;
+      if (H5Aread(attr, H5T_NATIVE_DOUBLE, &value) >= 0) return value;
+      return std::nullopt;
+    }
+    case H5T_STRING:
+      if (auto s = read_string(attr, true)) return *s;
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+enum class Attr { kAbsent, kNotAString };
+
+// A dataset's string attribute: the value, kAbsent, or kNotAString (array, number, ...).
+std::variant<std::string, Attr> string_attr(hid_t object, const char* name) {
+  if (H5Aexists(object, name) <= 0) return Attr::kAbsent;
+  H5Handle attr(H5Aopen(object, name, H5P_DEFAULT), H5Aclose);
+  std::optional<std::string> value = attr.valid() ? read_string(attr.get(), true) : std::nullopt;
+  if (!value) return Attr::kNotAString;
+  return *value;
+}
+
+// The dtype an HDF5 type holds natively, for datasets without a dtype attribute.
+std::optional<DType> dtype_from_hdf5(hid_t type) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT) return size == 4 ? DType::F32 : size == 8 ? DType::F64 : size == 2 ? std::optional(DType::F16) : std::nullopt;
+  if (cls == H5T_INTEGER && H5Tget_sign(type) == H5T_SGN_2)
+    return size == 8 ? DType::I64 : size == 4 ? std::optional(DType::I32) : std::nullopt;
+  return std::nullopt;
+}
+
+// Whether the HDF5 storage type is the one format v1 prescribes for `dtype` (bf16: uint16 bits).
+bool storage_matches(DType dtype, hid_t type) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  switch (dtype) {
+    case DType::BF16: return cls == H5T_INTEGER && size == 2 && H5Tget_sign(type) == H5T_SGN_NONE;
+    case DType::Bool: return cls == H5T_INTEGER && size == 1 && H5Tget_sign(type) == H5T_SGN_NONE;
+    default: return dtype_from_hdf5(type) == dtype;
+  }
+}
+
+std::string hdf5_type_str(hid_t type) {
+  static constexpr const char* kClass[] = {"integer", "float", "time", "string", "bitfield", "opaque",
+                                           "compound", "reference", "enum", "vlen", "array"};
+  H5T_class_t cls = H5Tget_class(type);
+  const char* name = cls >= 0 && cls < static_cast<int>(std::size(kClass)) ? kClass[cls] : "unknown";
+  return fmt::format("{} of {} bytes", name, H5Tget_size(type));
+}
+
+}  // namespace
+
+std::string attr_str(const AttrValue& value) {
+  if (const auto* i = std::get_if<int64_t>(&value)) return std::to_string(*i);
+  if (const auto* d = std::get_if<double>(&value)) return fmt::format("{}", *d);
+  return std::get<std::string>(value);
+}
+
+H5File::H5File(std::filesystem::path path, std::string kind) : path_(std::move(path)), kind_(std::move(kind)) {
+  silence_hdf5_errors();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path_, ec)) fail("", "no such file");
+  if (H5Fis_hdf5(path_.c_str()) <= 0) {
+    std::string detail = hdf5_error_detail();
+    fail("", detail.empty() ? "not an HDF5 file" : fmt::format("not a readable HDF5 file ({})", detail));
+  }
+  file_ = H5Handle(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file_.valid()) fail("", fmt::format("cannot open HDF5 file ({})", hdf5_error_detail()));
+}
+
+void H5File::fail(std::string_view where, std::string_view what) const {
+  if (where.empty()) throw InputError(fmt::format("{} {}: {}", kind_, path_.string(), what));
+  throw InputError(fmt::format("{} {}: {}: {}", kind_, path_.string(), where, what));
+}
+
+bool H5File::exists(const std::string& link) const {
+  // H5Lexists checks one level at a time: every parent must exist first.
+  for (size_t slash = link.find('/', 1); slash != std::string::npos; slash = link.find('/', slash + 1))
+    if (H5Lexists(file_.get(), link.substr(0, slash).c_str(), H5P_DEFAULT) <= 0) return false;
+  const bool found = H5Lexists(file_.get(), link.c_str(), H5P_DEFAULT) > 0;
+  H5Eclear2(H5E_DEFAULT);
+  return found;
+}
+
+std::map<std::string, AttrValue> H5File::attributes(const std::string& object) const {
+  H5Handle handle(H5Oopen(file_.get(), object.c_str(), H5P_DEFAULT), H5Oclose);
+  H5O_info_t object_info;
+  if (!handle.valid() || H5Oget_info2(handle.get(), &object_info, H5O_INFO_NUM_ATTRS) < 0)
+    fail(object, fmt::format("unreadable object ({})", hdf5_error_detail()));
+  std::map<std::string, AttrValue> out;
+  for (hsize_t i = 0; i < object_info.num_attrs; ++i) {
+    H5Handle attr(H5Aopen_by_idx(handle.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+    if (!attr.valid()) fail(object, fmt::format("unreadable attribute ({})", hdf5_error_detail()));
+    std::string name(static_cast<size_t>(H5Aget_name(attr.get(), 0, nullptr)), '\0');
+    H5Aget_name(attr.get(), name.size() + 1, name.data());
+    if (auto value = read_attr(attr.get())) out[name] = *value;
+  }
+  return out;
+}
+
+std::optional<std::string> H5File::string_dataset(const std::string& dataset) const {
+  if (!exists(dataset)) return std::nullopt;
+  H5Handle handle(H5Dopen2(file_.get(), dataset.c_str(), H5P_DEFAULT), H5Dclose);
+  return handle.valid() ? read_string(handle.get(), false) : std::nullopt;
+}
+
+std::vector<std::string> H5File::list_group(const std::string& group) const {
+  H5Handle handle(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!handle.valid()) fail(group, fmt::format("cannot open group ({})", hdf5_error_detail()));
+  std::vector<std::string> names;
+  auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {  // HDF5 1.10 API names
+    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+    return 0;
+  };
+  // Creation order is the forward order the dumper recorded; fall back to names for
+  // files whose producer did not track it.
+  hsize_t index = 0;
+  if (H5Literate(handle.get(), H5_INDEX_CRT_ORDER, H5_ITER_INC, &index, collect, &names) < 0) {
+    names.clear();
+    index = 0;
+    if (H5Literate(handle.get(), H5_INDEX_NAME, H5_ITER_INC, &index, collect, &names) < 0)
+      fail(group, fmt::format("cannot list group ({})", hdf5_error_detail()));
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return names;
+}
+
+H5Handle H5File::open_dataset(const std::string& where) const {
+  if (!exists(where)) fail(where, "missing dataset");
+  H5L_info_t link;
+  if (H5Lget_info(file_.get(), where.c_str(), &link, H5P_DEFAULT) >= 0 && link.type == H5L_TYPE_EXTERNAL)
+    fail(where, "external link to another file; a fixture must be self-contained");
+  H5Handle handle(H5Dopen2(file_.get(), where.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!handle.valid()) {
+    std::string detail = hdf5_error_detail();
+    std::string target = link_target(where);
+    if (!target.empty()) fail(where, fmt::format("dangling soft link to {} ({})", target, detail));
+    fail(where, fmt::format("cannot open dataset ({})", detail));
+  }
+  return handle;
+}
+
+DType H5File::dataset_dtype(hid_t dataset, std::string_view where) const {
+  H5Handle type(H5Dget_type(dataset), H5Tclose);
+  std::optional<std::string> name = optional_string_attr(dataset, "dtype", where);
+  std::optional<DType> dtype = name ? dtype_from_name(*name) : dtype_from_hdf5(type.get());
+  if (name && !dtype) fail(where, fmt::format("unsupported dtype '{}'", *name));
+  if (!dtype) fail(where, fmt::format("unsupported HDF5 type ({}) and no dtype attribute", hdf5_type_str(type.get())));
+  if (!storage_matches(*dtype, type.get()))
+    fail(where, fmt::format("dtype attribute says {} but the data is stored as {}", dtype_name(*dtype), hdf5_type_str(type.get())));
+  return *dtype;
+}
+
+std::optional<std::string> H5File::optional_string_attr(hid_t dataset, const char* name, std::string_view where) const {
+  auto value = string_attr(dataset, name);
+  if (const auto* text = std::get_if<std::string>(&value)) return *text;
+  if (std::get<Attr>(value) == Attr::kNotAString) fail(where, fmt::format("attribute {} is not a single string", name));
+  return std::nullopt;
+}
+
+std::string H5File::link_target(const std::string& where) const {
+  H5L_info_t link;
+  if (H5Lget_info(file_.get(), where.c_str(), &link, H5P_DEFAULT) < 0 || link.type != H5L_TYPE_SOFT) return "";
+  std::string target(link.u.val_size, '\0');
+  H5Lget_val(file_.get(), where.c_str(), target.data(), target.size(), H5P_DEFAULT);
+  return target.c_str();  // drops the terminating NUL
+}
+
+DatasetInfo H5File::info(const std::string& where) const {
+  H5Handle dataset = open_dataset(where);
+  DatasetInfo info{where.substr(where.rfind('/') + 1), dataset_dtype(dataset.get(), where), {}, {}, {}, {}};
+  H5Handle space(H5Dget_space(dataset.get()), H5Sclose);
+  int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 0) fail(where, "unreadable dataspace");
+  if (H5Sget_simple_extent_type(space.get()) == H5S_NULL) fail(where, "empty (null) dataspace holds no tensor");
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  info.shape.assign(dims.begin(), dims.end());
+  if (!checked_numel(info.shape)) fail(where, fmt::format("shape {} is too large to be a tensor", shape_str(info.shape)));
+  info.link_target = link_target(where);
+  info.module = optional_string_attr(dataset.get(), "module", where).value_or("");
+  info.derived = optional_string_attr(dataset.get(), "derived", where).value_or("");
+  return info;
+}
+
+Tensor H5File::read(const std::string& where) const {
+  DatasetInfo meta = info(where);
+  H5Handle dataset = open_dataset(where);
+  Tensor tensor{meta.dtype, meta.shape, {}};
+  size_t count = static_cast<size_t>(tensor.numel());
+  auto read_into = [&](hid_t memtype, void* buffer) {
+    if (H5Dread(dataset.get(), memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0)
+      fail(where, fmt::format("cannot read data ({}); file corrupt or truncated?", hdf5_error_detail()));
+  };
+  switch (meta.dtype) {
+    case DType::F32:
+    case DType::F16: {  // HDF5 converts IEEE half to float exactly
+      std::vector<float> values(count);
+      read_into(H5T_NATIVE_FLOAT, values.data());
+      tensor.values = std::move(values);
+      break;
+    }
+    case DType::BF16: {
+      std::vector<uint16_t> bits(count);
+      read_into(H5T_NATIVE_UINT16, bits.data());
+      std::vector<float> values(count);
+      std::transform(bits.begin(), bits.end(), values.begin(), bf16_to_f32);
+      tensor.values = std::move(values);
+      break;
+    }
+    case DType::F64: {
+      std::vector<double> values(count);
+      read_into(H5T_NATIVE_DOUBLE, values.data());
+      tensor.values = std::move(values);
+      break;
+    }
+    case DType::I64:
+    case DType::I32:
+    case DType::Bool: {
+      std::vector<int64_t> values(count);
+      read_into(H5T_NATIVE_INT64, values.data());
+      tensor.values = std::move(values);
+      break;
+    }
+  }
+  return tensor;
+}
+
+}  // namespace parity::harness

@@ -1,0 +1,65 @@
+// H5File: read-only, typed access to the datasets and attributes of one HDF5 file: what every
+// parity file format shares (fixtures: fixture.h; logprob runs: logprobs/run.h). A dataset's
+// `dtype` attribute names the torch dtype; bf16 is stored as uint16 bits and bool as uint8
+// (golden/README.md). Every error is an InputError whose one-line message names the file, e.g.
+// "fixture x.h5: /hooks/a: missing dataset"; the CLI turns it into exit code 2.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "errors.h"
+#include "io/hdf5_handle.h"
+#include "tensor.h"
+
+namespace parity::harness {
+
+using AttrValue = std::variant<int64_t, double, std::string>;
+std::string attr_str(const AttrValue& value);
+
+struct DatasetInfo {
+  std::string name;         // key inside its group, e.g. "model.layers.0.mlp@in"
+  DType dtype = DType::F32;
+  Shape shape;
+  std::string link_target;  // "/hooks/..." when the entry is a soft link to an identical tensor
+  std::string module;       // class of the module that produced a hook tensor, if recorded
+  std::string derived;      // how the dumper derived it, when HF did not return it directly
+};
+
+class H5File {
+ public:
+  // kind names the format in messages ("fixture", "logprob run").
+  H5File(std::filesystem::path path, std::string kind);
+
+  const std::filesystem::path& path() const { return path_; }
+  [[noreturn]] void fail(std::string_view where, std::string_view what) const;
+
+  bool exists(const std::string& link) const;  // "/inputs/input_ids"
+  // Entry names of a group in the order the producer wrote them (by name if it did not track order).
+  std::vector<std::string> list_group(const std::string& group) const;
+  // The scalar integer, float and string attributes of a group or dataset (others are skipped).
+  std::map<std::string, AttrValue> attributes(const std::string& object) const;
+  // A dataset holding one string; nullopt when absent or not a string.
+  std::optional<std::string> string_dataset(const std::string& dataset) const;
+
+  DatasetInfo info(const std::string& dataset) const;  // name = the last path component
+  Tensor read(const std::string& dataset) const;
+
+ private:
+  H5Handle open_dataset(const std::string& where) const;
+  DType dataset_dtype(hid_t dataset, std::string_view where) const;
+  std::string link_target(const std::string& where) const;  // "" unless a soft link
+  // A string attribute of a dataset; fails when present but not a single string.
+  std::optional<std::string> optional_string_attr(hid_t dataset, const char* name, std::string_view where) const;
+
+  std::filesystem::path path_;
+  std::string kind_;
+  H5Handle file_;
+};
+
+}  // namespace parity::harness

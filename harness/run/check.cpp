@@ -1,0 +1,203 @@
+#include "run/check.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "run/replay_sink.h"
+#include "io/fixture_sources.h"
+#include "models/model.h"
+
+namespace parity::harness {
+
+namespace {
+
+// /meta hooked_layers: "all" or "0,5,29". It only narrows which reference hooks are expected;
+// fixture hooks of other layers are still compared (a wrong list cannot hide them).
+std::set<int64_t> hooked_layers(const Fixture& fixture) {
+  std::set<int64_t> layers;
+  auto it = fixture.meta().find("hooked_layers");
+  if (it == fixture.meta().end() || attr_str(it->second) == "all") return layers;  // empty = all
+  const std::string list = attr_str(it->second);
+  const int64_t count = fixture.config().value("num_hidden_layers", int64_t{0});
+  std::stringstream items(list);
+  for (std::string item; std::getline(items, item, ',');) {
+    int64_t layer = -1;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), layer);
+    if (ec != std::errc() || end != item.data() + item.size() || layer < 0 || layer >= count)
+      throw InputError(fmt::format("[{}] meta hooked_layers \"{}\": \"{}\" is not a layer index in 0..{}",
+                                   fixture.path().string(), list, item, count - 1));
+    layers.insert(layer);
+  }
+  return layers;
+}
+
+Precision resolve_precision(const Fixture& fixture, const CheckOptions& options) {
+  if (options.precision) return *options.precision;
+  const std::string dtype = fixture.meta_string("dtype");
+  std::optional<Precision> p = precision_for_run_dtype(dtype);
+  if (!p) throw InputError(fmt::format("[{}] run dtype {} has no matching precision; pass --precision",
+                                       fixture.path().string(), dtype));
+  return *p;
+}
+
+// Whether the fixture holds a hook of `module` (its own key, "module@...", "module.sub...") that
+// the --hooks filter (if any) selects.
+bool module_in_fixture(const std::string& module, const Fixture& fixture, const std::string& glob) {
+  for (const std::string& key : comparable_keys(fixture))
+    if (is_module_key(module, key) && (glob.empty() || glob_match(glob, key))) return true;
+  // The final norm's output is also dumped as the base model's last_hidden_state.
+  const std::optional<std::string> alias = last_hidden_state_alias(module);
+  return alias && (glob.empty() || glob_match(glob, *alias));
+}
+
+// Replayed: every module of a hooked layer (so hooks the fixture lacks are caught) and every
+// module the fixture holds hooks of, whatever /meta hooked_layers says.
+bool module_selected(const std::string& module, const Fixture& fixture, const CompareSink& sink,
+                     const std::string& glob) {
+  if (module_in_fixture(module, fixture, glob)) return true;
+  return glob.empty() && sink.layer_wanted(module);
+}
+
+void run_isolated(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, const std::string& glob) {
+  FixtureHookInputs inputs(fixture);
+  for (const std::string& module : model.modules()) {
+    if (!module_selected(module, fixture, sink, glob)) continue;
+    try {
+      model.replay(module, inputs, sink);
+    } catch (const InputError&) {
+      throw;
+    } catch (const Error& e) {
+      sink.fail_module(module, fmt::format("cannot replay: {}", e.what()));
+    }
+  }
+}
+
+// Chained runs follow HF's choice where the reference's top-k differs from it by a near-tie only.
+class FollowHfTies final : public RoutingPolicy {
+ public:
+  FollowHfTies(const Fixture& fixture, double near_tie_rel) : fixture_(fixture), near_tie_rel_(near_tie_rel) {}
+  IndexArray resolve(const std::string& router, const IndexArray& own, const Array& scores) const override {
+    const std::string key = router + "@top_k_index";
+    if (!fixture_.has("hooks", key)) return own;
+    const IndexArray hf = to_index_array(fixture_.read("hooks", key), key);
+    return hf.shape == own.shape ? resolve_near_ties(own, hf, scores, near_tie_rel_) : own;
+  }
+
+ private:
+  const Fixture& fixture_;
+  double near_tie_rel_;
+};
+
+void run_chained(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, CheckReport& report,
+                 double near_tie_rel) {
+  FixtureHookInputs inputs(fixture);
+  const ForwardInputs forward{inputs.ints("/inputs/input_ids"), inputs.ints("/inputs/attention_mask"),
+                              inputs.ints("/inputs/position_ids")};
+  try {
+    const FollowHfTies routing(fixture, near_tie_rel);
+    model.forward(forward, sink, &routing);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    report.problems.push_back(fmt::format("the chained forward stopped: {}", e.what()));
+    sink.set_aborted();
+  }
+}
+
+}  // namespace
+
+double HookResult::value_of(Metric metric) const {
+  if (metric == Metric::kTokensDiffer) return static_cast<double>(top_k->differ);
+  switch (metric) {
+    case Metric::kRelL2: return floats->rel_l2;
+    case Metric::kMaxAbs: return floats->max_abs;
+    case Metric::kMaxRel: return floats->max_rel;
+    case Metric::kCosine: return floats->cosine;
+    case Metric::kTokensDiffer: break;
+  }
+  return NAN;
+}
+
+void HookResult::gate(double value) {
+  measured = value;
+  status = limit->allows(value) ? Status::kPass : Status::kFail;
+  if (status == Status::kFail)
+    message = fmt::format("{} = {:.3g} over budget {}", metric_name(limit->metric), value, limit->str());
+}
+
+std::string_view status_name(Status status) {
+  switch (status) {
+    case Status::kPass: return "pass";
+    case Status::kFail: return "fail";
+    case Status::kSkipped: return "skipped";
+  }
+  return "unknown";
+}
+
+bool CheckResult::passed() const {
+  const bool gate = expectation ? expectation->met()
+                                : std::all_of(runs.begin(), runs.end(), [](const CheckReport& r) { return r.passed(); });
+  return !runs.empty() && gate && (!baseline || baseline->passed());
+}
+
+std::vector<MetricValue> baseline_values(const std::vector<CheckReport>& runs) {
+  std::vector<MetricValue> values;
+  for (const CheckReport& run : runs) {
+    const std::string mode(mode_name(run.mode));
+    for (const HookResult& h : run.hooks) {
+      if (h.floats) {
+        values.push_back({mode, h.hook, "rel_l2", h.floats->rel_l2});
+        values.push_back({mode, h.hook, "max_abs", h.floats->max_abs});
+      }
+      if (h.top_k) {
+        values.push_back({mode, h.hook, "tokens_differ", static_cast<double>(h.top_k->differ)});
+        values.push_back({mode, h.hook, "near_ties", static_cast<double>(h.top_k->near_ties)});
+      }
+    }
+  }
+  return values;
+}
+
+bool CheckReport::passed() const {
+  return problems.empty() && count(Status::kFail) == 0 && count(Status::kPass) > 0;
+}
+
+const HookResult* CheckReport::first_failure() const {
+  for (const HookResult& h : hooks)
+    if (h.status == Status::kFail) return &h;
+  return nullptr;
+}
+
+int64_t CheckReport::count(Status status) const {
+  return std::count_if(hooks.begin(), hooks.end(), [&](const HookResult& h) { return h.status == status; });
+}
+
+CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckOptions& options) {
+  CheckReport report;
+  report.fixture = fixture.path().string();
+  report.mode = options.mode;
+  report.precision = resolve_precision(fixture, options);
+  report.budget_source = budget.source;
+  budget.section(options.mode);  // a budget without this mode is an input error, before any work
+  if (options.mode == Mode::kCompare)  // two dumps against each other: compare.h, not a replay
+    throw InputError("[check] mode compare is `parity compare` of two dumps (run_compare), not a check mode");
+  FixtureWeights fixture_weights(fixture);
+  const WeightSource& weights = options.weights ? *options.weights : fixture_weights;
+  if (!options.weights && fixture.names("weights").empty())
+    throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
+                                 fixture.path().string()));
+  std::unique_ptr<ReferenceModel> model = make_reference_model(fixture.config(), weights, Numerics(report.precision),
+                                                                /*keep_weights=*/false, options.variants);
+  CompareSink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
+  if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, sink, options.hooks_glob);
+  else run_chained(fixture, *model, sink, report, budget.near_tie_rel);
+  sink.finish(report);
+  if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
+    report.problems.push_back("empty comparison: no hook was compared");
+  return report;
+}
+
+}  // namespace parity::harness

@@ -1,0 +1,542 @@
+#include "run/compare.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "io/fixture_sources.h"
+#include "gate/json_difference.h"
+#include "models/model.h"
+
+namespace parity::harness {
+
+namespace {
+
+constexpr const char* kBase = "base";
+constexpr const char* kTarget = "target";
+constexpr double kBf16Max = 3.38953138925153547590e38;  // 0x7f7f: bfloat16's largest finite value
+constexpr double kF16Max = 65504;
+
+std::string pair_name(const Fixture& base, const Fixture& target) {
+  return fmt::format("compare {} vs {}", base.path().string(), target.path().string());
+}
+
+int mantissa_bits(DType dtype) {
+  switch (dtype) {
+    case DType::F64: return 52;
+    case DType::F32: return 23;
+    case DType::F16: return 10;
+    case DType::BF16: return 7;
+    default: return -1;
+  }
+}
+
+double round_one(double x, DType dtype) {
+  if (!std::isfinite(x)) return x;
+  switch (dtype) {
+    case DType::F32: return static_cast<float>(std::clamp(x, -double{FLT_MAX}, double{FLT_MAX}));
+    case DType::BF16: {
+      // Via float (exact for a float32 side; a float64 side may round twice, off by one ulp at a tie).
+      const float wide = static_cast<float>(std::clamp(x, -double{FLT_MAX}, double{FLT_MAX}));
+      const double r = bf16_to_f32(f32_to_bf16(wide));
+      return std::isinf(r) ? std::copysign(kBf16Max, r) : r;
+    }
+    case DType::F16: return static_cast<double>(static_cast<_Float16>(std::clamp(x, -kF16Max, kF16Max)));
+    default: return x;
+  }
+}
+
+// A config without what does not change the model (the run dtype, versions, caching, private keys).
+nlohmann::ordered_json model_keys(const nlohmann::json& config) {
+  if (!config.is_object()) return config;
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const auto& [key, value] : config.items()) {
+    if (key == "dtype" || key == "torch_dtype" || key == "transformers_version" || key == "use_cache" ||
+        key.starts_with("_"))
+      continue;
+    out[key] = value.is_object() ? model_keys(value) : nlohmann::ordered_json(value);
+  }
+  return out;
+}
+
+std::optional<nlohmann::ordered_json> resolved_or_null(const nlohmann::json& config) {
+  try {
+    return resolved_config(config);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+// The first difference in `ours`' key order; when `ours` agrees with every key of `theirs` it
+// holds, the first key only `theirs` holds (first_json_difference would name the whole config).
+std::optional<JsonDifference> config_difference(const nlohmann::ordered_json& ours,
+                                                const nlohmann::ordered_json& theirs) {
+  std::optional<JsonDifference> d = first_json_difference("", ours, theirs);
+  if (d && d->path.empty() && ours.is_object() && theirs.is_object())
+    for (const auto& [key, value] : theirs.items())
+      if (!ours.contains(key)) return JsonDifference{key, nullptr, value};
+  return d;
+}
+
+std::string coordinate(int64_t flat, const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(unravel(flat, shape), ", "));
+}
+
+std::set<int64_t> row_set(const IndexArray& a, int64_t t) {
+  const int64_t k = a.shape[1];
+  return {a.data.begin() + t * k, a.data.begin() + (t + 1) * k};
+}
+
+// Compares one key of both dumps.
+class Comparer {
+ public:
+  Comparer(const Fixture& base, const Fixture& target, const Budget& budget)
+      : base_(base), target_(target), budget_(budget) {}
+
+  HookResult compare(const KeyPlace& place) const {
+    HookResult r;
+    r.hook = place.key;
+    const FixtureKey where = fixture_key(place.key);
+    const Fixture& holder = place.in_base ? base_ : target_;
+    r.shape = holder.info(where.group, where.name).shape;
+    if (const Skip* s = budget_.skip_for(place.key)) {
+      r.status = Status::kSkipped;
+      r.message = fmt::format("skipped: {} ({})", s->reason, s->where);
+      return r;
+    }
+    if (!place.in_base || !place.in_target) {
+      const char* side = place.in_base ? kBase : kTarget;
+      if (const Skip* s = budget_.one_side_for(place.key)) {
+        r.status = Status::kSkipped;
+        r.message = fmt::format("only in the {}: allowed: {} ({})", side, s->reason, s->where);
+      } else {
+        r.message = fmt::format("only in the {}: the {} has no such hook", side, place.in_base ? kTarget : kBase);
+      }
+      return r;
+    }
+    const DatasetInfo b = base_.info(where.group, where.name), t = target_.info(where.group, where.name);
+    const bool top_k = !is_floating(b.dtype) && b.shape.size() == 2 && routed_by(place.key, b, "@top_k_index");
+    r.is_top_k = top_k;
+    r.limit = budget_.limit_for(Mode::kCompare, place.key, top_k);
+    const Rule* rule = budget_.rule_for(Mode::kCompare, place.key, top_k);
+    r.budget_rule = rule ? rule->where : "default";
+    if (is_floating(b.dtype) != is_floating(t.dtype)) {
+      r.message =
+          fmt::format("kind mismatch: the base holds {}, the target {}", dtype_name(b.dtype), dtype_name(t.dtype));
+    } else if (b.shape != t.shape) {
+      r.message = fmt::format("shape mismatch: target {} vs base {}", shape_str(t.shape), shape_str(b.shape));
+    } else if (top_k) {
+      compare_top_k_sets(r, where, b);
+    } else if (!is_floating(b.dtype)) {
+      compare_exactly(r, where);
+    } else {
+      compare_float_tensors(r, where, b, t);
+    }
+    return r;
+  }
+
+ private:
+  // The router whose `slot` ("@top_k_index", "@top_k_weights") this key is: its own slot, or (a
+  // module input such as experts@in1) a soft link the base dump made to one.
+  static std::optional<std::string> routed_by(const std::string& key, const DatasetInfo& base_info,
+                                              std::string_view slot) {
+    if (key.ends_with(slot)) return key.substr(0, key.rfind('@'));
+    const std::string& link = base_info.link_target;
+    if (link.starts_with("/hooks/") && link.ends_with(slot)) return link.substr(7, link.rfind('@') - 7);
+    return std::nullopt;
+  }
+
+  std::optional<IndexArray> index_of(const Fixture& fixture, const std::string& router, const Shape& shape) const {
+    const std::string key = router + "@top_k_index";
+    if (!fixture.has("hooks", key)) return std::nullopt;
+    const DatasetInfo info = fixture.info("hooks", key);
+    if (is_floating(info.dtype) || info.shape != shape) return std::nullopt;
+    return to_index_array(fixture.read("hooks", key), key);
+  }
+
+  // A dump's router scores [T, E] (its @router_probs, else the router's own output), for near-ties.
+  static std::optional<std::pair<std::string, Array>> router_scores(const Fixture& dump, const std::string& router,
+                                                                    const IndexArray& index) {
+    const int64_t tokens = index.shape[0];
+    const int64_t top = index.data.empty() ? 0 : *std::max_element(index.data.begin(), index.data.end());
+    for (const std::string& key : {router + "@router_probs", router}) {
+      if (!dump.has("hooks", key)) continue;
+      const DatasetInfo info = dump.info("hooks", key);
+      if (is_floating(info.dtype) && info.shape.size() == 2 && info.shape[0] == tokens && info.shape[1] > top)
+        return std::make_pair(key, to_array(dump.read("hooks", key), key));
+    }
+    return std::nullopt;
+  }
+
+  void compare_top_k_sets(HookResult& r, const FixtureKey& where, const DatasetInfo& b) const {
+    const IndexArray base = to_index_array(base_.read(where.group, where.name), r.hook);
+    const IndexArray target = to_index_array(target_.read(where.group, where.name), r.hook);
+    const std::string router = *routed_by(r.hook, b, "@top_k_index");
+    // A near-tie by either dump's scores is one, so the verdict does not depend on the argument order.
+    const auto base_scores = router_scores(base_, router, base), target_scores = router_scores(target_, router, target);
+    const auto& scores = base_scores ? base_scores : target_scores;  // shown in the message
+    const char* scored_by = base_scores ? kBase : kTarget;
+    // Without scores nothing is a near-tie: a [T, 1] NaN column scores every expert NaN.
+    const Array none(Shape{base.shape[0], 1}, std::vector<double>(base.shape[0], NAN));
+    r.top_k = compare_top_k(target, base, scores ? scores->second : none, budget_.near_tie_rel,
+                            base_scores && target_scores ? &target_scores->second : nullptr);
+    TopKMetrics& m = *r.top_k;
+    if (m.first_token >= 0) {
+      const int64_t t = m.first_token;
+      const std::set<int64_t> ts = row_set(target, t), bs = row_set(base, t);
+      std::vector<int64_t> diff;
+      std::set_symmetric_difference(ts.begin(), ts.end(), bs.begin(), bs.end(), std::back_inserter(diff));
+      std::vector<std::string> s;
+      if (scores)
+        for (int64_t e : diff) {
+          const Array& a = scores->second;
+          s.push_back(fmt::format("e{}={:.9g}", e, e >= 0 && e < a.last_dim() ? a.row(t)[e] : NAN));
+        }
+      m.first_detail = fmt::format("token {}: target {{{}}} base {{{}}}, {}{}", t, fmt::join(ts, ", "),
+                                   fmt::join(bs, ", "),
+                                   scores ? fmt::format("{} scores ({}) {}", scored_by, scores->first, fmt::join(s, " "))
+                                          : fmt::format("no near-tie allowance (neither dump has router scores "
+                                                        "{}@router_probs)", router),
+                                   m.differ == 0 ? " (near-tie)" : "");
+    }
+    if (m.tokens == 0) {
+      r.message = "empty comparison: no tokens";
+      return;
+    }
+    r.gate(static_cast<double>(m.differ));
+    if (r.status == Status::kFail) r.message += "; first: " + m.first_detail;
+  }
+
+  // Integer tensors other than top-k indices (token ids, positions) must be equal.
+  void compare_exactly(HookResult& r, const FixtureKey& where) const {
+    const Tensor base = base_.read(where.group, where.name), target = target_.read(where.group, where.name);
+    const std::vector<int64_t>& b = base.ints();
+    const std::vector<int64_t>& t = target.ints();
+    r.limit = Limit{Metric::kMaxAbs, 0};
+    r.budget_rule = "exact (integer tensor)";
+    r.floats = compare_floats(std::vector<double>(t.begin(), t.end()), std::vector<double>(b.begin(), b.end()));
+    if (r.floats->count == 0) {
+      r.message = "empty comparison: the tensor has no elements";
+      return;
+    }
+    r.gate(r.floats->max_abs);
+    if (r.status == Status::kPass) return;
+    const auto first = std::mismatch(b.begin(), b.end(), t.begin()).first - b.begin();
+    r.message = fmt::format("integer tensors differ: {} of {} elements; first at {}: target {} vs base {}",
+                            std::inner_product(b.begin(), b.end(), t.begin(), int64_t{0}, std::plus<>(),
+                                               std::not_equal_to<>()),
+                            b.size(), coordinate(first, r.shape), t[first], b[first]);
+  }
+
+  void compare_float_tensors(HookResult& r, const FixtureKey& where, const DatasetInfo& b, const DatasetInfo& t) const {
+    const std::vector<double> base = base_.read(where.group, where.name).to_f64();
+    std::vector<double> target = target_.read(where.group, where.name).to_f64();
+    // Top-k weights follow their experts: the target's aligned on the base's indices (the order of
+    // the k slots can differ when two selected experts score almost alike).
+    if (const auto router = routed_by(r.hook, b, "@top_k_weights"); router && b.shape.size() == 2) {
+      const auto bi = index_of(base_, *router, b.shape), ti = index_of(target_, *router, b.shape);
+      if (bi && ti) target = align_top_k_weights(Array(t.shape, std::move(target)), *ti, *bi).data;
+    }
+    r.floats = compare_floats(target, base);
+    const FloatMetrics& m = *r.floats;
+    if (m.count == 0) {
+      r.message = "empty comparison: the tensor has no elements";
+    } else if (!m.finite()) {
+      r.message =
+          fmt::format("NaN/Inf: target {} NaN {} Inf, base {} NaN {} Inf", m.ref_nan, m.ref_inf, m.hf_nan, m.hf_inf);
+    } else {
+      r.gate(r.value_of(r.limit->metric));
+      if (lower_precision_of(t.dtype, b.dtype))
+        r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
+    }
+  }
+
+  const Fixture& base_;
+  const Fixture& target_;
+  const Budget& budget_;
+};
+
+// --- the three-way view ---------------------------------------------------------------------------
+
+// One side replayed isolated by the reference: its results by hook, or why it could not be.
+struct SideReplay {
+  const char* label;
+  std::map<std::string, HookResult> by_hook;
+  std::string note;  // non-empty: not replayed
+};
+
+SideReplay replay(const Fixture& side, const char* label, const Fixture& other, const char* other_label,
+                  const CompareOptions& options, std::vector<std::string>& notes) {
+  SideReplay out{label, {}, ""};
+  try {
+    const FixtureWeights other_weights(other);
+    const WeightSource* weights = options.weights;
+    if (!weights && side.names("weights").empty()) {
+      if (other.names("weights").empty()) {
+        out.note = fmt::format("neither dump has weights to replay the {} with (pass --weights CHECKPOINT_DIR)", label);
+        return out;
+      }
+      // Weights of another run dtype would judge this side by rounding it never did.
+      if (side.meta_string("dtype") != other.meta_string("dtype")) {
+        out.note = fmt::format("the {} has no weights and the {}'s are {}, not {} (pass --weights CHECKPOINT_DIR)", label,
+                               other_label, other.meta_string("dtype"), side.meta_string("dtype"));
+        return out;
+      }
+      weights = &other_weights;
+      notes.push_back(fmt::format("three-way: the {} has no weights; the reference replayed it with the {}'s", label,
+                                  other_label));
+    }
+    const Budget isolated =
+        options.isolated_budget ? *options.isolated_budget : builtin_budget(side.meta_string("dtype"));
+    CheckOptions check;
+    check.mode = Mode::kIsolated;
+    check.hooks_glob = options.hooks_glob;
+    check.weights = weights;
+    CheckReport report = run_check(side, isolated, check);
+    for (HookResult& h : report.hooks) out.by_hook.emplace(h.hook, std::move(h));
+  } catch (const Error& e) {
+    out.note = fmt::format("the reference cannot replay the {}: {}", label, e.what());
+  }
+  return out;
+}
+
+ReferenceSide side_value(const SideReplay& s, const std::string& key) {
+  ReferenceSide out;
+  if (!s.note.empty()) {
+    out.note = s.note;
+    return out;
+  }
+  auto it = s.by_hook.find(key);
+  if (it == s.by_hook.end()) {
+    for (const auto& [hook, r] : s.by_hook)
+      if (hook != key && is_module_key(hook, key) && r.status == Status::kFail && !r.measured) {
+        out.note = fmt::format("the reference cannot replay {} on the {}: {}", hook, s.label, r.message);
+        return out;
+      }
+    out.note = is_input_key(key) ? fmt::format("the reference does not compute {} (a module input)", key)
+                                 : fmt::format("the reference does not produce {}", key);
+    return out;
+  }
+  const HookResult& r = it->second;
+  if (!r.measured || !r.limit) {
+    out.note = r.message.empty() ? std::string(status_name(r.status)) : r.message;
+    return out;
+  }
+  out.measured = r.measured;
+  if (r.floats) out.rel_l2 = r.floats->rel_l2;
+  out.within = r.status == Status::kPass;
+  out.limit = r.limit->str();
+  return out;
+}
+
+std::string verdict_sentence(const ReferenceVerdict& v) {
+  auto value = [&](const ReferenceSide& s) { return fmt::format("{} {:.3g}", v.metric, *s.measured); };
+  const ReferenceSide &b = v.base, &t = v.target;
+  if (v.departs == "target")
+    return fmt::format("the target departs from the reference ({}, budget {}), the base agrees with it ({})", value(t),
+                       t.limit, value(b));
+  if (v.departs == "base")
+    return fmt::format("the base departs from the reference ({}, budget {}), the target agrees with it ({})", value(b),
+                       b.limit, value(t));
+  if (v.departs == "both")
+    return fmt::format("both depart from the reference (base {}, target {}; budgets {} / {})", value(b), value(t),
+                       b.limit, t.limit);
+  if (v.departs == "neither")
+    return fmt::format("both agree with the reference on their own inputs (base {}, target {}): the difference comes "
+                       "from their inputs, upstream of this hook", value(b), value(t));
+  // A side without a value (a hook it lacks, a module the reference cannot replay): each on its own.
+  auto describe = [&](const char* label, const ReferenceSide& s) {
+    if (!s.measured) return fmt::format("the {} cannot be judged ({})", label, s.note);
+    return *s.within ? fmt::format("the {} agrees with the reference ({})", label, value(s))
+                     : fmt::format("the {} departs from the reference ({}, budget {})", label, value(s), s.limit);
+  };
+  return describe(kBase, b) + "; " + describe(kTarget, t);
+}
+
+void add_three_way(CheckReport& report, const Fixture& base, const Fixture& target, const CompareOptions& options) {
+  if (!options.reference) {
+    report.notes.push_back("three-way: off (--no-reference)");
+    return;
+  }
+  const HookResult* first = report.first_failure();
+  std::vector<HookResult*> wanted;
+  for (HookResult& h : report.hooks)
+    if (h.status == Status::kFail && (&h == first || h.floats || h.top_k)) wanted.push_back(&h);
+  if (wanted.empty()) return;  // nothing diverged: nothing to attribute
+  const SideReplay b = replay(base, kBase, target, kTarget, options, report.notes);
+  const SideReplay t = replay(target, kTarget, base, kBase, options, report.notes);
+  for (const SideReplay* s : {&b, &t})
+    if (!s->note.empty()) report.notes.push_back("three-way: " + s->note);
+  for (HookResult* h : wanted) {
+    ReferenceVerdict v;
+    v.base = side_value(b, h->hook);
+    v.target = side_value(t, h->hook);
+    for (const SideReplay* s : {&b, &t})
+      if (auto it = s->by_hook.find(h->hook); it != s->by_hook.end() && it->second.limit && v.metric.empty())
+        v.metric = metric_name(it->second.limit->metric);
+    v.departs = departs(v.base.within, v.target.within);
+    v.verdict = verdict_sentence(v);
+    h->reference = std::move(v);
+  }
+}
+
+void add_unused_budget_entries(CheckReport& report, const Budget& budget, const std::set<std::string>& one_sided) {
+  auto any = [&](auto predicate) { return std::any_of(report.hooks.begin(), report.hooks.end(), predicate); };
+  for (const Rule& rule : budget.section(Mode::kCompare).rules)
+    if (!any([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
+      report.problems.push_back(
+          fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where, rule.hooks));
+  for (const Skip& skip : budget.skips)
+    if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }))
+      report.problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
+  for (const Skip& entry : budget.one_side)
+    if (!any([&](const HookResult& r) { return one_sided.count(r.hook) && glob_match(entry.hooks, r.hook); }))
+      report.problems.push_back(fmt::format(
+          "budget one_side {} (hooks = \"{}\") matches no hook that only one dump holds", entry.where, entry.hooks));
+}
+
+// The dtype the gate assumes: the runs' dtype, or the lower precision of the two.
+std::optional<std::string> gate_dtype(const std::string& base, const std::string& target) {
+  if (base == target) return base;
+  const std::optional<DType> b = dtype_from_name(base), t = dtype_from_name(target);
+  if (!b || !t) return std::nullopt;
+  const std::optional<DType> lower = lower_precision_of(*b, *t);
+  if (!lower) return std::nullopt;
+  return std::string(dtype_name(*lower));
+}
+
+}  // namespace
+
+std::optional<DType> lower_precision_of(DType a, DType b) {
+  if (!is_floating(a) || !is_floating(b) || a == b) return std::nullopt;
+  if (mantissa_bits(a) <= 10 && mantissa_bits(b) <= 10) return std::nullopt;  // float16 vs bfloat16
+  return mantissa_bits(a) < mantissa_bits(b) ? a : b;
+}
+
+std::vector<double> round_to(const std::vector<double>& values, DType dtype) {
+  std::vector<double> out(values.size());
+  std::transform(values.begin(), values.end(), out.begin(), [&](double x) { return round_one(x, dtype); });
+  return out;
+}
+
+LowerPrecision lower_precision_metrics(const std::vector<double>& target, DType target_dtype,
+                                       const std::vector<double>& base, DType base_dtype) {
+  const std::optional<DType> lower = lower_precision_of(target_dtype, base_dtype);
+  PARITY_CHECK(lower.has_value(), "[compare] {} and {} have no lower precision", dtype_name(target_dtype),
+               dtype_name(base_dtype));
+  LowerPrecision lp;
+  lp.dtype = dtype_name(*lower);
+  const bool base_higher = *lower == target_dtype;
+  lp.higher_side = base_higher ? kBase : kTarget;
+  lp.rel_l2 = compare_floats(round_to(target, *lower), round_to(base, *lower)).rel_l2;
+  const std::vector<double>& higher = base_higher ? base : target;
+  lp.floor = compare_floats(round_to(higher, *lower), higher).rel_l2;
+  return lp;
+}
+
+std::vector<KeyPlace> merge_keys(const std::vector<std::string>& base, const std::vector<std::string>& target) {
+  std::map<std::string, size_t> base_index;
+  for (size_t i = 0; i < base.size(); ++i) base_index.emplace(base[i], i);
+  const std::set<std::string> in_target(target.begin(), target.end());
+  std::vector<std::vector<std::string>> after(base.size() + 1);  // [0]: before the first base key
+  size_t slot = 0;
+  for (const std::string& key : target) {
+    auto it = base_index.find(key);
+    if (it != base_index.end()) slot = it->second + 1;
+    else after[slot].push_back(key);
+  }
+  std::vector<KeyPlace> out;
+  for (const std::string& key : after[0]) out.push_back({key, false, true});
+  for (size_t i = 0; i < base.size(); ++i) {
+    out.push_back({base[i], true, in_target.count(base[i]) > 0});
+    for (const std::string& key : after[i + 1]) out.push_back({key, false, true});
+  }
+  return out;
+}
+
+std::string departs(std::optional<bool> base_within, std::optional<bool> target_within) {
+  if (!base_within || !target_within) return "";
+  if (*base_within && *target_within) return "neither";
+  if (!*base_within && !*target_within) return "both";
+  return *base_within ? kTarget : kBase;
+}
+
+void check_same_inputs(const Fixture& base, const Fixture& target) {
+  for (const std::string name : {"input_ids", "attention_mask", "position_ids"}) {
+    const bool in_base = base.has("inputs", name), in_target = target.has("inputs", name);
+    if (!in_base && !in_target) continue;
+    auto refuse = [&](const std::string& what) {
+      throw InputError(fmt::format("{}: /inputs/{} differ{}", pair_name(base, target), name, what));
+    };
+    if (!in_base || !in_target) refuse(fmt::format(": only the {} has it", in_base ? kBase : kTarget));
+    const Tensor b = base.read("inputs", name), t = target.read("inputs", name);
+    if (is_floating(b.dtype) || is_floating(t.dtype))
+      refuse(fmt::format(": {} (base) vs {} (target), expected integers", dtype_name(b.dtype), dtype_name(t.dtype)));
+    if (b.shape != t.shape)
+      refuse(fmt::format(": shape {} (base) vs {} (target)", shape_str(b.shape), shape_str(t.shape)));
+    const auto [bi, ti] = std::mismatch(b.ints().begin(), b.ints().end(), t.ints().begin());
+    if (bi != b.ints().end())
+      refuse(fmt::format(" at {}: {} (base) vs {} (target)", coordinate(bi - b.ints().begin(), b.shape), *bi, *ti));
+  }
+}
+
+void check_same_model(const Fixture& base, const Fixture& target) {
+  // As the reference resolves them (another layout of the same config compares equal); raw JSON for
+  // a model the reference does not know.
+  std::optional<nlohmann::ordered_json> ours = resolved_or_null(base.config());
+  std::optional<nlohmann::ordered_json> theirs = resolved_or_null(target.config());
+  if (!ours || !theirs) ours = model_keys(base.config()), theirs = model_keys(target.config());
+  if (const std::optional<JsonDifference> d = config_difference(*ours, *theirs))
+    throw InputError(fmt::format("{}: the configs describe different models: {} = {} (base) vs {} (target)",
+                                 pair_name(base, target), d->path.empty() ? "(config)" : d->path, d->ours.dump(),
+                                 d->theirs.dump()));
+}
+
+Budget builtin_compare_budget(const Fixture& base, const Fixture& target) {
+  const std::string b = base.meta_string("dtype"), t = target.meta_string("dtype");
+  const std::optional<std::string> dtype = gate_dtype(b, t);
+  if (!dtype)
+    throw InputError(fmt::format("[budget] no built-in budget for a {} base and a {} target; pass --budget", b, t));
+  Budget budget = builtin_budget(*dtype);
+  if (b != t) budget.source += fmt::format(" (the lower precision of the base's {} and the target's {})", b, t);
+  return budget;
+}
+
+CheckReport run_compare(const Fixture& base, const Fixture& target, const Budget& budget,
+                        const CompareOptions& options) {
+  budget.section(Mode::kCompare);  // a budget without [compare] is an input error, before any work
+  check_same_model(base, target);
+  check_same_inputs(base, target);
+  CheckReport report;
+  report.fixture = base.path().string();
+  report.target = target.path().string();
+  report.mode = Mode::kCompare;
+  report.ref_side = kTarget;
+  report.hf_side = kBase;
+  const std::optional<std::string> dtype = gate_dtype(base.meta_string("dtype"), target.meta_string("dtype"));
+  report.precision = dtype ? precision_for_run_dtype(*dtype).value_or(Precision::F64) : Precision::F64;
+  report.budget_source = budget.source;
+  const Comparer comparer(base, target, budget);
+  std::set<std::string> one_sided;
+  for (const KeyPlace& place : merge_keys(comparable_keys(base), comparable_keys(target))) {
+    if (!options.hooks_glob.empty() && !glob_match(options.hooks_glob, place.key)) continue;
+    if (!place.in_base || !place.in_target) one_sided.insert(place.key);
+    HookResult r = comparer.compare(place);
+    r.order = static_cast<int64_t>(report.hooks.size());
+    report.hooks.push_back(std::move(r));
+  }
+  // Under --hooks most rules legitimately match nothing.
+  if (options.hooks_glob.empty()) add_unused_budget_entries(report, budget, one_sided);
+  if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
+    report.problems.push_back("empty comparison: no hook was compared");
+  add_three_way(report, base, target, options);
+  return report;
+}
+
+}  // namespace parity::harness
