@@ -3,8 +3,6 @@
 // directory of cases: every case in it is run (cli_suite.h).
 #pragma once
 
-#include <filesystem>
-#include <optional>
 #include <string>
 
 #include "cli/cli_util.h"
@@ -35,9 +33,5 @@ struct CheckFlags {
 
 CLI::App* add_check_command(CLI::App& app, CheckFlags& flags);
 int run_check_command(const CLI::App& command, const CheckFlags& flags);
-
-// One check case file, run as `parity check --case FILE` would (for multi-case runs); with
-// write_baseline, the run is accepted as the case's baseline instead of compared to it.
-Outcome check_case_outcome(const std::filesystem::path& case_file, bool write_baseline);
 
 }  // namespace parity::harness

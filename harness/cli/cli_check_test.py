@@ -255,11 +255,22 @@ BAD_BUDGETS = {
     "two metrics": ('[isolated]\ndefault = { rel_l2 = 1e-5, max_abs = 1 }\n', "exactly one metric"),
     "negative": ('[isolated]\ndefault = { rel_l2 = -1 }\n', "non-negative"),
     "unknown metric": ('[isolated]\ndefault = { l2 = 1 }\n', 'unknown key "l2"'),
-    "no default": ('[isolated]\n[[isolated.rule]]\nhooks = "x"\nrel_l2 = 1\n', "default"),
+    "default not a table": ('[isolated]\ndefault = 1e-5\n', "default must be"),
     "rule without hooks": ('[isolated]\ndefault = { rel_l2 = 1 }\n[[isolated.rule]]\nrel_l2 = 1\n', "hooks"),
     "skip without reason": ('[isolated]\ndefault = { rel_l2 = 1 }\n[[skip]]\nhooks = "x"\n', "reason"),
-    "no section for the mode": ('[chained]\ndefault = { rel_l2 = 1 }\n', "no [isolated] section"),
 }
+
+
+def test_a_budget_states_only_what_differs_from_the_builtin_one(tmp_path):
+    """A section without a default, or no section for the mode run, keeps the built-in limits."""
+    budget = tmp_path / "rules.toml"
+    budget.write_text('[[isolated.rule]]\nhooks = "model.norm"\nmax_abs = 1e-3\n[chained]\ndefault = { rel_l2 = 1e-3 }\n')
+    out = tmp_path / "r.json"
+    result = parity("check", GOLDEN / "olmoe_base.h5", "--budget", budget, "--json", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    hooks = {h["hook"]: h["budget"] for h in json.loads(out.read_text())["hooks"]}
+    assert hooks["model.norm"]["metric"] == "max_abs" and hooks["model.norm"]["limit"] == 1e-3
+    assert hooks["lm_head"]["metric"] == "rel_l2" and hooks["lm_head"]["limit"] == 1e-5  # the built-in default
 
 
 @pytest.mark.parametrize("name", BAD_BUDGETS)
@@ -303,7 +314,7 @@ def test_a_model_type_without_a_reference_is_one_line_and_exit_2(tmp_path, golde
     ('modes = ["isolated", "isolated"]\n', "twice"),
     ('modes = ["isolated"]\nprecision = 64\n', "precision"),
     ('modes = ["isolated"]\n[bands]\ndefault = { rel = 0.1 }\n', "has [bands] but no baseline"),
-    ('modes = ["isolated"]\nbaseline = 3\n', "baseline must be a path"),
+    ('modes = ["isolated"]\nbaseline = 3\n', "baseline must be a non-empty string"),
 ])
 def test_a_malformed_case_is_exit_2(tmp_path, extra, expected):
     case = tmp_path / "case.toml"
@@ -342,9 +353,12 @@ def test_clip_qkv_clips_at_the_bound_rounded_to_bf16_as_torch_does(tmp_path):
         assert attn["rel_l2"] <= 1e-3  # clipping at ±0.05 instead of ±bf16(0.05) gave 2.7e-3
 
 
-def test_a_case_listing_a_mode_without_a_budget_section_is_exit_2(tmp_path):
+def test_a_case_mode_without_a_budget_section_takes_the_builtin_limits(tmp_path):
     case = tmp_path / "case.toml"
     case.write_text(f'fixture = "{GOLDEN / "olmoe_base.h5"}"\nmodes = ["isolated", "chained"]\n'
-                    '[isolated]\ndefault = { rel_l2 = 1e-5 }\n')
-    result = parity("check", "--case", case)
-    assert result.returncode == 2 and "no [chained] section" in result.stderr
+                    '[isolated]\ndefault = { rel_l2 = 2e-5 }\n')
+    out = tmp_path / "r.json"
+    result = parity("check", "--case", case, "--json", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    limits = {(h["mode"], h["budget"]["limit"]) for h in json.loads(out.read_text())["hooks"] if h["kind"] == "float"}
+    assert limits == {("isolated", 2e-5), ("chained", 1e-4)}  # the case's own, and the built-in float32 default

@@ -6,71 +6,30 @@
 
 #include <CLI/CLI.hpp>
 
-#include "io/checkpoint.h"
-#include "run/compare.h"
-#include "io/fixture_sources.h"
-#include "report.h"
+#include "run/run_case.h"
 
 namespace parity::harness {
 
 namespace {
 
-void check_hooks_glob(const Fixture& base, const Fixture& target, const std::string& glob) {
-  if (glob.empty()) return;
-  for (const Fixture* f : {&base, &target})
-    for (const std::string& key : comparable_keys(*f))
-      if (glob_match(glob, key)) return;
-  throw UsageError(fmt::format("--hooks '{}' matches no hook of {} or {}", glob, base.path().string(),
-                               target.path().string()));
-}
-
-// --budget, read before the report files are opened (as check does): nullopt = built-in.
-std::optional<Budget> load_flag_budget(const CompareFlags& f) {
-  if (f.budget.empty()) return std::nullopt;
-  Budget budget = load_budget(f.budget);
-  if (budget.is_case)
-    throw UsageError(fmt::format("--budget {} is a case file (it names a fixture, modes or a baseline)", f.budget));
-  budget.section(Mode::kCompare);
-  return budget;
-}
-
-Outcome compare_outcome(const CompareFlags& f, const std::optional<Budget>& loaded, bool color) {
-  const Fixture base(f.base), target(f.target);
-  check_hooks_glob(base, target, f.hooks);
-  const Budget budget = loaded ? *loaded : builtin_compare_budget(base, target);
-  std::unique_ptr<Checkpoint> checkpoint;
-  if (!f.weights.empty()) {
-    checkpoint = std::make_unique<Checkpoint>(f.weights);
-    check_checkpoint_config(base, *checkpoint);
+// The flags as a plan for the one run path (run/run_case.h); the budget is read here, before the
+// report files are opened, so a bad budget leaves no report behind.
+ComparePlan plan_from(const CompareFlags& f) {
+  ComparePlan p;
+  p.base = f.base;
+  p.target = f.target;
+  if (!f.budget.empty()) {
+    p.budget = load_budget(f.budget);
+    if (p.budget->is_case)
+      throw UsageError(fmt::format("--budget {} is a case file (it names a fixture, modes or a baseline)", f.budget));
   }
-  CompareOptions options;
-  options.hooks_glob = f.hooks;
-  options.reference = !f.no_reference;
-  options.weights = checkpoint.get();
-  if (loaded && loaded->modes.count(Mode::kIsolated)) options.isolated_budget = &*loaded;
-  CheckResult result;
-  result.runs.push_back(run_compare(base, target, budget, options));
-  const CheckReport& run = result.runs.front();
-  const std::vector<MetricValue> values = baseline_values(result.runs);
-  const bool gate_passed = result.passed();
-  const std::optional<std::filesystem::path> baseline =
-      f.baseline.empty() ? std::nullopt : std::optional<std::filesystem::path>(f.baseline);
-  result.baseline = compare_baseline(baseline, "check", values, budget.bands);
-  write_baseline(f.write_baseline, gate_passed, "check", fmt::format("{} vs {}", f.base, f.target), values);
-  std::string first;
-  if (const HookResult* h = run.first_failure()) first = fmt::format("compare {}: {}", h->hook, h->message);
-  else if (!run.problems.empty()) first = "compare: " + run.problems.front();
-  else if (result.baseline && !result.baseline->passed()) first = result.baseline->first_failure();
-  Outcome o{reports::text_report(result, color, f.failures_only),
-            reports::json_report(result),
-            reports::junit_suites(result),
-            result.passed(),
-            fmt::format("compare {} passed, {} failed, {} skipped", run.count(Status::kPass), run.count(Status::kFail),
-                        run.count(Status::kSkipped)),
-            first,
-            std::nullopt};
-  if (result.baseline) o.baseline_passed = result.baseline->passed();
-  return o;
+  if (!f.weights.empty()) p.weights = f.weights;
+  p.hooks = f.hooks;
+  p.reference = !f.no_reference;
+  if (!f.baseline.empty()) p.baseline.compare_to = f.baseline;
+  if (!f.write_baseline.empty()) p.baseline.write_to = f.write_baseline;
+  p.baseline.accepted_from = fmt::format("{} vs {}", f.base, f.target);
+  return p;
 }
 
 }  // namespace
@@ -95,9 +54,9 @@ CLI::App* add_compare_command(CLI::App& app, CompareFlags& f) {
 }
 
 int run_compare_command(const CompareFlags& f) {
-  const std::optional<Budget> budget = load_flag_budget(f);
+  const ComparePlan plan = plan_from(f);
   ReportFiles files(f.json_out, f.junit_out, f.html_out);
-  return finish(files, compare_outcome(f, budget, isatty(STDOUT_FILENO) != 0));
+  return finish(files, render(run_compare_plan(plan), isatty(STDOUT_FILENO) != 0, f.failures_only));
 }
 
 }  // namespace parity::harness

@@ -204,11 +204,14 @@ def test_an_unused_one_side_entry_fails_the_run(tmp_path):
     assert report["first_failure"]["hook"] is None
 
 
-def test_a_budget_without_a_compare_section_is_an_input_error(tmp_path):
+def test_a_budget_without_a_compare_section_gates_on_the_builtin_compare_limits(tmp_path):
     path = tmp_path / "isolated_only.toml"
     path.write_text("[isolated]\ndefault = { rel_l2 = 1e-5 }\n")
-    result = run_parity("compare", OLMOE, OLMOE, "--budget", path)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "has no [compare] section" in result.stderr
+    out = tmp_path / "r.json"
+    result = run_parity("compare", OLMOE, OLMOE, "--budget", path, "--json", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    limits = {h["budget"]["limit"] for h in json.loads(out.read_text())["hooks"] if h["budget"]["metric"] == "rel_l2"}
+    assert limits == {1e-4}  # the built-in float32 compare default
 
 
 # --- mixed dtypes -----------------------------------------------------------------------------------

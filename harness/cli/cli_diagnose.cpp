@@ -5,39 +5,28 @@
 
 #include <CLI/CLI.hpp>
 
-#include "run/case_file.h"
-#include "io/checkpoint.h"
 #include "cli/cli_util.h"
-#include "run/diagnose.h"
+#include "run/run_case.h"
 #include "diagnose_report.h"
 
 namespace parity::harness {
 
 namespace {
 
-struct Plan {
-  std::filesystem::path fixture;
-  std::optional<Budget> budget;  // nullopt: the built-in budget of the fixture's run dtype
-  std::optional<Precision> precision;
-  std::optional<std::string> expected;
-};
-
-Plan plan_from(const DiagnoseFlags& f) {
+// The flags as a plan for the one run path (run/run_case.h).
+DiagnosePlan plan_from(const DiagnoseFlags& f) {
   if (f.fixture.empty() == f.case_file.empty()) throw UsageError("diagnose needs exactly one of TARGET or --case FILE");
-  Plan p;
+  DiagnosePlan p;
   if (!f.case_file.empty()) {
     if (!f.budget.empty()) throw UsageError("--budget cannot be combined with --case (the case holds its budget)");
-    Case c = load_case(f.case_file);
-    p.fixture = c.fixture;
-    p.budget = std::move(c.budget);
-    p.precision = c.precision;
-    if (c.expect && !c.expect->diagnosis.empty()) p.expected = c.expect->diagnosis;
+    p = diagnose_plan(load_case(f.case_file));
   } else {
     p.fixture = f.fixture;
     if (!f.budget.empty()) p.budget = load_budget(f.budget);
   }
-  if (p.budget) p.budget->section(Mode::kIsolated);  // diagnose replays isolated: the budget needs that section
   if (f.precision != "auto") p.precision = precision_from_name(f.precision);
+  if (!f.weights.empty()) p.weights = f.weights;
+  p.only = f.variants;
   if (!f.expect.empty()) {
     if (f.expect != "hf" && !find_variant(f.expect))
       throw UsageError(fmt::format("--expect \"{}\" is neither \"hf\" nor a known variant (parity diagnose --list)", f.expect));
@@ -76,16 +65,9 @@ int run_diagnose_command(const DiagnoseFlags& f) {
     fmt::print("{}", variant_list());
     return 0;
   }
-  const Plan plan = plan_from(f);
+  const DiagnosePlan plan = plan_from(f);
   std::unique_ptr<std::ofstream> json_out = open_report(f.json_out, "--json");
-  const Fixture fixture(plan.fixture);
-  const Budget budget = plan.budget ? *plan.budget : builtin_budget(fixture.meta_string("dtype"));
-  std::unique_ptr<Checkpoint> checkpoint;
-  if (!f.weights.empty()) {
-    checkpoint = std::make_unique<Checkpoint>(f.weights);
-    check_checkpoint_config(fixture, *checkpoint);
-  }
-  const Diagnosis d = diagnose(fixture, budget, {plan.precision, checkpoint.get(), f.variants, plan.expected.value_or("")});
+  const Diagnosis d = run_diagnose_plan(plan);
   fmt::print("{}", reports::diagnose_text(d, plan.expected));
   write_report(json_out.get(), f.json_out, reports::diagnose_json(d, plan.expected).dump(2) + "\n");
   const std::string found = d.name();

@@ -77,12 +77,15 @@ def test_a_stale_budget_rule_fails_a_zoo_case_even_when_the_bug_is_reproduced(tm
     assert "isolated fails first at run problem: budget rule" in text
 
 
-def test_a_diagnosis_without_an_isolated_budget_is_refused_before_running(tmp_path):
+def test_a_diagnosis_in_a_chained_only_case_replays_isolated_on_the_builtin_budget(tmp_path):
     path = tmp_path / "case.toml"
     path.write_text(f'fixture = "{GOLDEN / "gemma4_full.h5"}"\nmodes = ["chained"]\n[chained]\n'
                     'default = { rel_l2 = 1e-4 }\n[expect]\nchained = "x"\ndiagnosis = "hf"\n')
-    result = run_parity("check", "--case", path)
-    assert result.returncode == 2 and "diagnosis needs an [isolated] budget section" in result.stderr
+    out = tmp_path / "r.json"
+    result = run_parity("check", "--case", path, "--json", out)
+    expect = json.loads(out.read_text())["expect"]
+    # The clean fixture passes its chained gate (so the expected failure is not met) and matches HF.
+    assert result.returncode == 1 and not expect["met"] and expect["diagnosis_found"] == "hf"
 
 
 @pytest.mark.parametrize("expect, message", [

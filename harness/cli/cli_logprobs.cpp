@@ -4,42 +4,24 @@
 
 #include <CLI/CLI.hpp>
 
-#include "io/checkpoint.h"
 #include "cli/cli_util.h"
-#include "logprobs/case.h"
-#include "logprobs/from_fixtures.h"
-#include "logprobs/run.h"
-#include "logprobs_report.h"
+#include "run/run_case.h"
 
 namespace parity::harness {
 
 namespace {
 
-struct Plan {
-  LogprobSources sources;
-  std::optional<std::filesystem::path> tokenizer;
-  LogprobBudget budget;
-  std::optional<std::filesystem::path> baseline;
-  std::string write_baseline;
-  std::string accepted_from;  // what a written baseline says it was measured on
-};
-
-// accept_case_baseline: write the case's baseline from this run instead of comparing to it.
-Plan plan_from(const LogprobsFlags& f, bool accept_case_baseline = false) {
+// The flags as a plan for the one run path (run/run_case.h).
+LogprobPlan plan_from(const LogprobsFlags& f) {
   const bool by_flags = !f.run.empty() || !f.train.empty() || !f.rollout.empty();
   if (by_flags == !f.case_file.empty())
     throw UsageError("logprobs needs a RUN file, --train A --rollout B, or --case FILE (exactly one)");
-  Plan p;
+  LogprobPlan p;
   if (!f.case_file.empty()) {
     if (!f.budget.empty()) throw UsageError("--budget cannot be combined with --case (the case holds its budget)");
-    LogprobCase c = load_logprob_case(f.case_file);
-    p = {c.sources, c.tokenizer, std::move(c.budget), c.baseline, "", f.case_file};
-    if (accept_case_baseline) {
-      p.write_baseline = c.baseline ? c.baseline->string() : "";
-      p.baseline.reset();
-    }
+    p = logprob_plan(load_case(f.case_file));
   } else {
-    p.accepted_from = !f.run.empty() ? f.run : f.train + " vs " + f.rollout;
+    p.baseline.accepted_from = !f.run.empty() ? f.run : f.train + " vs " + f.rollout;
     if (!f.run.empty()) p.sources.run = f.run;
     if (!f.train.empty()) p.sources.train = f.train;
     if (!f.rollout.empty()) p.sources.rollout = f.rollout;
@@ -47,8 +29,11 @@ Plan plan_from(const LogprobsFlags& f, bool accept_case_baseline = false) {
     p.budget = f.budget.empty() ? builtin_logprob_budget() : load_logprob_budget(f.budget);
   }
   if (!f.tokenizer.empty()) p.tokenizer = f.tokenizer;
-  if (!f.baseline.empty()) p.baseline = f.baseline;
-  if (!f.write_baseline.empty()) p.write_baseline = f.write_baseline;
+  if (!f.baseline.empty()) p.baseline.compare_to = f.baseline;
+  if (!f.write_baseline.empty()) p.baseline.write_to = f.write_baseline;
+  if (!f.weights.empty()) p.weights = f.weights;
+  if (f.precision != "auto") p.precision = precision_from_name(f.precision);
+  p.top_k = f.top_k;
   return p;
 }
 
@@ -59,29 +44,6 @@ void apply_option_flags(const CLI::App& cmd, const LogprobsFlags& f, LogprobOpti
   if (cmd.count("--catastrophic-threshold")) o.catastrophic_threshold = f.catastrophic_threshold;
   if (cmd.count("--top")) o.catastrophic_top = f.top;
   if (cmd.count("--context")) o.context = f.context;
-}
-
-LogprobRun make_run(const LogprobSources& s, const LogprobsFlags& f) {
-  if (s.run) {
-    if (!f.weights.empty() || f.precision != "auto")
-      throw UsageError("--weights and --precision apply to a reference side, not to a run file");
-    return load_logprob_run(*s.run);
-  }
-  const bool reference_trains = *s.train == kReferenceSide, reference_rolls = *s.rollout == kReferenceSide;
-  if (!reference_trains && !reference_rolls) {
-    if (!f.weights.empty() || f.precision != "auto")
-      throw UsageError("--weights and --precision apply to a reference side (--train reference or --rollout reference)");
-    return run_from_fixtures(Fixture(*s.train), Fixture(*s.rollout), f.top_k);
-  }
-  const Fixture fixture(reference_trains ? *s.rollout : *s.train);
-  std::unique_ptr<Checkpoint> checkpoint;
-  if (!f.weights.empty()) {
-    checkpoint = std::make_unique<Checkpoint>(f.weights);
-    check_checkpoint_config(fixture, *checkpoint);
-  }
-  const std::optional<Precision> precision =
-      f.precision == "auto" ? std::nullopt : precision_from_name(f.precision);
-  return run_against_reference(fixture, checkpoint.get(), precision, reference_trains ? "train" : "rollout", f.top_k);
 }
 
 }  // namespace
@@ -115,52 +77,11 @@ CLI::App* add_logprobs_command(CLI::App& app, LogprobsFlags& f) {
   return cmd;
 }
 
-namespace {
-
-std::string first_failure(const LogprobReport& r) {
-  for (const MetricVerdict& v : r.verdicts)
-    if (!v.passed) return fmt::format("{} = {:.6g}, want {} ({})", v.metric, v.value, v.bound.str(), v.bound.where);
-  if (!r.problems.empty()) return r.problems.front();
-  if (r.baseline) return r.baseline->first_failure();
-  return "";
-}
-
-Outcome logprobs_outcome(const LogprobsFlags& f, const Plan& plan, bool color) {
-  const LogprobRun run = make_run(plan.sources, f);
-  const std::optional<std::filesystem::path> tokenizer = plan.tokenizer ? plan.tokenizer : run.tokenizer;
-  std::error_code ec;
-  if (!plan.tokenizer && run.tokenizer && !std::filesystem::is_regular_file(*run.tokenizer, ec))
-    throw InputError(fmt::format("logprob run {} names tokenizer {} (relative to the run file), which is not a "
-                                 "file; pass --tokenizer", run.source, run.tokenizer->string()));
-  LogprobReport report = gate_logprobs(run, plan.budget, tokenizer);
-  const std::vector<MetricValue> values = baseline_values(report);
-  const bool gate_passed = report.passed();
-  report.baseline = compare_baseline(plan.baseline, "logprobs", values, plan.budget.bands);
-  write_baseline(plan.write_baseline, gate_passed, "logprobs", plan.accepted_from, values);
-  size_t failed = 0;
-  for (const MetricVerdict& v : report.verdicts) failed += v.passed ? 0 : 1;
-  Outcome o{reports::logprobs_text(report, color), reports::logprobs_json(report), reports::logprobs_junit_suites(report),
-            report.passed(),
-            fmt::format("{} of {} gated metrics passed; {} scored tokens, {} catastrophic", report.verdicts.size() - failed,
-                        report.verdicts.size(), report.summary.scored_tokens, report.summary.catastrophic_count),
-            first_failure(report), std::nullopt};
-  if (report.baseline) o.baseline_passed = report.baseline->passed();
-  return o;
-}
-
-}  // namespace
-
 int run_logprobs_command(const CLI::App& cmd, const LogprobsFlags& f) {
-  Plan plan = plan_from(f);
+  LogprobPlan plan = plan_from(f);
   apply_option_flags(cmd, f, plan.budget.options);
   ReportFiles files(f.json_out, f.junit_out, f.html_out);
-  return finish(files, logprobs_outcome(f, plan, isatty(STDOUT_FILENO) != 0));
-}
-
-Outcome logprob_case_outcome(const std::filesystem::path& case_file, bool write_baseline) {
-  LogprobsFlags f;
-  f.case_file = case_file.string();
-  return logprobs_outcome(f, plan_from(f, write_baseline), /*color=*/false);
+  return finish(files, render(run_logprob_plan(plan), isatty(STDOUT_FILENO) != 0));
 }
 
 }  // namespace parity::harness

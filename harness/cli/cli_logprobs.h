@@ -27,8 +27,4 @@ struct LogprobsFlags {
 CLI::App* add_logprobs_command(CLI::App& app, LogprobsFlags& flags);
 int run_logprobs_command(const CLI::App& command, const LogprobsFlags& flags);
 
-// One logprob case file, run as `parity logprobs --case FILE` would (for multi-case runs); with
-// write_baseline, the run is accepted as the case's baseline instead of compared to it.
-Outcome logprob_case_outcome(const std::filesystem::path& case_file, bool write_baseline);
-
 }  // namespace parity::harness

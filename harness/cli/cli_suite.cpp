@@ -4,11 +4,9 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <toml++/toml.h>
 
-#include "cli/cli_check.h"
-#include "cli/cli_logprobs.h"
 #include "cli/cli_util.h"
+#include "run/run_case.h"
 #include "html_report.h"
 #include "report_util.h"
 
@@ -22,17 +20,8 @@ using nlohmann::json;
 struct CaseFile {
   fs::path path;
   std::string name;  // the path under the cases directory, without ".toml": "logprobs/olmoe_base_vs_reference"
-  bool logprobs = false;
+  bool logprobs = false;  // known once the case is loaded (a case that cannot be loaded is listed as check)
 };
-
-// A file that does not parse is taken for a check case: loading it then reports the TOML error.
-bool is_logprob_case(const fs::path& path) {
-  try {
-    return toml::parse_file(path.string()).contains("logprobs");
-  } catch (const toml::parse_error&) {
-    return false;
-  }
-}
 
 std::vector<CaseFile> find_cases(const fs::path& dir) {
   std::vector<CaseFile> cases;
@@ -40,7 +29,7 @@ std::vector<CaseFile> find_cases(const fs::path& dir) {
   for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
     if (it->is_regular_file() && it->path().extension() == ".toml") {
       const fs::path relative = fs::relative(it->path(), dir);
-      cases.push_back({it->path(), fs::path(relative).replace_extension().generic_string(), is_logprob_case(it->path())});
+      cases.push_back({it->path(), fs::path(relative).replace_extension().generic_string(), false});
     }
   if (ec) throw InputError(fmt::format("cannot list the cases in {}: {}", dir.string(), ec.message()));
   if (cases.empty()) throw InputError(fmt::format("{} holds no case files (*.toml)", dir.string()));
@@ -80,13 +69,17 @@ void write_reports(const CaseRun& run, const fs::path& out_dir) {
 
 // Runs one case and writes its reports. Anything that goes wrong (an input error, an unwritable
 // report) is the case's verdict, not the run's end; the case then keeps only its error text.
-CaseRun run_case(const CaseFile& file, const fs::path& out_dir, bool write_baselines) {
+CaseRun run_one(const CaseFile& file, const fs::path& out_dir, bool write_baselines) {
   CaseRun run{file, std::nullopt, ""};
   std::error_code ec;
   for (const char* ext : {".txt", ".json", ".xml", ".html"}) fs::remove(report_path(out_dir, file.name, ext), ec);
   try {
-    run.outcome = file.logprobs ? logprob_case_outcome(file.path, write_baselines)
-                                : check_case_outcome(file.path, write_baselines);
+    const Case spec = load_case(file.path);
+    run.file.logprobs = spec.kind == CaseKind::kLogprobs;
+    const CaseResult result = run_case(spec, write_baselines);  // the one run path
+    run.outcome = result.check ? render(*result.check, /*color=*/false, /*failures_only=*/false)
+                               : render(*result.logprobs, /*color=*/false);
+    for (const std::string& w : run.outcome->warnings) fmt::print(stderr, "parity: {}: {}\n", file.name, w);
     write_reports(run, out_dir);
   } catch (const std::exception& e) {  // parity::Error, a filesystem error, std::bad_alloc on a hostile shape
     run.outcome.reset();
@@ -142,9 +135,9 @@ int run_suite(const fs::path& cases_dir, const std::string& out_dir, bool write_
   int exit_code = 0;
   std::map<std::string, int> counts = {{"pass", 0}, {"fail", 0}, {"error", 0}};
   for (const CaseFile& file : cases) {
-    const CaseRun run = run_case(file, out_dir, write_baselines);
+    const CaseRun run = run_one(file, out_dir, write_baselines);
     fmt::print("{:<5} {:<8} {:<40} {}\n", run.verdict() == "pass" ? "PASS" : run.verdict() == "fail" ? "FAIL" : "ERROR",
-               file.logprobs ? "logprobs" : "check", file.name,
+               run.file.logprobs ? "logprobs" : "check", file.name,
                run.outcome ? run.outcome->summary + (run.outcome->passed ? "" : "; first failure: " + run.outcome->first_failure)
                            : run.error);
     std::fflush(stdout);

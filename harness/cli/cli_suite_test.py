@@ -40,7 +40,7 @@ def mixed_run(tmp_path_factory):
     cases = tmp_path_factory.mktemp("cases")
     copy_case(REPO / "cases" / "olmoe_base.toml", cases / "olmoe_base.toml")
     copy_case(REPO / "cases" / "logprobs" / "olmoe_base_fp32_vs_bf16.toml", cases / "logprobs" / "olmoe_fp32_vs_bf16.toml")
-    tight = (cases / "olmoe_base.toml").read_text().replace("default = { rel_l2 = 1e-5 }", "default = { rel_l2 = 1e-9 }")
+    tight = (cases / "olmoe_base.toml").read_text() + "\n[isolated]\ndefault = { rel_l2 = 1e-9 }\n"
     (cases / "olmoe_tight.toml").write_text(tight)
     (cases / "broken.toml").write_text('fixture = "missing.h5"\nmodes = ["isolated"]\n[isolated]\ndefault = { rel_l2 = 1e-5 }\n')
     (cases / "README.md").write_text("not a case")

@@ -1,5 +1,5 @@
-// What every `parity` subcommand shares: usage errors, a command's outcome in every report form,
-// report files, and baselines.
+// What every `parity` subcommand shares: a run's outcome in every report form, and report files.
+// Running is not here: every subcommand calls the one run path (run/run_case.h).
 #pragma once
 
 #include <filesystem>
@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "gate/baseline.h"
-#include "io/checkpoint.h"
-#include "io/fixture.h"
+#include "errors.h"
+#include "logprobs/gate.h"
+#include "run/check.h"
 
 namespace parity::harness {
 
@@ -31,6 +31,7 @@ struct Outcome {
   std::string summary;        // one line: "isolated 250/250 passed, chained 250/250 passed"
   std::string first_failure;  // "" when it passed
   std::optional<bool> baseline_passed;  // nullopt: no baseline
+  std::vector<std::string> warnings;     // printed on stderr
 };
 
 // The report files of one run (--json, --junit, --html; "" = not asked for), opened and emptied
@@ -45,20 +46,12 @@ class ReportFiles {
   std::unique_ptr<std::ofstream> json_, junit_, html_;
 };
 
-// A single run's end: the terminal report on stdout, the report files, the exit code (0 or 1).
+// The outcome of a run in every form the CLI writes (one renderer per kind of result).
+Outcome render(const CheckResult& result, bool color, bool failures_only);
+Outcome render(const LogprobReport& report, bool color);
+
+// A single run's end: the terminal report on stdout, its warnings on stderr, the report files,
+// the exit code (0 or 1).
 int finish(ReportFiles& files, const Outcome& outcome);
-
-// --baseline: the comparison of a run's values to an accepted baseline (nullopt without one).
-std::optional<BaselineReport> compare_baseline(const std::optional<std::filesystem::path>& baseline,
-                                               const std::string& kind, const std::vector<MetricValue>& values,
-                                               const BandBudget& bands);
-// --write-baseline: only a run that passed its gate is accepted; otherwise a line on stderr says why
-// nothing was written (the exit code already says the gate failed).
-void write_baseline(const std::string& path, bool gate_passed, const std::string& kind,
-                    const std::string& accepted_from, const std::vector<MetricValue>& values);
-
-// --weights DIR must hold the fixture's model: InputError naming the first resolved config key
-// whose value differs (a config.json in another layout of the same model is accepted).
-void check_checkpoint_config(const Fixture& fixture, const Checkpoint& checkpoint);
 
 }  // namespace parity::harness

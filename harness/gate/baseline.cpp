@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "gate/budget.h"     // glob_match
+#include "gate/toml_file.h"
 #include "errors.h"
 
 namespace parity::harness {
@@ -19,13 +20,7 @@ namespace {
 
 constexpr const char* kSchema = "parity-baseline/1";
 
-[[noreturn]] void fail_bands(const std::string& at, const std::string& what) {
-  throw InputError(fmt::format("[budget {}] {}", at, what));
-}
-
-std::string where(const std::string& source, const toml::node& node) {
-  return fmt::format("{}:{}", source, node.source().begin.line);
-}
+[[noreturn]] void fail_bands(const std::string& at, const std::string& what) { budget_error(at, what); }
 
 double band_number(const toml::node& node, const std::string& at, const std::string& key) {
   std::optional<double> v = node.value<double>();
@@ -139,14 +134,34 @@ const Band& BandBudget::band_for(const MetricValue& v) const {
   return r ? r->band : default_band;
 }
 
-BandBudget parse_bands(const std::string& toml_text, const std::string& source) {
+BandBudget builtin_check_bands() {
   BandBudget b;
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    throw InputError(fmt::format("[budget {}:{}] {}", source, e.source().begin.line, e.description()));
-  }
+  b.default_band = {0.1, 1e-9, "built-in"};
+  BandRule routing;
+  routing.hooks = "*@top_k_index";
+  routing.band = {0, 0, "built-in"};
+  routing.builtin = true;
+  b.rules.push_back(routing);
+  return b;
+}
+
+BandBudget builtin_logprob_bands() {
+  BandBudget b;
+  b.default_band = {0.01, 1e-12, "built-in"};
+  BandRule counts;
+  counts.metric = "*_tokens";
+  counts.band = {0, 0, "built-in"};
+  counts.builtin = true;
+  b.rules.push_back(counts);
+  return b;
+}
+
+BandBudget parse_bands(const std::string& toml_text, const std::string& source) {
+  return parse_bands(parse_budget_toml(toml_text, source), source, BandBudget{});
+}
+
+BandBudget parse_bands(const toml::table& root, const std::string& source, const BandBudget& builtin) {
+  BandBudget b = builtin;
   const toml::node_view section = root["bands"];
   if (!section) return b;
   const toml::table* t = section.as_table();
@@ -280,7 +295,7 @@ BaselineReport compare_to_baseline(const BaselineFile& baseline, const std::stri
       r.entries.push_back({missing, v.value, NAN, NAN, Drift::kMissing, ""});
     }
   for (size_t i = 0; i < bands.rules.size(); ++i)
-    if (!rule_used[i])
+    if (!rule_used[i] && !bands.rules[i].builtin)
       r.problems.push_back(fmt::format("band rule at {} matches no metric of the baseline", bands.rules[i].band.where));
   return r;
 }

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <toml++/toml.h>
+
 namespace parity::harness {
 
 // One baselined number. Check metrics name a mode and a hook; logprob metrics leave both empty.
@@ -40,6 +42,7 @@ struct BandRule {
   std::optional<std::string> mode;
   std::string hooks = "*", metric = "*";
   Band band;
+  bool builtin = false;  // a built-in rule: never "matches nothing" (a file's rule that does is stale)
 
   bool applies(const MetricValue& v) const;
   int specificity() const;
@@ -53,7 +56,16 @@ struct BandBudget {
   const Band& band_for(const MetricValue& v) const;
 };
 
-// The [bands] table of a budget or case file's TOML (absent: the built-in band, rel 0.1, floor 0).
+// The built-in bands. Check runs: rel 0.1, floor 1e-9 (golden runs are bit-identical across
+// repeats and between 1 and 2 BLAS threads, so 10% only catches real moves), routing counts
+// (@top_k_index) exact. Logprob runs: rel 0.01, floor 1e-12, token counts (*_tokens) exact.
+BandBudget builtin_check_bands();
+BandBudget builtin_logprob_bands();
+
+// The [bands] table of a parsed budget or case file laid over `builtin`: its default replaces the
+// built-in default, its rules (whose missing rel or floor are that default's) follow the built-in ones.
+BandBudget parse_bands(const toml::table& root, const std::string& source, const BandBudget& builtin);
+// The [bands] of a TOML text over no built-in rules (the band rules' own tests).
 BandBudget parse_bands(const std::string& toml_text, const std::string& source);
 
 struct BaselineFile {

@@ -23,13 +23,7 @@ constexpr std::string_view kTopLevelKeys[] = {"isolated", "chained",   "skip",  
                                               "fixture",  "modes",     "precision", "baseline", "expect",
                                               "compare", "one_side"};
 
-std::string where(const std::string& source, const toml::node& node) {
-  return fmt::format("{}:{}", source, node.source().begin.line);
-}
-
-[[noreturn]] void fail(const std::string& at, const std::string& what) {
-  throw InputError(fmt::format("[budget {}] {}", at, what));
-}
+[[noreturn]] void fail(const std::string& at, const std::string& what) { budget_error(at, what); }
 
 // { rel_l2 = 1e-5 } or, in a rule, { hooks = "...", max_abs = 0.1 }: exactly one metric key.
 Limit parse_limit(const toml::table& t, const std::string& at, bool in_rule) {
@@ -55,11 +49,14 @@ ModeBudget parse_mode(const toml::table& t, const std::string& source) {
   for (const auto& [key, node] : t)
     if (key.str() != "default" && key.str() != "rule")
       fail(where(source, node), fmt::format("unknown key \"{}\" in a mode section (default, rule)", key.str()));
-  const toml::table* def = t["default"].as_table();
-  if (!def) fail(where(source, t), "a mode section needs default = { <metric> = <limit> }");
-  mb.float_default = parse_limit(*def, where(source, *def), /*in_rule=*/false);
-  if (mb.float_default.metric == Metric::kTokensDiffer)
-    fail(where(source, *def), "the default gates float hooks; tokens_differ belongs in a rule for @top_k_index");
+  // No default: the built-in one for the run dtype (effective_budget).
+  if (const toml::node_view d = t["default"]; d) {
+    const toml::table* def = d.as_table();
+    if (!def) fail(where(source, *d.node()), "default must be { <metric> = <limit> }");
+    mb.float_default = parse_limit(*def, where(source, *def), /*in_rule=*/false);
+    if (mb.float_default->metric == Metric::kTokensDiffer)
+      fail(where(source, *def), "the default gates float hooks; tokens_differ belongs in a rule for @top_k_index");
+  }
   if (const toml::node_view rules = t["rule"]; rules) {
     const toml::array* arr = rules.as_array();
     if (!arr) fail(where(source, *rules.node()), "rule must be an array of tables ([[isolated.rule]])");
@@ -75,7 +72,7 @@ ModeBudget parse_mode(const toml::table& t, const std::string& source) {
 }
 
 // [[skip]], or [[one_side]] (table = "one_side"): the same shape, hooks and a reason.
-std::vector<Skip> parse_skips(toml::node_view<toml::node> node, const std::string& source,
+std::vector<Skip> parse_skips(toml::node_view<const toml::node> node, const std::string& source,
                               std::string_view table = "skip") {
   std::vector<Skip> skips;
   if (!node) return skips;
@@ -151,7 +148,7 @@ const Rule* Budget::rule_for(Mode mode, const std::string& hook, bool is_top_k) 
 
 Limit Budget::limit_for(Mode mode, const std::string& hook, bool is_top_k) const {
   if (const Rule* r = rule_for(mode, hook, is_top_k)) return r->limit;
-  return is_top_k ? section(mode).top_k_default : section(mode).float_default;
+  return is_top_k ? section(mode).top_k_default : *section(mode).float_default;
 }
 
 const Skip* Budget::skip_for(const std::string& hook) const {
@@ -169,6 +166,9 @@ const Skip* Budget::one_side_for(const std::string& hook) const {
 const ModeBudget& Budget::section(Mode mode) const {
   auto it = modes.find(mode);
   if (it == modes.end()) throw InputError(fmt::format("[budget {}] has no [{}] section", source, mode_name(mode)));
+  if (!it->second.float_default)
+    throw InputError(fmt::format("[budget {}] [{}] has no default (and the run dtype has no built-in budget)", source,
+                                 mode_name(mode)));
   return it->second;
 }
 
@@ -193,16 +193,34 @@ Budget builtin_budget(const std::string& run_dtype) {
   } else {
     throw InputError(fmt::format("[budget] no built-in budget for run dtype {}; pass --budget", run_dtype));
   }
+  b.bands = builtin_check_bands();
+  return b;
+}
+
+Budget effective_budget(const std::optional<Budget>& file, const std::string& run_dtype) {
+  const bool has_builtin = run_dtype == "float32" || run_dtype == "bfloat16";
+  if (!file) return builtin_budget(run_dtype);
+  Budget b = has_builtin ? builtin_budget(run_dtype) : Budget{};
+  b.source = file->source;
+  b.is_case = file->is_case;
+  for (const auto& [mode, section] : file->modes) {
+    ModeBudget& into = b.modes[mode];
+    if (section.float_default) into.float_default = section.float_default;
+    into.top_k_default = section.top_k_default;
+    into.rules.insert(into.rules.end(), section.rules.begin(), section.rules.end());
+  }
+  b.skips = file->skips;
+  b.one_side = file->one_side;
+  if (file->near_tie_rel_set) b.near_tie_rel = file->near_tie_rel, b.near_tie_rel_set = true;
+  b.bands = file->bands;  // parsed over the built-in bands already (parse_bands)
   return b;
 }
 
 Budget parse_budget(const std::string& toml_text, const std::string& source_name) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source_name);
-  } catch (const toml::parse_error& e) {
-    throw InputError(fmt::format("[budget {}:{}] {}", source_name, e.source().begin.line, e.description()));
-  }
+  return parse_budget(parse_budget_toml(toml_text, source_name), source_name);
+}
+
+Budget parse_budget(const toml::table& root, const std::string& source_name) {
   Budget b;
   b.source = source_name;
   b.is_case = root.contains("fixture") || root.contains("modes") || root.contains("baseline") ||
@@ -216,7 +234,6 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
       b.modes[mode] = parse_mode(*section.as_table(), source_name);
     }
   }
-  if (b.modes.empty()) fail(source_name, "has no [isolated], [chained] or [compare] section");
   b.skips = parse_skips(root["skip"], source_name);
   b.one_side = parse_skips(root["one_side"], source_name, "one_side");
   if (const toml::node_view n = root["near_tie_rel"]; n) {
@@ -224,17 +241,10 @@ Budget parse_budget(const std::string& toml_text, const std::string& source_name
     // A relative gap of 1 or more would call every routing difference a tie.
     if (!v || !(*v >= 0 && *v < 1)) fail(where(source_name, *n.node()), "near_tie_rel must be in [0, 1)");
     b.near_tie_rel = *v;
+    b.near_tie_rel_set = true;
   }
-  b.bands = parse_bands(toml_text, source_name);
+  b.bands = parse_bands(root, source_name, builtin_check_bands());
   return b;
-}
-
-std::string read_budget_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(fmt::format("[budget {}] cannot open the file", path.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 Budget load_budget(const std::filesystem::path& path) { return parse_budget(read_budget_file(path), path.string()); }

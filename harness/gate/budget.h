@@ -3,6 +3,10 @@
 // for a hook the most specific matching rule wins (most literal, non-wildcard characters; on a tie
 // the later rule), else the section's default. Top-k index hooks are gated by tokens_differ
 // (default 0); a rule only applies to hooks of its metric's kind. Skips name hooks not to compare, each with a reason.
+//
+// A budget file states only what differs from the built-in budget of the run's dtype
+// (builtin_budget): a section may leave out its default, a file may leave out a section, and
+// effective_budget() lays the file over the built-in one once the run dtype is known.
 #pragma once
 
 #include <filesystem>
@@ -13,6 +17,7 @@
 
 #include "gate/baseline.h"
 #include "errors.h"
+#include "gate/toml_file.h"
 #include "gate/tensor_metrics.h"
 
 namespace parity::harness {
@@ -50,7 +55,7 @@ struct Skip {
 };
 
 struct ModeBudget {
-  Limit float_default;
+  std::optional<Limit> float_default;  // nullopt in a file: the built-in default
   Limit top_k_default{Metric::kTokensDiffer, 0};
   std::vector<Rule> rules;
 };
@@ -62,6 +67,7 @@ struct Budget {
   // [[one_side]] (parity compare only): hooks one dump may hold and the other lack, each with a reason.
   std::vector<Skip> one_side;
   double near_tie_rel = 1e-5;
+  bool near_tie_rel_set = false;  // the file names near_tie_rel (else the built-in one applies)
   BandBudget bands;      // [bands]: how far each metric may move from a baseline (baseline.h)
   bool is_case = false;  // the file also names a fixture, modes or a baseline (a case file, for --case)
 
@@ -71,17 +77,25 @@ struct Budget {
   Limit limit_for(Mode mode, const std::string& hook, bool is_top_k) const;
   const Skip* skip_for(const std::string& hook) const;
   const Skip* one_side_for(const std::string& hook) const;
-  const ModeBudget& section(Mode mode) const;  // throws InputError when the budget lacks the mode
+  // Throws InputError when the budget lacks the mode or its default (a file over a run dtype that
+  // has no built-in budget must state every default itself).
+  const ModeBudget& section(Mode mode) const;
 };
 
 // Built-in defaults for a fixture's run dtype ("float32", "bfloat16"); README.md documents them.
 Budget builtin_budget(const std::string& run_dtype);
 
+// The budget a run gates on: `file` (nullopt: none) laid over the built-in budget of `run_dtype`.
+// A section's default, a rule list, near_tie_rel and the bands' default the file states replace or
+// extend the built-in ones; skips and one_side entries are the file's. Without a built-in budget
+// for the dtype (e.g. float16) the file alone is the budget.
+Budget effective_budget(const std::optional<Budget>& file, const std::string& run_dtype);
+
 // A budget TOML file (a case file is one too, with extra keys). Malformed input -> InputError.
 Budget load_budget(const std::filesystem::path& path);
-// A budget or case file's whole text; InputError "[budget <path>] cannot open the file".
-std::string read_budget_file(const std::filesystem::path& path);
 Budget parse_budget(const std::string& toml_text, const std::string& source_name);
+// The budget of an already parsed file (run/case_file.cpp reads a case once).
+Budget parse_budget(const toml::table& root, const std::string& source_name);
 
 bool glob_match(const std::string& pattern, const std::string& text);
 

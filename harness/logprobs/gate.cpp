@@ -6,7 +6,8 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
-#include "gate/budget.h"  // read_budget_file
+#include "gate/budget.h"
+#include "gate/toml_file.h"
 #include "errors.h"
 
 namespace parity::harness {
@@ -15,13 +16,7 @@ namespace {
 
 constexpr std::string_view kCaseKeys[] = {"run", "train", "rollout", "tokenizer", "baseline"};
 
-[[noreturn]] void fail(const std::string& at, const std::string& what) {
-  throw InputError(fmt::format("[budget {}] {}", at, what));
-}
-
-std::string where(const std::string& source, const toml::node& node) {
-  return fmt::format("{}:{}", source, node.source().begin.line);
-}
+[[noreturn]] void fail(const std::string& at, const std::string& what) { budget_error(at, what); }
 
 double finite_number(const toml::node& node, const std::string& at, const std::string& key) {
   std::optional<double> v = node.value<double>();
@@ -79,16 +74,15 @@ LogprobBudget builtin_logprob_budget() {
   LogprobBudget b;
   b.source = "built-in logprob budget (slime's CI default)";
   b.bounds.push_back({"abs_diff_seq_mean", std::nullopt, 0.1, "built-in"});
+  b.bands = builtin_logprob_bands();
   return b;
 }
 
 LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::string& source, bool is_case) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    throw InputError(fmt::format("[budget {}:{}] {}", source, e.source().begin.line, e.description()));
-  }
+  return parse_logprob_budget(parse_budget_toml(toml_text, source), source, is_case);
+}
+
+LogprobBudget parse_logprob_budget(const toml::table& root, const std::string& source, bool is_case) {
   for (const auto& [key, node] : root) {
     const bool case_key = std::find(std::begin(kCaseKeys), std::end(kCaseKeys), key.str()) != std::end(kCaseKeys);
     if (case_key && !is_case)
@@ -101,8 +95,11 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
   }
   const toml::table* table = root["logprobs"].as_table();
   if (!table) fail(source, "has no [logprobs] table (e.g. abs_diff_seq_mean = { max = 0.02 })");
-  LogprobBudget b;
+  // A [logprobs] table is the whole gate: its bounds replace the built-in one (which only stands in
+  // when no budget is given); [bands] and [logprobs.options] are laid over the built-in ones.
+  LogprobBudget b = builtin_logprob_budget();
   b.source = source;
+  b.bounds.clear();
   for (const auto& [key, node] : *table) {
     if (key.str() == "options") {
       if (!node.is_table()) fail(where(source, node), "options must be a table ([logprobs.options])");
@@ -112,7 +109,7 @@ LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::stri
     b.bounds.push_back(parse_bound(std::string(key.str()), node, where(source, node)));
   }
   if (b.bounds.empty()) fail(source, "[logprobs] gates no metric");
-  b.bands = parse_bands(toml_text, source);
+  b.bands = parse_bands(root, source, builtin_logprob_bands());
   // TOML tables carry no order: report bounds in the metrics' own order.
   const std::vector<std::string>& names = logprob_metric_names();
   const auto rank = [&](const MetricBound& x) { return std::find(names.begin(), names.end(), x.metric) - names.begin(); };

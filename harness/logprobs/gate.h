@@ -42,6 +42,7 @@ LogprobBudget builtin_logprob_budget();
 // A budget file's TOML: a [logprobs] table and nothing else, or (is_case) also a logprob case's
 // keys (case.h). InputError when the table is absent or anything is malformed.
 LogprobBudget parse_logprob_budget(const std::string& toml_text, const std::string& source, bool is_case = false);
+LogprobBudget parse_logprob_budget(const toml::table& root, const std::string& source, bool is_case);
 LogprobBudget load_logprob_budget(const std::filesystem::path& path);
 
 struct MetricVerdict {
@@ -60,6 +61,7 @@ struct LogprobReport {
   std::vector<ListedToken> catastrophic, nonfinite;
   std::optional<TokenTexts> texts;      // with --tokenizer
   std::optional<BaselineReport> baseline;  // with a baseline
+  std::vector<std::string> warnings;       // for the user, not the gate (a baseline not written)
 
   bool passed() const;  // every gated metric passed, logprobs are finite, the baseline (if any) passed
 };

@@ -87,6 +87,7 @@ struct CheckResult {
   std::vector<CheckReport> runs;
   std::optional<BaselineReport> baseline;
   std::optional<ExpectationReport> expectation;
+  std::vector<std::string> warnings;  // for the user, not the gate (a baseline not written)
 
   // Every run passed (with an expectation: every run failed first where expected), and the
   // baseline (if any) too.

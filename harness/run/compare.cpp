@@ -52,38 +52,6 @@ double round_one(double x, DType dtype) {
   }
 }
 
-// A config without what does not change the model (the run dtype, versions, caching, private keys).
-nlohmann::ordered_json model_keys(const nlohmann::json& config) {
-  if (!config.is_object()) return config;
-  nlohmann::ordered_json out = nlohmann::ordered_json::object();
-  for (const auto& [key, value] : config.items()) {
-    if (key == "dtype" || key == "torch_dtype" || key == "transformers_version" || key == "use_cache" ||
-        key.starts_with("_"))
-      continue;
-    out[key] = value.is_object() ? model_keys(value) : nlohmann::ordered_json(value);
-  }
-  return out;
-}
-
-std::optional<nlohmann::ordered_json> resolved_or_null(const nlohmann::json& config) {
-  try {
-    return resolved_config(config);
-  } catch (const Error&) {
-    return std::nullopt;
-  }
-}
-
-// The first difference in `ours`' key order; when `ours` agrees with every key of `theirs` it
-// holds, the first key only `theirs` holds (first_json_difference would name the whole config).
-std::optional<JsonDifference> config_difference(const nlohmann::ordered_json& ours,
-                                                const nlohmann::ordered_json& theirs) {
-  std::optional<JsonDifference> d = first_json_difference("", ours, theirs);
-  if (d && d->path.empty() && ours.is_object() && theirs.is_object())
-    for (const auto& [key, value] : theirs.items())
-      if (!ours.contains(key)) return JsonDifference{key, nullptr, value};
-  return d;
-}
-
 std::string coordinate(int64_t flat, const Shape& shape) {
   return fmt::format("[{}]", fmt::join(unravel(flat, shape), ", "));
 }
@@ -487,15 +455,14 @@ void check_same_inputs(const Fixture& base, const Fixture& target) {
 }
 
 void check_same_model(const Fixture& base, const Fixture& target) {
-  // As the reference resolves them (another layout of the same config compares equal); raw JSON for
-  // a model the reference does not know.
-  std::optional<nlohmann::ordered_json> ours = resolved_or_null(base.config());
-  std::optional<nlohmann::ordered_json> theirs = resolved_or_null(target.config());
-  if (!ours || !theirs) ours = model_keys(base.config()), theirs = model_keys(target.config());
-  if (const std::optional<JsonDifference> d = config_difference(*ours, *theirs))
+  if (const std::optional<JsonDifference> d = model_difference(base.config(), target.config()))
     throw InputError(fmt::format("{}: the configs describe different models: {} = {} (base) vs {} (target)",
                                  pair_name(base, target), d->path.empty() ? "(config)" : d->path, d->ours.dump(),
                                  d->theirs.dump()));
+}
+
+std::string compare_run_dtype(const Fixture& base, const Fixture& target) {
+  return gate_dtype(base.meta_string("dtype"), target.meta_string("dtype")).value_or("");
 }
 
 Budget builtin_compare_budget(const Fixture& base, const Fixture& target) {

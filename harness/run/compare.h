@@ -38,6 +38,8 @@ CheckReport run_compare(const Fixture& base, const Fixture& target, const Budget
 // The budget without --budget: the built-in one for the two runs' dtype, or for the lower
 // precision of the two ("bfloat16" for a float32 base and a bfloat16 target).
 Budget builtin_compare_budget(const Fixture& base, const Fixture& target);
+// That run dtype ("bfloat16" for a float32 base and a bfloat16 target); "" when there is none.
+std::string compare_run_dtype(const Fixture& base, const Fixture& target);
 
 // InputError naming both files and the first difference: /inputs (input_ids, attention_mask,
 // position_ids) that differ, or configs that describe different models (compared as the reference

@@ -1,0 +1,258 @@
+#include "run/run_case.h"
+
+#include <fstream>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "gate/json_difference.h"
+#include "io/checkpoint.h"
+#include "io/fixture_sources.h"
+#include "logprobs/from_fixtures.h"
+#include "logprobs/run.h"
+#include "run/compare.h"
+
+namespace parity::harness {
+
+namespace {
+
+// A checkpoint folder must hold the fixture's model: a checkpoint of another model must not slip
+// through on coincidentally equal shapes (another rms_norm_eps or top-k). InputError naming the
+// first resolved config key that differs; a checkpoint without a config.json is taken as it is.
+std::unique_ptr<Checkpoint> open_checkpoint(const std::optional<std::filesystem::path>& dir, const Fixture& fixture) {
+  if (!dir) return nullptr;
+  auto checkpoint = std::make_unique<Checkpoint>(*dir);
+  if (!checkpoint->has_config()) return checkpoint;
+  if (const std::optional<JsonDifference> d = model_difference(fixture.config(), checkpoint->config()))
+    throw InputError(fmt::format("--weights {}: config.json has {} = {}, the fixture's config has {}",
+                                 checkpoint->dir().string(), d->path.empty() ? "(config)" : d->path,
+                                 d->theirs.dump(), d->ours.dump()));
+  return checkpoint;
+}
+
+// --hooks must select something: a glob that matches no hook is a typo, not an empty pass.
+void check_hooks_glob(const std::vector<const Fixture*>& fixtures, const std::string& glob) {
+  if (glob.empty()) return;
+  std::string names;
+  for (const Fixture* f : fixtures) {
+    for (const std::string& key : comparable_keys(*f))
+      if (glob_match(glob, key)) return;
+    names += (names.empty() ? "" : " or ") + f->path().string();
+  }
+  throw UsageError(fmt::format("--hooks '{}' matches no hook of {}", glob, names));
+}
+
+void write_text_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw UsageError(fmt::format("--write-baseline {}: cannot open the file for writing", path.string()));
+  out << text;
+  out.close();
+  if (!out) throw InputError(fmt::format("cannot write {}", path.string()));
+}
+
+// Compares to the plan's baseline and writes one when asked: only a run that passed its gate is
+// accepted (a warning says why nothing was written; the verdict already says the gate failed).
+std::optional<BaselineReport> apply_baseline(const BaselinePlan& plan, const std::string& kind,
+                                             const std::vector<MetricValue>& values, const BandBudget& bands,
+                                             bool gate_passed, std::vector<std::string>& warnings) {
+  std::optional<BaselineReport> report;
+  if (plan.compare_to) report = compare_to_baseline(read_baseline(*plan.compare_to), kind, values, bands);
+  if (plan.write_to) {
+    if (gate_passed) write_text_file(*plan.write_to, baseline_json_text(kind, plan.accepted_from, values));
+    else
+      warnings.push_back(fmt::format("baseline {} not written: the run failed its gate, and a baseline is an accepted run",
+                                     plan.write_to->string()));
+  }
+  return report;
+}
+
+BaselinePlan case_baseline(const Case& c, bool accept_baseline) {
+  BaselinePlan b;
+  b.accepted_from = c.path.string();
+  if (accept_baseline) b.write_to = c.baseline;
+  else b.compare_to = c.baseline;
+  return b;
+}
+
+}  // namespace
+
+CheckResult run_check_plan(const CheckPlan& plan) {
+  const Fixture fixture(plan.fixture);
+  check_hooks_glob({&fixture}, plan.hooks);
+  const Budget budget = effective_budget(plan.budget, fixture.meta_string("dtype"));
+  const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, fixture);
+  CheckResult result;
+  for (Mode mode : plan.modes)
+    result.runs.push_back(run_check(fixture, budget, {mode, plan.precision, plan.hooks, checkpoint.get(), Variants()}));
+  if (plan.expect) {
+    result.expectation = check_expectation(*plan.expect, result.runs);
+    if (!plan.expect->diagnosis.empty()) {
+      result.expectation->diagnosis_expected = plan.expect->diagnosis;
+      result.expectation->diagnosis_found =
+          diagnose(fixture, budget, {plan.precision, checkpoint.get(), {}, plan.expect->diagnosis}).name();
+    }
+  }
+  const std::vector<MetricValue> values = baseline_values(result.runs);
+  const bool gate_passed = result.passed();
+  result.baseline = apply_baseline(plan.baseline, "check", values, budget.bands, gate_passed, result.warnings);
+  return result;
+}
+
+CheckResult run_compare_plan(const ComparePlan& plan) {
+  const Fixture base(plan.base), target(plan.target);
+  check_hooks_glob({&base, &target}, plan.hooks);
+  // The gate's dtype: the runs' own, or the lower precision of the two (compare.h).
+  const Budget budget =
+      plan.budget ? effective_budget(plan.budget, compare_run_dtype(base, target)) : builtin_compare_budget(base, target);
+  const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, base);
+  CompareOptions options;
+  options.hooks_glob = plan.hooks;
+  options.reference = plan.reference;
+  options.weights = checkpoint.get();
+  // Each side's own replay is judged by the file's [isolated] section when it has one, else by the
+  // built-in budget of that side's run dtype.
+  std::optional<Budget> isolated;
+  if (plan.budget && plan.budget->modes.count(Mode::kIsolated)) {
+    isolated = budget;
+    options.isolated_budget = &*isolated;
+  }
+  CheckResult result;
+  result.runs.push_back(run_compare(base, target, budget, options));
+  const std::vector<MetricValue> values = baseline_values(result.runs);
+  const bool gate_passed = result.passed();
+  result.baseline = apply_baseline(plan.baseline, "check", values, budget.bands, gate_passed, result.warnings);
+  return result;
+}
+
+LogprobReport run_logprob_plan(const LogprobPlan& plan) {
+  const LogprobSources& s = plan.sources;
+  check_sources(s, "logprobs");
+  const bool reference_trains = s.train && *s.train == kReferenceSide;
+  const bool reference_rolls = s.rollout && *s.rollout == kReferenceSide;
+  if (!reference_trains && !reference_rolls && (plan.weights || plan.precision))
+    throw UsageError(s.run ? "--weights and --precision apply to a reference side, not to a run file"
+                           : "--weights and --precision apply to a reference side (--train reference or --rollout "
+                             "reference)");
+  LogprobRun run;
+  if (s.run) {
+    run = load_logprob_run(*s.run);
+  } else if (!reference_trains && !reference_rolls) {
+    run = run_from_fixtures(Fixture(*s.train), Fixture(*s.rollout), plan.top_k);
+  } else {
+    const Fixture fixture(reference_trains ? *s.rollout : *s.train);
+    const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, fixture);
+    run = run_against_reference(fixture, checkpoint.get(), plan.precision, reference_trains ? "train" : "rollout",
+                                plan.top_k);
+  }
+  std::error_code ec;
+  if (!plan.tokenizer && run.tokenizer && !std::filesystem::is_regular_file(*run.tokenizer, ec))
+    throw InputError(fmt::format("logprob run {} names tokenizer {} (relative to the run file), which is not a "
+                                 "file; pass --tokenizer", run.source, run.tokenizer->string()));
+  LogprobReport report = gate_logprobs(run, plan.budget, plan.tokenizer ? plan.tokenizer : run.tokenizer);
+  const std::vector<MetricValue> values = baseline_values(report);
+  const bool gate_passed = report.passed();
+  report.baseline = apply_baseline(plan.baseline, "logprobs", values, plan.budget.bands, gate_passed, report.warnings);
+  return report;
+}
+
+Diagnosis run_diagnose_plan(const DiagnosePlan& plan) {
+  const Fixture fixture(plan.fixture);
+  const Budget budget = effective_budget(plan.budget, fixture.meta_string("dtype"));
+  budget.section(Mode::kIsolated);  // diagnose replays isolated: the budget needs that section
+  const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, fixture);
+  return diagnose(fixture, budget, {plan.precision, checkpoint.get(), plan.only, plan.expected.value_or("")});
+}
+
+CheckPlan check_plan(const Case& c, bool accept_baseline) {
+  if (c.kind != CaseKind::kCheck)
+    throw UsageError(fmt::format("{} is a logprob case (it has a [logprobs] table): run it with parity logprobs --case",
+                                 c.path.string()));
+  CheckPlan p;
+  p.fixture = c.fixture;
+  p.modes = c.modes;
+  p.precision = c.precision;
+  p.budget = c.budget;
+  p.expect = c.expect;
+  p.baseline = case_baseline(c, accept_baseline);
+  return p;
+}
+
+LogprobPlan logprob_plan(const Case& c, bool accept_baseline) {
+  if (c.kind != CaseKind::kLogprobs)
+    throw UsageError(fmt::format("{} is a check case (it has no [logprobs] table): run it with parity check --case",
+                                 c.path.string()));
+  LogprobPlan p;
+  p.sources = c.sources;
+  p.tokenizer = c.tokenizer;
+  p.budget = c.logprob_budget;
+  p.baseline = case_baseline(c, accept_baseline);
+  return p;
+}
+
+DiagnosePlan diagnose_plan(const Case& c) {
+  const CheckPlan check = check_plan(c);
+  DiagnosePlan p;
+  p.fixture = check.fixture;
+  p.budget = check.budget;
+  p.precision = check.precision;
+  if (c.expect && !c.expect->diagnosis.empty()) p.expected = c.expect->diagnosis;
+  return p;
+}
+
+CaseResult run_case(const std::filesystem::path& case_file, bool accept_baseline) {
+  return run_case(load_case(case_file), accept_baseline);
+}
+
+CaseResult run_case(const Case& spec, bool accept_baseline) {
+  CaseResult r{spec, std::nullopt, std::nullopt};
+  if (r.spec.kind == CaseKind::kLogprobs) r.logprobs = run_logprob_plan(logprob_plan(r.spec, accept_baseline));
+  else r.check = run_check_plan(check_plan(r.spec, accept_baseline));
+  return r;
+}
+
+bool CaseResult::passed() const { return check ? check->passed() : logprobs->passed(); }
+std::string CaseResult::summary() const { return check ? summary_line(*check) : summary_line(*logprobs); }
+std::string CaseResult::first_failure() const {
+  return check ? first_failure_line(*check) : first_failure_line(*logprobs);
+}
+std::optional<bool> CaseResult::baseline_passed() const {
+  const std::optional<BaselineReport>& b = check ? check->baseline : logprobs->baseline;
+  return b ? std::optional<bool>(b->passed()) : std::nullopt;
+}
+const std::vector<std::string>& CaseResult::warnings() const { return check ? check->warnings : logprobs->warnings; }
+
+std::string summary_line(const CheckResult& result) {
+  std::string out;
+  for (const CheckReport& run : result.runs)
+    out += fmt::format("{}{} {} passed, {} failed, {} skipped", out.empty() ? "" : "; ", mode_name(run.mode),
+                       run.count(Status::kPass), run.count(Status::kFail), run.count(Status::kSkipped));
+  if (result.expectation) out = result.expectation->summary() + " (" + out + ")";
+  return out;
+}
+
+std::string first_failure_line(const CheckResult& result) {
+  if (result.expectation) return result.expectation->met() ? "" : result.expectation->summary();
+  for (const CheckReport& run : result.runs) {
+    if (const HookResult* h = run.first_failure()) return fmt::format("{} {}: {}", mode_name(run.mode), h->hook, h->message);
+    if (!run.problems.empty()) return fmt::format("{}: {}", mode_name(run.mode), run.problems.front());
+  }
+  if (result.baseline) return result.baseline->first_failure();
+  return "";
+}
+
+std::string summary_line(const LogprobReport& report) {
+  size_t failed = 0;
+  for (const MetricVerdict& v : report.verdicts) failed += v.passed ? 0 : 1;
+  return fmt::format("{} of {} gated metrics passed; {} scored tokens, {} catastrophic", report.verdicts.size() - failed,
+                     report.verdicts.size(), report.summary.scored_tokens, report.summary.catastrophic_count);
+}
+
+std::string first_failure_line(const LogprobReport& report) {
+  for (const MetricVerdict& v : report.verdicts)
+    if (!v.passed) return fmt::format("{} = {:.6g}, want {} ({})", v.metric, v.value, v.bound.str(), v.bound.where);
+  if (!report.problems.empty()) return report.problems.front();
+  if (report.baseline) return report.baseline->first_failure();
+  return "";
+}
+
+}  // namespace parity::harness
