@@ -5,11 +5,11 @@
 #include <pybind11/stl/filesystem.h>
 
 #include "arrays.h"
-#include "run/compare.h"
-#include "run/diagnose.h"
+#include "run/run_case.h"
 #include "diagnose_report.h"
 #include "html_report.h"
 #include "json_bridge.h"
+#include "logprobs_report.h"
 #include "report.h"
 
 namespace parity::python {
@@ -36,8 +36,8 @@ std::optional<Precision> precision_named(const std::optional<std::string>& name)
   return p;
 }
 
-Budget budget_for(const std::optional<std::filesystem::path>& path, const Fixture& fixture) {
-  return path ? load_budget(*path) : builtin_budget(fixture.meta_string("dtype"));
+std::optional<Budget> budget_file(const std::optional<std::filesystem::path>& path) {
+  return path ? std::optional<Budget>(load_budget(*path)) : std::nullopt;
 }
 
 }  // namespace
@@ -47,48 +47,75 @@ void bind_check(py::module_& m) {
       "check",
       [](const std::filesystem::path& fixture_path, const std::vector<std::string>& modes,
          const std::optional<std::filesystem::path>& budget_path, const std::optional<std::string>& precision,
-         const std::string& hooks) {
-        const Fixture fixture(fixture_path);
-        const Budget budget = budget_for(budget_path, fixture);
+         const std::string& hooks, const std::optional<std::filesystem::path>& weights,
+         const std::optional<std::filesystem::path>& baseline) {
+        CheckPlan plan;  // the CLI's run path (run/run_case.h), so both give the same numbers
+        plan.fixture = fixture_path;
+        plan.modes = modes_named(modes);
+        plan.precision = precision_named(precision);
+        plan.budget = budget_file(budget_path);
+        plan.hooks = hooks;
+        plan.weights = weights;
+        plan.baseline.compare_to = baseline;
         CheckResult result;
         {
           py::gil_scoped_release release;
-          for (Mode mode : modes_named(modes))
-            result.runs.push_back(run_check(fixture, budget, {mode, precision_named(precision), hooks, nullptr, Variants()}));
+          result = run_check_plan(plan);
         }
         return to_python(reports::json_report(result));
       },
       py::arg("fixture"), py::arg("modes") = std::vector<std::string>{"isolated"}, py::arg("budget") = py::none(),
-      py::arg("precision") = py::none(), py::arg("hooks") = "",
+      py::arg("precision") = py::none(), py::arg("hooks") = "", py::arg("weights") = py::none(),
+      py::arg("baseline") = py::none(),
       "`parity check FIXTURE --mode M --json` as a dict (schema parity-check/1): modes [\"isolated\"] and/or\n"
-      "[\"chained\"], budget TOML (default: built-in for the run dtype), precision \"f64\"/\"f32\"/\"bf16\" (default:\n"
-      "the run dtype), hooks glob. result[\"verdict\"] is \"pass\" or \"fail\"; InputError on bad input.");
+      "[\"chained\"], budget TOML (over the built-in one for the run dtype), precision \"f64\"/\"f32\"/\"bf16\"\n"
+      "(default: the run dtype), hooks glob, weights (a checkpoint folder), baseline (an accepted baseline JSON).\n"
+      "result[\"verdict\"] is \"pass\" or \"fail\"; InputError on bad input.");
+  m.def(
+      "check_case",
+      [](const std::filesystem::path& case_path, bool write_baseline) {
+        CaseResult result;
+        {
+          py::gil_scoped_release release;
+          result = run_case(case_path, write_baseline);
+        }
+        return to_python(result.check ? reports::json_report(*result.check) : reports::logprobs_json(*result.logprobs));
+      },
+      py::arg("case"), py::arg("write_baseline") = false,
+      "`parity check --case FILE --json` (or `parity logprobs --case FILE --json` for a logprob case) as a dict:\n"
+      "the case's fixture, modes, budget, baseline and [expect], through the CLI's own run path. write_baseline:\n"
+      "accept this run as the case's baseline (written only when the gate passes).");
   m.def(
       "compare",
       [](const std::filesystem::path& base_path, const std::filesystem::path& target_path,
-         const std::optional<std::filesystem::path>& budget_path, bool reference) {
-        const Fixture base(base_path), target(target_path);
-        const Budget budget = budget_path ? load_budget(*budget_path) : builtin_compare_budget(base, target);
+         const std::optional<std::filesystem::path>& budget_path, bool reference,
+         const std::optional<std::filesystem::path>& weights) {
+        ComparePlan plan;
+        plan.base = base_path;
+        plan.target = target_path;
+        plan.budget = budget_file(budget_path);
+        plan.reference = reference;
+        plan.weights = weights;
         CheckResult result;
         {
           py::gil_scoped_release release;
-          CompareOptions options;
-          options.reference = reference;
-          result.runs.push_back(run_compare(base, target, budget, options));
+          result = run_compare_plan(plan);
         }
         return to_python(reports::json_report(result));
       },
       py::arg("base"), py::arg("target"), py::arg("budget") = py::none(), py::arg("reference") = true,
+      py::arg("weights") = py::none(),
       "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no three-way view).");
   m.def(
       "diagnose",
       [](const std::filesystem::path& target_path, const std::optional<std::filesystem::path>& budget_path) {
-        const Fixture target(target_path);
-        const Budget budget = budget_for(budget_path, target);
+        DiagnosePlan plan;
+        plan.fixture = target_path;
+        plan.budget = budget_file(budget_path);
         nlohmann::json out;
         {
           py::gil_scoped_release release;
-          out = reports::diagnose_json(diagnose(target, budget, {}), std::nullopt);
+          out = reports::diagnose_json(run_diagnose_plan(plan), std::nullopt);
         }
         return to_python(out);
       },

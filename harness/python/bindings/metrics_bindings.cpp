@@ -69,8 +69,22 @@ void bind_metrics(py::module_& m) {
       .def("allows", &Limit::allows, py::arg("measured"), "NaN never passes")
       .def("__repr__", &Limit::str);
   py::class_<Budget>(m, "Budget", "A tolerance budget (README.md \"Budget format\").")
-      .def_static("load", &load_budget, py::arg("path"), "a budget or case TOML file; InputError when malformed")
-      .def_static("parse", &parse_budget, py::arg("toml_text"), py::arg("source") = "<string>")
+      .def_static(
+          "load",
+          [](const std::filesystem::path& path, const std::optional<std::string>& run_dtype) {
+            const Budget file = load_budget(path);
+            return run_dtype ? effective_budget(file, *run_dtype) : file;
+          },
+          py::arg("path"), py::arg("run_dtype") = py::none(),
+          "a budget or case TOML file; with run_dtype (\"float32\", \"bfloat16\"), laid over that dtype's built-in\n"
+          "budget as a run gates on it (a file states only what differs). InputError when malformed")
+      .def_static(
+          "parse",
+          [](const std::string& text, const std::string& source, const std::optional<std::string>& run_dtype) {
+            const Budget file = parse_budget(text, source);
+            return run_dtype ? effective_budget(file, *run_dtype) : file;
+          },
+          py::arg("toml_text"), py::arg("source") = "<string>", py::arg("run_dtype") = py::none())
       .def_static("builtin", &builtin_budget, py::arg("run_dtype"), "the built-in budget of \"float32\" or \"bfloat16\" runs")
       .def_readonly("source", &Budget::source)
       .def_readonly("near_tie_rel", &Budget::near_tie_rel)

@@ -10,6 +10,7 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.replay(config, module, inputs, weights)      one reference module on your tensors
     parity.forward(config, input_ids, weights) the reference end to end
     parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
+    parity.check_case(case_file)               `parity check --case` (cases, checkpoints, baselines, [expect])
     parity.html_report(result)                 the self-contained HTML page of a result dict
 
 Errors: parity.InputError (a ValueError: bad input, the CLI's exit 2) and parity.Error (a
@@ -26,6 +27,7 @@ from ._parity import (  # noqa: F401  (the public API)
     InputError,
     Limit,
     check,
+    check_case,
     compare,
     compare_tensors,
     diagnose,
