@@ -11,6 +11,7 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.forward(config, input_ids, weights) the reference end to end
     parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
     parity.html_report(result)                 the self-contained HTML page of a result dict
+    parity.known_bugs()                        the known-bug registry (references/models/known_bugs.toml) as dicts
 
 Errors: parity.InputError (a ValueError: bad input, the CLI's exit 2) and parity.Error (a
 RuntimeError). Long computations release the GIL.
@@ -32,6 +33,7 @@ from ._parity import (  # noqa: F401  (the public API)
     forward,
     gate_logprobs,
     html_report,
+    known_bugs,
     logprob_metrics,
     logprobs_report,
     modules,
