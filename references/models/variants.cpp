@@ -79,14 +79,16 @@ class Fields {
   std::string one_of(std::string_view key, std::initializer_list<std::string_view> allowed) const {
     std::string value = text(key);
     if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
-      fail(need(key), fmt::format("{} must be one of \"{}\", got \"{}\"", field(key), fmt::join(allowed, "\", \""), value));
+      fail(need(key),
+           fmt::format("{} must be one of \"{}\", got \"{}\"", field(key), fmt::join(allowed, "\", \""), value));
     return value;
   }
   int64_t integer(std::string_view key, int64_t at_least) const {
     const toml::node& node = need(key);
     const toml::value<int64_t>* value = node.as_integer();
     if (!value) fail(node, field(key) + " must be an integer");
-    if (value->get() < at_least) fail(node, fmt::format("{} must be at least {}, got {}", field(key), at_least, value->get()));
+    if (value->get() < at_least)
+      fail(node, fmt::format("{} must be at least {}, got {}", field(key), at_least, value->get()));
     return value->get();
   }
   Fields table(std::string_view key) const {
@@ -127,7 +129,8 @@ VariantInfo parse_entry(const Fields& bug, Variant variant, std::string name) {
   const Fields fixture = bug.table("fixture");
   fixture.only({"file", "config", "seed", "batch", "seq_len", "dtype"});
   v.fixture.file = fixture.text("file");
-  if (!v.fixture.file.ends_with(".h5")) fixture.fail(fixture.need("file"), fixture.field("file") + " must name an .h5 file");
+  if (!v.fixture.file.ends_with(".h5"))
+    fixture.fail(fixture.need("file"), fixture.field("file") + " must name an .h5 file");
   v.fixture.config = fixture.text("config");
   v.fixture.seed = fixture.integer("seed", 0);
   v.fixture.batch = fixture.integer("batch", 1);
@@ -137,7 +140,8 @@ VariantInfo parse_entry(const Fields& bug, Variant variant, std::string name) {
 }
 
 const std::vector<VariantInfo>& registry() {
-  static const std::vector<VariantInfo> variants = parse_known_bugs(kKnownBugsToml, "references/models/known_bugs.toml");
+  static const std::vector<VariantInfo> variants =
+      parse_known_bugs(kKnownBugsToml, "references/models/known_bugs.toml");
   return variants;
 }
 
@@ -153,7 +157,9 @@ std::vector<VariantInfo> parse_known_bugs(std::string_view toml_text, std::strin
     throw Error(fmt::format("[{}:{}] {}", source, e.source().begin.line, e.description()));
   }
   for (const auto& [key, node] : root)
-    if (key.str() != "bug") throw Error(fmt::format("[{}:{}] unknown top-level key \"{}\" (only [[bug]] tables)", source, node.source().begin.line, key.str()));
+    if (key.str() != "bug")
+      throw Error(fmt::format("[{}:{}] unknown top-level key \"{}\" (only [[bug]] tables)", source,
+                              node.source().begin.line, key.str()));
   const toml::array* bugs = root["bug"].as_array();
   if (!bugs || bugs->empty()) throw Error(fmt::format("[{}] no [[bug]] entries", source));
 
@@ -162,7 +168,8 @@ std::vector<VariantInfo> parse_known_bugs(std::string_view toml_text, std::strin
   for (size_t i = 0; i < bugs->size(); ++i) {
     const toml::node& node = *bugs->get(i);
     const toml::table* table = node.as_table();
-    if (!table) throw Error(fmt::format("[{}:{}] bug #{}: expected a [[bug]] table", source, node.source().begin.line, i + 1));
+    if (!table)
+      throw Error(fmt::format("[{}:{}] bug #{}: expected a [[bug]] table", source, node.source().begin.line, i + 1));
     const Fields unnamed(source, fmt::format("bug #{}", i + 1), *table);
     std::string name = unnamed.text("name");
     const Fields bug(source, fmt::format("bug \"{}\"", name), *table);

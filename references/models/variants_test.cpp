@@ -129,8 +129,10 @@ TEST_CASE("known_bugs.toml: the real text parses, and a malformed one is refused
            {"source = ", "", "field \"source\" is missing"},
            {"title = ", "title = \"  \"", "field \"title\" must not be empty"},
            {"lives_at = ", "lives_at = 3", "field \"lives_at\" must be a string"},
-           {"family = ", "family = \"llama\"", "field \"family\" must be one of \"olmoe\", \"gemma4\", \"any\", got \"llama\""},
-           {"first_failure = ", "first_failure = { isolated = \"/outputs/logits\" }", "field \"first_failure.chained\" is missing"},
+           {"family = ", "family = \"llama\"",
+            "field \"family\" must be one of \"olmoe\", \"gemma4\", \"any\", got \"llama\""},
+           {"first_failure = ", "first_failure = { isolated = \"/outputs/logits\" }",
+            "field \"first_failure.chained\" is missing"},
            {"first_failure = ", "first_failure = \"/outputs/logits\"", "field \"first_failure\" must be a table"},
            {"lives_in = ", "lives_in = \"x\"\nlive_at = \"y\"", "unknown field \"live_at\""},
            {"seed = ", "", "field \"fixture.seed\" is missing"},
@@ -151,7 +153,8 @@ TEST_CASE("known_bugs.toml: the real text parses, and a malformed one is refused
   CHECK(mutated(4, "name = ", "").find("bug #5: field \"name\" is missing") != std::string::npos);
   // A name no enum value is bound to (an entry without its variant).
   const std::string orphan = mutated(4, "name = ", "name = \"gemma4_new_bug\"");
-  CHECK_MESSAGE(orphan.find("bug \"gemma4_new_bug\": no enum value is bound to this name") != std::string::npos, orphan);
+  CHECK_MESSAGE(orphan.find("bug \"gemma4_new_bug\": no enum value is bound to this name") != std::string::npos,
+                orphan);
   // An enum value without an entry.
   Blocks missing = real;
   missing.bugs.erase(missing.bugs.begin() + 8);
@@ -160,8 +163,9 @@ TEST_CASE("known_bugs.toml: the real text parses, and a malformed one is refused
   Blocks twice = real;
   twice.bugs.push_back(real.bugs[0]);
   const std::string repeated = error_of(twice.text());
-  CHECK_MESSAGE(repeated.find("bug \"olmoe_router_topk_softmax\": the name is used twice (first at line") != std::string::npos,
-                repeated);
+  CHECK_MESSAGE(
+      repeated.find("bug \"olmoe_router_topk_softmax\": the name is used twice (first at line") != std::string::npos,
+      repeated);
   // Not TOML, or not the registry's shape.
   CHECK(error_of(real.header + "[[bug]]\nname = \"x\n").starts_with("[test.toml:"));
   CHECK(error_of(real.header).find("no [[bug]] entries") != std::string::npos);

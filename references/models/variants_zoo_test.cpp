@@ -41,10 +41,12 @@ TEST_CASE("variants: each zoo fixture fails HF's math and passes both modes unde
       CAPTURE(harness::mode_name(mode));
       const harness::CheckReport hf = check(fixture, mode, {});
       CHECK_FALSE(hf.passed());
-      const std::string& expected = mode == harness::Mode::kIsolated ? v.first_failure_isolated : v.first_failure_chained;
+      const std::string& expected =
+          mode == harness::Mode::kIsolated ? v.first_failure_isolated : v.first_failure_chained;
       const harness::HookResult* first = hf.first_failure();
       REQUIRE_MESSAGE(first, "HF's math must fail a hook: ", first_failure(hf));
-      CHECK_MESSAGE(harness::glob_match(expected, first->hook), "first failure ", first->hook, ", registry says ", expected);
+      CHECK_MESSAGE(harness::glob_match(expected, first->hook), "first failure ", first->hook, ", registry says ",
+                    expected);
       const harness::CheckReport under = check(fixture, mode, Variants::only(v.variant));
       INFO("first failure under the variant: ", first_failure(under));
       CHECK(under.passed());

@@ -65,15 +65,19 @@ def render(bugs: dict[str, Bug]) -> str:
         lines.append(f"| {number} | `{bug.name}` | {bug.family} | {_cell(bug.title)} | {_cell(_first_failure(bug))} |")
     for number, bug in enumerate(bugs.values(), 1):
         fixture = bug.fixture
+        how = inspect.getdoc(bug.patch)
+        if not how:
+            raise ValueError(f"the patch of {bug.name} has no docstring: it is the README's account of the patch")
+        patch = f"**Patch** (`parity.zoo.patches.{bug.patch.__name__}`). "
+        where = (f"**Lives in** {bug.lives_in}. **Fixture:** `{fixture['config']}`, seed {fixture['seed']}, "
+                 f"{fixture['batch']} × {fixture['seq_len']} tokens, {fixture['dtype']}; under HF's math the gate "
+                 f"fails first at {_first_failure(bug)}.")
         lines += ["", f"## {number}. `{bug.name}` (`{fixture['file']}`)", "",
                   _paragraph(bug.title, "**What the engine computes:** "), "",
                   _paragraph(bug.story, "**Story.** "), "",
                   _paragraph(bug.source, "**Source:** "), "",
-                  _paragraph(inspect.getdoc(bug.patch) or "", f"**Patch** (`parity.zoo.patches.{bug.patch.__name__}`). "),
-                  "",
-                  _paragraph(f"**Lives in** {bug.lives_in}. **Fixture:** `{fixture['config']}`, seed {fixture['seed']}, "
-                             f"{fixture['batch']} × {fixture['seq_len']} tokens, {fixture['dtype']}; under HF's math "
-                             f"the gate fails first at {_first_failure(bug)}.")]
+                  _paragraph(how, patch), "",
+                  _paragraph(where)]
     lines.append(END)
     return "\n".join(lines)
 

@@ -3,6 +3,8 @@ registry and the patches' docstrings, and the generator only ever touches its ma
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from helpers import GOLDEN
@@ -24,6 +26,14 @@ def test_the_generated_list_has_every_bug_with_its_story_source_and_patch():
         assert f"## {number}. `{bug.name}` (`{bug.fixture['file']}`)" in block
         assert " ".join(bug.story.split()) in flat and " ".join(bug.source.split()) in flat
         assert f"parity.zoo.patches.{bug.name}" in block
+
+
+def test_a_patch_without_a_docstring_is_refused():
+    def undocumented(model):
+        pass
+    bug = dataclasses.replace(next(iter(BUGS.values())), patch=undocumented)
+    with pytest.raises(ValueError, match=f"the patch of {bug.name} has no docstring"):
+        render({bug.name: bug})
 
 
 def test_splice_replaces_only_between_the_markers_and_needs_both():
