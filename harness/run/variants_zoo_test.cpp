@@ -1,7 +1,7 @@
-// End to end: every variant against its bug-zoo fixture (golden/zoo/<name>.h5, dumped from HF with
-// the same bug planted by harness/python/parity/zoo/patches.py). HF's math must fail the fixture and
-// the variant must pass it, in both modes, under the built-in budget. A variant without a fixture
-// is skipped with a message.
+// End to end: every variant against its bug-zoo fixture (golden/zoo/<fixture.file>, dumped from HF
+// with the same bug planted by harness/python/parity/zoo/patches.py). HF's math must fail the
+// fixture first at the registry's first_failure (models/known_bugs.toml) and the variant must pass
+// it, in both modes, under the built-in budget. A variant without its fixture fails.
 #include <filesystem>
 
 #include <doctest/doctest.h>
@@ -33,13 +33,20 @@ std::string first_failure(const harness::CheckReport& r) {
 
 TEST_CASE("variants: each zoo fixture fails HF's math and passes both modes under its variant") {
   for (const VariantInfo& v : known_variants()) {
-    const std::filesystem::path path = kZoo / (std::string(v.name) + ".h5");
+    const std::filesystem::path path = kZoo / v.fixture.file;
     CAPTURE(v.name);
     REQUIRE_MESSAGE(std::filesystem::exists(path), "every variant needs its zoo fixture (README.md \"How to add\")");
     const harness::Fixture fixture(path);
     for (harness::Mode mode : {harness::Mode::kIsolated, harness::Mode::kChained}) {
       CAPTURE(harness::mode_name(mode));
-      CHECK_FALSE(check(fixture, mode, {}).passed());
+      const harness::CheckReport hf = check(fixture, mode, {});
+      CHECK_FALSE(hf.passed());
+      const std::string& expected =
+          mode == harness::Mode::kIsolated ? v.first_failure_isolated : v.first_failure_chained;
+      const harness::HookResult* first = hf.first_failure();
+      REQUIRE_MESSAGE(first, "HF's math must fail a hook: ", first_failure(hf));
+      CHECK_MESSAGE(harness::glob_match(expected, first->hook), "first failure ", first->hook, ", registry says ",
+                    expected);
       const harness::CheckReport under = check(fixture, mode, Variants::only(v.variant));
       INFO("first failure under the variant: ", first_failure(under));
       CHECK(under.passed());

@@ -2,12 +2,18 @@
 // what a buggy engine computes, so `parity diagnose` can replay a target dump under each one and
 // say which bug it matches. All are off by default; `parity check` never turns one on.
 //
+// What is known about each bug (its name, story, source, where it lives, its zoo fixture and the
+// first failure the gate must report) is written once, in the registry models/known_bugs.toml,
+// compiled into the library (references/CMakeLists.txt) and parsed here into VariantInfo. The enum
+// stays because the math switches on it; variants.cpp binds each value to its entry by name.
+//
 // Every variant has a twin in the bug zoo (harness/python/parity/zoo/patches.py, same name): a
 // patch that plants the same bug into a real HF model at dump time. The two must compute the same
 // thing, so a zoo fixture replayed under its variant passes the built-in budget.
 #pragma once
 
 #include <bitset>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,22 +34,49 @@ enum class Variant {
   kCount
 };
 
-struct VariantInfo {
-  Variant variant;
-  std::string_view name;      // "olmoe_router_topk_softmax": CLI, JSON, case files, the zoo
-  std::string_view family;    // "olmoe", "gemma4", or "any"
-  std::string_view title;     // one line: what the buggy engine computes
-  std::string_view lives_in;  // the HF module (path pattern) where the bug lives
-  std::string_view story;     // one paragraph: the bug, how it showed up, and its fix
+// How a bug's zoo fixture is made (python -m parity.zoo.golden): a random model of `config` with
+// the bug planted, run on random input ids.
+struct ZooFixtureSpec {
+  std::string file;    // relative to golden/zoo/
+  std::string config;  // relative to golden/
+  int64_t seed = 0;    // weights; the input ids use seed + 1
+  int64_t batch = 0;
+  int64_t seq_len = 0;
+  std::string dtype;   // the run dtype: "float32" or "bfloat16"
 };
 
-// Every known variant, in enum order.
+// One [[bug]] entry of models/known_bugs.toml (its comments say more about each field).
+struct VariantInfo {
+  Variant variant;
+  std::string name;      // "olmoe_router_topk_softmax": CLI, JSON, case files, the zoo
+  std::string family;    // "olmoe", "gemma4", or "any"
+  std::string title;     // one line: what the buggy engine computes
+  std::string lives_in;  // the HF module (path pattern) where the bug lives
+  std::string story;     // one paragraph: the bug, how it showed up, and its fix
+  std::string source;    // the public PR or issue the story cites (or why there is none)
+  // The first failing hook (a hook glob, as cases' [expect]) of the zoo fixture under HF's math.
+  std::string first_failure_isolated;
+  std::string first_failure_chained;
+  std::string lives_at;  // a Python regex of the first failing hook on unseen configs (diagnose_test.py)
+  ZooFixtureSpec fixture;
+};
+
+// Every known variant, in enum order. These four parse the compiled-in registry at their first call
+// and throw parity::Error if it is malformed (a build whose tests pass never is).
 const std::vector<VariantInfo>& known_variants();
 const VariantInfo& variant_info(Variant variant);
 // nullptr when no variant has this name.
 const VariantInfo* find_variant(std::string_view name);
 // Whether a variant applies to a model of this family ("olmoe", "gemma4").
 bool variant_applies(const VariantInfo& info, std::string_view family);
+
+// The registry's text as compiled in (models/known_bugs.toml when the library was built).
+std::string_view known_bugs_toml();
+// Parses a registry in the format of models/known_bugs.toml into one VariantInfo per enum value, in
+// enum order. Throws parity::Error naming the entry and the field of the first problem: a TOML
+// syntax error, a field missing, empty, mistyped or unknown, a name twice, a name no enum value is
+// bound to, an enum value without an entry. known_variants() is this on known_bugs_toml().
+std::vector<VariantInfo> parse_known_bugs(std::string_view toml_text, std::string_view source);
 
 // The set of variants switched on; empty = HF's math.
 class Variants {

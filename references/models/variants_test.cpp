@@ -1,9 +1,13 @@
-// Doctests of the variant registry and of the math the variants add: the contiguous partial RoPE,
-// the top-k-only router softmax, the bf16 router fold, the (1 + w) norm. That each variant turns
-// its zoo fixture (golden/zoo/) from a failure into a pass is variants_test.py's job.
+// Doctests of the variant registry (models/known_bugs.toml, compiled in and parsed by variants.cpp)
+// and of the math the variants add: the contiguous partial RoPE, the top-k-only router softmax, the
+// bf16 router fold, the (1 + w) norm. That each variant turns its zoo fixture (golden/zoo/) from a
+// failure into a pass is variants_zoo_test.cpp's job.
 #include "variants.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 
@@ -17,10 +21,10 @@
 
 namespace parity {
 
-TEST_CASE("variants: one registry entry per enum value, in enum order, with unique names") {
+TEST_CASE("variants: one registry entry per enum value, in enum order, with unique names and every field") {
   const auto& all = known_variants();
   REQUIRE(all.size() == static_cast<size_t>(Variant::kCount));
-  std::set<std::string_view> names;
+  std::set<std::string_view> names, files;
   for (size_t i = 0; i < all.size(); ++i) {
     const VariantInfo& v = all[i];
     CAPTURE(v.name);
@@ -30,10 +34,142 @@ TEST_CASE("variants: one registry entry per enum value, in enum order, with uniq
     CHECK((v.family == "olmoe" || v.family == "gemma4" || v.family == "any"));
     CHECK(!v.title.empty());
     CHECK(!v.lives_in.empty());
+    CHECK(!v.source.empty());
     CHECK(v.story.size() > 200);  // a paragraph: the bug, how it showed up, the fix
-    CHECK(v.story.find("Fix:") != std::string_view::npos);
+    CHECK(v.story.find("Fix:") != std::string::npos);
+    CHECK(v.story.find('\n') == std::string::npos);  // the TOML's line-ending backslashes join it into one line
     if (v.family != "any") CHECK(v.name.starts_with(v.family));
+    CHECK(!v.first_failure_isolated.empty());
+    CHECK(!v.first_failure_chained.empty());
+    CHECK(!v.lives_at.empty());
+    CHECK(files.insert(v.fixture.file).second);
+    CHECK(v.fixture.file == v.name + ".h5");  // cases/zoo/<name>.toml and the zoo's own tests expect this
+    CHECK(v.fixture.config.starts_with("configs/"));
+    CHECK(v.fixture.batch >= 1);
   }
+}
+
+TEST_CASE("variants: the compiled-in registry is references/models/known_bugs.toml as it is now") {
+  // CMAKE_CONFIGURE_DEPENDS rebuilds it on every edit; a stale build would explain bugs with old text.
+  std::ifstream in(std::filesystem::path(PARITY_SOURCE_DIR) / "references" / "models" / "known_bugs.toml",
+                   std::ios::binary);
+  REQUIRE(in);
+  const std::string on_disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(known_bugs_toml() == on_disk);
+}
+
+namespace {
+
+// The registry split into its header and one block per [[bug]] (each starting with "[[bug]]").
+struct Blocks {
+  std::string header;
+  std::vector<std::string> bugs;
+
+  explicit Blocks(std::string_view text) {
+    const std::string_view mark = "\n[[bug]]\n";
+    size_t at = text.find(mark);
+    REQUIRE(at != std::string_view::npos);
+    header = std::string(text.substr(0, at + 1));
+    while (at != std::string_view::npos) {
+      const size_t next = text.find(mark, at + 1);
+      bugs.emplace_back(text.substr(at + 1, next == std::string_view::npos ? std::string_view::npos : next - at));
+      at = next;
+    }
+  }
+  std::string text() const {
+    std::string out = header;
+    for (const std::string& b : bugs) out += b;
+    return out;
+  }
+};
+
+// `block` with its line starting with `prefix` replaced by `line` (removed when empty).
+std::string with_line(std::string block, std::string_view prefix, std::string_view line) {
+  const size_t at = block.find("\n" + std::string(prefix));
+  REQUIRE_MESSAGE(at != std::string::npos, prefix);
+  const size_t end = block.find('\n', at + 1);
+  block.replace(at + 1, end - at, line.empty() ? "" : std::string(line) + "\n");
+  return block;
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_known_bugs(text, "test.toml");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("known_bugs.toml: the real text parses, and a malformed one is refused naming the entry and the field") {
+  const Blocks real(known_bugs_toml());
+  REQUIRE(real.bugs.size() == static_cast<size_t>(Variant::kCount));
+  REQUIRE(real.text() == known_bugs_toml());
+  CHECK(parse_known_bugs(real.text(), "test.toml").size() == real.bugs.size());
+  // Entries in any order: the result is in enum order.
+  Blocks reversed = real;
+  std::reverse(reversed.bugs.begin(), reversed.bugs.end());
+  const std::vector<VariantInfo> parsed = parse_known_bugs(reversed.text(), "test.toml");
+  for (size_t i = 0; i < parsed.size(); ++i) CHECK(static_cast<size_t>(parsed[i].variant) == i);
+
+  const auto mutated = [&](size_t index, std::string_view prefix, std::string_view line) {
+    Blocks b = real;
+    b.bugs[index] = with_line(b.bugs[index], prefix, line);
+    return error_of(b.text());
+  };
+  // Entry 2 is gemma4_no_final_softcap (enum order, as the file lists them).
+  const std::string entry = "bug \"gemma4_no_final_softcap\"";
+  REQUIRE(real.bugs[2].find("name = \"gemma4_no_final_softcap\"") != std::string::npos);
+  struct Case {
+    std::string_view prefix, line, message;
+  };
+  for (const Case& c : std::initializer_list<Case>{
+           {"source = ", "", "field \"source\" is missing"},
+           {"title = ", "title = \"  \"", "field \"title\" must not be empty"},
+           {"lives_at = ", "lives_at = 3", "field \"lives_at\" must be a string"},
+           {"family = ", "family = \"llama\"",
+            "field \"family\" must be one of \"olmoe\", \"gemma4\", \"any\", got \"llama\""},
+           {"first_failure = ", "first_failure = { isolated = \"/outputs/logits\" }",
+            "field \"first_failure.chained\" is missing"},
+           {"first_failure = ", "first_failure = \"/outputs/logits\"", "field \"first_failure\" must be a table"},
+           {"lives_in = ", "lives_in = \"x\"\nlive_at = \"y\"", "unknown field \"live_at\""},
+           {"seed = ", "", "field \"fixture.seed\" is missing"},
+           {"seed = ", "seed = \"11\"", "field \"fixture.seed\" must be an integer"},
+           {"batch = ", "batch = 0", "field \"fixture.batch\" must be at least 1, got 0"},
+           {"dtype = ", "dtype = \"float16\"", "field \"fixture.dtype\" must be one of"},
+           {"file = ", "file = \"gemma4_no_final_softcap\"", "field \"fixture.file\" must name an .h5 file"},
+           {"config = ", "config = \"configs/gemma4_zoo.json\"\nmodel = \"x\"", "unknown field \"fixture.model\""},
+       }) {
+    CAPTURE(c.line);
+    const std::string error = mutated(2, c.prefix, c.line);
+    CHECK_MESSAGE(error.starts_with("[test.toml:"), error);
+    CHECK_MESSAGE(error.find(entry) != std::string::npos, error);
+    CHECK_MESSAGE(error.find(c.message) != std::string::npos, error);
+  }
+
+  // A [[bug]] without a name is named by its position.
+  CHECK(mutated(4, "name = ", "").find("bug #5: field \"name\" is missing") != std::string::npos);
+  // A name no enum value is bound to (an entry without its variant).
+  const std::string orphan = mutated(4, "name = ", "name = \"gemma4_new_bug\"");
+  CHECK_MESSAGE(orphan.find("bug \"gemma4_new_bug\": no enum value is bound to this name") != std::string::npos,
+                orphan);
+  // An enum value without an entry.
+  Blocks missing = real;
+  missing.bugs.erase(missing.bugs.begin() + 8);
+  CHECK(error_of(missing.text()).find("no [[bug]] entry named \"gemma4_layer_scalar_ignored\"") != std::string::npos);
+  // A name twice.
+  Blocks twice = real;
+  twice.bugs.push_back(real.bugs[0]);
+  const std::string repeated = error_of(twice.text());
+  CHECK_MESSAGE(
+      repeated.find("bug \"olmoe_router_topk_softmax\": the name is used twice (first at line") != std::string::npos,
+      repeated);
+  // Not TOML, or not the registry's shape.
+  CHECK(error_of(real.header + "[[bug]]\nname = \"x\n").starts_with("[test.toml:"));
+  CHECK(error_of(real.header).find("no [[bug]] entries") != std::string::npos);
+  CHECK(error_of("bugs = 1\n" + real.text()).find("unknown top-level key \"bugs\"") != std::string::npos);
 }
 
 TEST_CASE("variants: find_variant round-trips every name and knows no other") {

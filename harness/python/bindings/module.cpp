@@ -15,6 +15,7 @@ void bind_metrics(py::module_& m);
 void bind_logprobs(py::module_& m);
 void bind_reference(py::module_& m);
 void bind_check(py::module_& m);
+void bind_bugs(py::module_& m);
 }  // namespace parity::python
 
 PYBIND11_MODULE(_parity, m) {
@@ -35,4 +36,5 @@ PYBIND11_MODULE(_parity, m) {
   parity::python::bind_logprobs(m);
   parity::python::bind_reference(m);
   parity::python::bind_check(m);
+  parity::python::bind_bugs(m);
 }

@@ -172,3 +172,11 @@ def test_the_readme_example_runs():
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)  # noqa: S102 (the documented example)
     assert namespace["logged"] and set(namespace["logged"][0]) >= {"abs_diff_seq_mean", "ess_seq_mean"}
+
+
+def test_known_bugs_are_the_variants_the_cli_lists():
+    listing = run_parity("diagnose", "--list").stdout
+    bugs = parity.known_bugs()
+    assert bugs and [b["name"] for b in bugs] == re.findall(r"^(\w+) \(\w+\): ", listing, re.M)
+    for bug in bugs:
+        assert f"{bug['name']} ({bug['family']}): {bug['title']}\n  lives in: {bug['lives_in']}\n  {bug['story']}\n" in listing

@@ -12,6 +12,7 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
     parity.check_case(case_file)               `parity check --case` (cases, checkpoints, baselines, [expect])
     parity.html_report(result)                 the self-contained HTML page of a result dict
+    parity.known_bugs()                        the known-bug registry (references/models/known_bugs.toml) as dicts
 
 Errors: parity.InputError (a ValueError: bad input, the CLI's exit 2) and parity.Error (a
 RuntimeError). Long computations release the GIL.
@@ -34,6 +35,7 @@ from ._parity import (  # noqa: F401  (the public API)
     forward,
     gate_logprobs,
     html_report,
+    known_bugs,
     logprob_metrics,
     logprobs_report,
     modules,

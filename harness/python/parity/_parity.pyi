@@ -1,7 +1,7 @@
 """Type stubs of the C++ extension (harness/python/bindings/); docstrings: help(parity.<name>)."""
 
 from os import PathLike
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -67,3 +67,28 @@ def compare(base: str | PathLike[str], target: str | PathLike[str], budget: str 
             reference: bool = ..., weights: str | PathLike[str] | None = ...) -> Result: ...
 def diagnose(target: str | PathLike[str], budget: str | PathLike[str] | None = ...) -> Result: ...
 def html_report(result: Result, source: str = ...) -> str: ...
+
+class FirstFailure(TypedDict):
+    isolated: str
+    chained: str
+
+class ZooFixture(TypedDict):
+    file: str      # relative to golden/zoo/
+    config: str    # relative to golden/
+    seed: int
+    batch: int
+    seq_len: int
+    dtype: Literal["float32", "bfloat16"]
+
+class KnownBug(TypedDict):
+    name: str
+    family: Literal["olmoe", "gemma4", "any"]
+    title: str
+    lives_in: str
+    source: str
+    story: str
+    first_failure: FirstFailure
+    lives_at: str  # a regex (re.fullmatch)
+    fixture: ZooFixture
+
+def known_bugs() -> list[KnownBug]: ...

@@ -18,6 +18,17 @@ def tiny_config(tmp_path: Path, base: str, **overrides) -> Path:
     path.write_text(json.dumps(fields))
     return path
 
+
+# The model family of each model_type the golden configs use.
+FAMILY_OF_MODEL_TYPE = {"olmoe": "olmoe", "gemma4_text": "gemma4", "gemma4": "gemma4"}
+
+
+def zoo_family(bug) -> str:
+    """The model family of a parity.zoo Bug's zoo fixture (its config's model_type): the bug's own
+    family, or for a bug of any family ("any") the one its fixture and lives_at were made with."""
+    return FAMILY_OF_MODEL_TYPE[json.loads((GOLDEN / bug.fixture["config"]).read_text())["model_type"]]
+
+
 # $PARITY_BIN: another build of the CLI (e.g. build-x/parity, for a build folder of one's own).
 PARITY = Path(os.environ.get("PARITY_BIN", REPO / "build" / "parity"))
 

@@ -1,7 +1,7 @@
 """The golden logprob runs: HF float32 (train) vs HF bfloat16 (rollout) of golden models, scoring
 real text tokenized by a real tokenizer.json, as an RL trainer and a bf16 rollout engine would.
 
-    python -m parity.logprobs.golden [--only FILE] [--out DIR]     # ci/regen_golden runs it
+    python -m parity.logprobs.golden --golden golden [--only FILE] [--out DIR]     # ci/regen_golden runs it
 
 golden/tokenizer/tokenizer.json is a BPE tokenizer trained (by Hugging Face `tokenizers`) on
 golden/tokenizer/corpus.txt with the golden models' vocabulary of 128; each corpus line is one
@@ -22,10 +22,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from ..dump.build import random_model
-from ..dump.golden import GOLDEN_DIR
+from ..dump.golden import golden_arguments
 from .run_file import LogprobRun, write_run
 
-TOKENIZER_DIR = GOLDEN_DIR / "tokenizer"
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]  # ids 0..3 (Gemma-4's pad 0, eos 1, bos 2)
 VOCAB_SIZE = 128
 
@@ -39,7 +38,8 @@ class GoldenLogprobRun:
     max_tokens: int
 
 
-def load_manifest(path: Path = GOLDEN_DIR / "fixtures.toml") -> list[GoldenLogprobRun]:
+def load_manifest(path: Path) -> list[GoldenLogprobRun]:
+    """The [[logprob_run]] entries of golden/fixtures.toml."""
     with open(path, "rb") as handle:
         return [GoldenLogprobRun(**entry) for entry in tomllib.load(handle).get("logprob_run", [])]
 
@@ -82,7 +82,7 @@ def score(model: torch.nn.Module, tokens: list[int], top_k: int) -> tuple[np.nda
     return own.numpy(), top[1].numpy(), top[0].numpy()
 
 
-def make(entry: GoldenLogprobRun, out_dir: Path, golden_dir: Path = GOLDEN_DIR) -> Path:
+def make(entry: GoldenLogprobRun, out_dir: Path, golden_dir: Path) -> Path:
     tokenizer_path = golden_dir / "tokenizer" / "tokenizer.json"
     tokens, masks = sequences(Tokenizer.from_file(str(tokenizer_path)), golden_dir / "tokenizer" / "corpus.txt",
                               entry.max_tokens)
@@ -105,18 +105,20 @@ def make(entry: GoldenLogprobRun, out_dir: Path, golden_dir: Path = GOLDEN_DIR) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate golden/tokenizer and the golden logprob runs.")
     parser.add_argument("--only", help="regenerate only this run (its file, relative to golden/)")
-    parser.add_argument("--out", type=Path, default=GOLDEN_DIR, help="output folder (default golden/)")
+    golden_arguments(parser, "output folder (default: the --golden folder)")
     args = parser.parse_args(argv)
-    entries = [e for e in load_manifest() if args.only in (None, e.file)]
+    out = args.out or args.golden
+    manifest = args.golden / "fixtures.toml"
+    entries = [e for e in load_manifest(manifest) if args.only in (None, e.file)]
     if not entries:
-        print(f"regen: error: no logprob run named {args.only!r} in golden/fixtures.toml", file=sys.stderr)
+        print(f"regen: error: no logprob run named {args.only!r} in {manifest}", file=sys.stderr)
         return 2
     if args.only is None:
-        (args.out / "tokenizer").mkdir(parents=True, exist_ok=True)
-        train_tokenizer(TOKENIZER_DIR / "corpus.txt").save(str(args.out / "tokenizer" / "tokenizer.json"))
-        print(f"wrote {args.out / 'tokenizer' / 'tokenizer.json'}")
+        (out / "tokenizer").mkdir(parents=True, exist_ok=True)
+        train_tokenizer(args.golden / "tokenizer" / "corpus.txt").save(str(out / "tokenizer" / "tokenizer.json"))
+        print(f"wrote {out / 'tokenizer' / 'tokenizer.json'}")
     for entry in entries:
-        path = make(entry, args.out)
+        path = make(entry, out, args.golden)
         print(f"wrote {path} ({path.stat().st_size / 1e3:.1f} kB)")
     return 0
 

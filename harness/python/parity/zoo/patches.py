@@ -3,11 +3,16 @@
     with gemma4_no_final_softcap(model):
         dump(model, ids, "buggy.h5")        # weights and /meta/config stay the model's true ones
 
-Exact semantics: the zoo spec, shared with the C++ variants (references/models/variants.h); the
-stories: golden/zoo/README.md. Every patch works per instance (an instance attribute `forward`, or
-an attribute such as `scaling`, set on the affected modules and removed again in `finally`), never
-touches a weight, buffer or config value the dumper writes, and runs each module once per forward,
-so a patched dump has the clean dump's hook keys (golden/zoo/README.md lists the order changes).
+What each bug is (title, story, source, where it lives, its zoo fixture and the first failure the
+gate must report) is its entry in the registry references/models/known_bugs.toml, read through
+parity.known_bugs(); a patch here is bound to its entry by its function name (`@_plants`), and its
+docstring says how it plants the bug (golden/zoo/README.md shows both: python -m parity.zoo.table).
+The C++ variant of the same name (references/models/variants.h) computes the same thing.
+
+Every patch works per instance (an instance attribute `forward`, or an attribute such as
+`scaling`, set on the affected modules and removed again in `finally`), never touches a weight,
+buffer or config value the dumper writes, and runs each module once per forward, so a patched dump
+has the clean dump's hook keys (golden/zoo/README.md lists the order changes).
 A patch that would plant nothing in the given model (wrong family, no MoE layer, ...) raises
 ValueError: a "buggy" fixture that is silently clean would pass every gate.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -23,6 +29,8 @@ import torch
 from torch.nn import functional as F
 from transformers.models.gemma4 import modeling_gemma4 as g4
 from transformers.models.olmoe import modeling_olmoe as olmoe
+
+from .._parity import known_bugs
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -66,6 +74,18 @@ def _gemma4_layers(model, bug: str, *, moe: bool = False) -> list[g4.Gemma4TextD
 
 def _text_config(model):
     return model.config.get_text_config()
+
+
+# Every patch, by the name of its registry entry (the function's own name).
+_PATCHES: dict[str, Callable[[torch.nn.Module], contextlib.AbstractContextManager]] = {}
+
+
+def _plants(patch):
+    """Registers a patch as the one of the registry entry named like the function."""
+    if patch.__name__ in _PATCHES:
+        raise RuntimeError(f"two zoo patches named {patch.__name__}")
+    _PATCHES[patch.__name__] = patch
+    return patch
 
 
 # --- Gemma-4 forwards with switches: HF 5.15.0's own code, the bugs as options ------------------
@@ -193,14 +213,13 @@ def _contiguous_partial_rope(angles: int):
 
 # --- the ten bugs -------------------------------------------------------------------------------
 
+@_plants
 @contextlib.contextmanager
 def olmoe_router_topk_softmax(model) -> Iterator[None]:
-    """OLMoE top-k weights = softmax over the k selected logits only (mlxcel PR #391).
+    """Each `OlmoeTopKRouter`'s forward weights the top-k by a softmax over their logits alone.
 
-    Behaves as if norm_topk_prob were always true; OLMoE ships norm_topk_prob=false, so the
-    weights no longer are the full-softmax probabilities and the output drifts into non-sequiturs.
-    Same top-k experts as HF. Fix: softmax over all experts, gather at the top-k, renormalise only
-    when norm_topk_prob.
+    Logits and top-k indices as HF; weights = `softmax(float32(logits gathered at the top-k))`
+    (divided by their sum if `norm_topk_prob`), cast to the logits' dtype.
     """
     routers = _modules(model, olmoe.OlmoeTopKRouter, "olmoe", "olmoe_router_topk_softmax", "OLMoE router")
 
@@ -218,14 +237,15 @@ def olmoe_router_topk_softmax(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_rope_contiguous_partial(model) -> Iterator[None]:
-    """Global layers rotated as Megatron's partial RoPE (bridge PR, fix 2).
+    """The full layers' q and k rotated in Megatron's partial-RoPE layout.
 
-    A 64-wide inv_freq with rotary_percent 0.25 on the 512-dim global head: the first 2A dims
-    rotate in pairs (j, j + A) where HF pairs j with j + head_dim/2 over the whole head (A: the
-    nonzero proportional inv_freq entries); lpdiff 0.10 from this alone. Fix: zero-pad inv_freq to
-    head_dim/2 and rotate the whole head (rotary_percent 1.0).
+    The attention forward of layers with proportional RoPE and `partial_rotary_factor` < 1 rotates
+    q (after `q_norm`) and k (after `k_norm`) with HF's cos/sin in pairs (j, j + A) over the first
+    2A dims, the rest passing through; A = the nonzero entries of HF's `inv_freq` (2 of 8 in the zoo
+    model).
     """
     bug = "gemma4_rope_contiguous_partial"
     config = _text_config(model)
@@ -246,13 +266,13 @@ def gemma4_rope_contiguous_partial(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_no_final_softcap(model) -> Iterator[None]:
-    """The final logit softcap stubbed out (bridge PR, fix 3).
+    """The model's forward runs with `final_logit_softcapping` switched off.
 
-    A patch made it a no-op "to match sglang" while the config still says e.g. 1.5: logits are the
-    lm_head output, tail logits over-extreme. The config is switched off only inside the forward, so
-    the dumped /meta/config keeps the true cap. Fix: logits = cap * tanh(logits / cap).
+    The cap is put back before anything reads the config again, so the dumped /meta/config keeps
+    the true one (1.5 in the zoo model): logits are the lm_head output.
     """
     config = _text_config(model)
     if config.model_type not in ("gemma4_text", "gemma4") or config.final_logit_softcapping is None:
@@ -271,14 +291,14 @@ def gemma4_no_final_softcap(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_router_on_normed_input(model) -> Iterator[None]:
-    """The router fed pre_feedforward_layernorm_2's output (NeMo Automodel #1895, bridge PR fix 1).
+    """The MoE decoder layers' forward feeds the router `pre_feedforward_layernorm_2`'s output.
 
-    HF's router sees the un-normed post-attention residual; this wiring computes
-    normed2 = pre_feedforward_layernorm_2(residual) once and feeds it to the router and the experts.
-    The router module itself is HF's: the bug is in what the decoder layer passes it.
-    Fix: feed the router the raw residual.
+    It computes `normed2 = pre_feedforward_layernorm_2(residual)` once and passes it to the router
+    and the experts (`router@in` is `normed2`); the router module itself is HF's: the bug is in
+    what the decoder layer passes it.
     """
     layers = _gemma4_layers(model, "gemma4_router_on_normed_input", moe=True)
     wiring = _Wiring(router_input="normed2")
@@ -286,14 +306,14 @@ def gemma4_router_on_normed_input(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_mlp_on_pre_feedforward_layernorm_2(model) -> Iterator[None]:
-    """The dense (shared-expert) MLP fed pre_feedforward_layernorm_2's output (bridge PR, first commit).
+    """The MoE decoder layers' forward feeds the dense MLP `pre_feedforward_layernorm_2`'s output.
 
-    "The shared expert ends up receiving unit_norm(x) * w_pffl_2 instead of unit_norm(x) * w_pffl_1":
-    lpdiff 0.02-0.05, called production-grade. pre_feedforward_layernorm still runs (its output
-    unused), normed2 is computed once and read by the MLP and the experts. Fix: the dense MLP
-    reads pre_feedforward_layernorm (w1).
+    `pre_feedforward_layernorm` still runs (its output unused, so the fixture records what HF
+    would feed the MLP); `normed2` is computed once and read by the MLP (reshaped to [B, S, H]) and
+    the experts; the router reads the residual as in HF.
     """
     layers = _gemma4_layers(model, "gemma4_mlp_on_pre_feedforward_layernorm_2", moe=True)
     wiring = _Wiring(mlp_input="normed2")
@@ -301,13 +321,13 @@ def gemma4_mlp_on_pre_feedforward_layernorm_2(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def rmsnorm_one_plus_weight(model) -> Iterator[None]:
-    """Every RMSNorm with a weight scales by (1 + w) instead of w (any family).
+    """Every RMSNorm with a weight scales by (1 + w), in any family.
 
-    Gemma 1-3 store w - 1 and compute x̂(1 + w); Gemma-4 (and OLMoE) store w and compute x̂·w.
-    Code ported from Gemma-3 scales every activation by about (1 + w). Weight-less norms (v_norm,
-    router.norm) are unchanged. Fix: multiply by w.
+    Gemma-4: `x̂_f32 · (1 + w.float())`, then cast; OLMoE: `(1 + w) · x̂.to(dtype)`. Weight-less
+    norms (`v_norm`, `router.norm`) are unchanged.
     """
     def gemma4(norm, hidden_states):
         normed = norm._norm(hidden_states.float()) * (1.0 + norm.weight.float())
@@ -332,26 +352,26 @@ def rmsnorm_one_plus_weight(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_attention_scale_inv_sqrt_d(model) -> Iterator[None]:
-    """Attention scores scaled by head_dim ** -0.5 instead of Gemma-4's 1.0.
+    """`self_attn.scaling = head_dim ** -0.5` on every layer, with that layer's head dim.
 
-    The default of eager_attention_forward and of most engines' attention kernels; Gemma-4's
-    q_norm/k_norm already fix the scale and it passes scaling = 1.0 (query_pre_attn_scalar is gone).
-    Every layer, with that layer's head_dim. Fix: pass scale 1.0.
+    HF's attention forward passes `scaling` to the attention kernel, so only the attribute changes.
     """
     layers = _gemma4_layers(model, "gemma4_attention_scale_inv_sqrt_d")
     with _attributes([(l.self_attn, "scaling", l.self_attn.head_dim ** -0.5) for l in layers]):
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_k_eq_v_after_norm_and_rope(model) -> Iterator[None]:
-    """K=V tying implemented by reusing the finished key tensor.
+    """K=V layers take their values from the finished keys.
 
-    On attention_k_eq_v layers that compute their own K/V (full attention, not KV-shared), the
-    values are the keys after k_norm and RoPE (then v_norm as usual) where HF ties them to the raw
-    k_proj output. Fix: tie to the raw projection.
+    On `attention_k_eq_v` layers that compute their own K/V (full attention, not KV-shared), the
+    attention forward takes the values from the keys after `k_norm` and RoPE ([B, S, Nkv, d]),
+    then `v_norm` as usual.
     """
     layers = [l for l in _gemma4_layers(model, "gemma4_k_eq_v_after_norm_and_rope")
               if not l.self_attn.is_kv_shared_layer and l.self_attn.v_proj is None]
@@ -362,13 +382,12 @@ def gemma4_k_eq_v_after_norm_and_rope(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_layer_scalar_ignored(model) -> Iterator[None]:
-    """The decoder layer's output not multiplied by layer_scalar.
+    """Every decoder layer's forward skips `hidden_states *= layer_scalar`.
 
-    A bridge that maps no weight for the layer_scalar buffer (HF initialises it to 1) silently keeps
-    1.0; the checkpoint's value (kept in the fixture's weights) is never applied.
-    Fix: load and apply it.
+    The buffer itself stays, so the fixture's weights keep the true, randomised scalar.
     """
     layers = _gemma4_layers(model, "gemma4_layer_scalar_ignored")
     wiring = _Wiring(apply_layer_scalar=False)
@@ -376,14 +395,14 @@ def gemma4_layer_scalar_ignored(model) -> Iterator[None]:
         yield
 
 
+@_plants
 @contextlib.contextmanager
 def gemma4_router_folded_bf16(model) -> Iterator[None]:
-    """Router scale and 1/sqrt(H) folded into router.proj.weight in bf16 (bridge PR, first commit).
+    """Each router's `proj` reads the norm's output with the scale folded into a bf16 weight.
 
-    "Fuse router scale/root_size/w_pffl_2 into router.proj.weight": proj reads the norm's output
-    and a weight bf16(W * (scale * H^-1/2)) cast back to the run dtype, which "blew up on near-zero
-    channels". Softmax, top-k, renormalisation and per_expert_scale as HF.
-    Fix: keep the router unfused in fp32.
+    `proj` reads `router.norm`'s output (no `· scale · H^-½`) with the weight
+    `bf16(W · (scale · H^-½))` cast back to the run dtype; softmax, top-k, renormalisation and
+    `per_expert_scale` as HF.
     """
     routers = _modules(model, g4.Gemma4TextRouter, "gemma4", "gemma4_router_folded_bf16", "Gemma-4 router")
 
@@ -412,36 +431,42 @@ def gemma4_router_folded_bf16(model) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Bug:
+    """A known bug: its entry of references/models/known_bugs.toml (whose comments say what each
+    field means), as parity.known_bugs() gives it, and the patch that plants it into a live model."""
+
     name: str
-    family: str    # "olmoe" or "gemma4"; rmsnorm_one_plus_weight applies to both, its fixture is Gemma-4
+    family: str                    # "olmoe", "gemma4" or "any" (the families its variant applies to)
+    title: str                     # one line: what the buggy engine computes
+    lives_in: str                  # the module (or wiring) where the bug lives, in words
+    source: str                    # the public PR or issue its story cites
+    story: str                     # the bug, how it showed up, and the fix
+    first_failure: dict[str, str]  # {"isolated": hook glob, "chained": hook glob} of its zoo fixture
+    lives_at: str                  # regex of the first failing hook on unseen configs (harness/diagnose_test.py)
+    fixture: dict[str, object]     # how golden/zoo/<file> is made: file, config, seed, batch, seq_len, dtype
     patch: Callable[[torch.nn.Module], contextlib.AbstractContextManager]
-    lives_in: str  # the module (or wiring) where the bug lives, as the gate should find it
-    summary: str
 
 
-BUGS: dict[str, Bug] = {bug.name: bug for bug in [
-    Bug("olmoe_router_topk_softmax", "olmoe", olmoe_router_topk_softmax, "model.layers.N.mlp.gate",
-        "top-k weights = softmax over the k selected logits (as if norm_topk_prob were always true)"),
-    Bug("gemma4_rope_contiguous_partial", "gemma4", gemma4_rope_contiguous_partial,
-        "model.layers.N.self_attn of proportional partial-RoPE (full_attention) layers",
-        "partial RoPE rotates the first 2A dims in pairs (j, j + A) instead of the whole head"),
-    Bug("gemma4_no_final_softcap", "gemma4", gemma4_no_final_softcap, "the head: /outputs/logits",
-        "final_logit_softcapping not applied"),
-    Bug("gemma4_router_on_normed_input", "gemma4", gemma4_router_on_normed_input,
-        "model.layers.N.router's input (the decoder layer's MoE wiring)",
-        "the router reads pre_feedforward_layernorm_2's output instead of the raw residual"),
-    Bug("gemma4_mlp_on_pre_feedforward_layernorm_2", "gemma4", gemma4_mlp_on_pre_feedforward_layernorm_2,
-        "model.layers.N.mlp's input (the decoder layer's MoE wiring)",
-        "the dense MLP reads pre_feedforward_layernorm_2's output instead of pre_feedforward_layernorm's"),
-    Bug("rmsnorm_one_plus_weight", "gemma4", rmsnorm_one_plus_weight, "the first RMSNorm with a weight",
-        "every weighted RMSNorm scales by (1 + w) instead of w"),
-    Bug("gemma4_attention_scale_inv_sqrt_d", "gemma4", gemma4_attention_scale_inv_sqrt_d, "model.layers.N.self_attn",
-        "attention scores scaled by head_dim ** -0.5 instead of 1.0"),
-    Bug("gemma4_k_eq_v_after_norm_and_rope", "gemma4", gemma4_k_eq_v_after_norm_and_rope,
-        "model.layers.N.self_attn of attention_k_eq_v layers computing their own K/V",
-        "K=V values taken from the keys after k_norm and RoPE instead of the raw k_proj output"),
-    Bug("gemma4_layer_scalar_ignored", "gemma4", gemma4_layer_scalar_ignored, "model.layers.N (the layer output)",
-        "the decoder layer's output not multiplied by layer_scalar"),
-    Bug("gemma4_router_folded_bf16", "gemma4", gemma4_router_folded_bf16, "model.layers.N.router",
-        "router scale and H^-1/2 folded into router.proj.weight, rounded to bf16"),
-]}
+def bind(entries: list[dict], patches: dict[str, Callable]) -> dict[str, Bug]:
+    """One Bug per registry entry, with the patch of the same name, in the registry's order.
+
+    Fails closed: an entry without a patch, a patch without an entry or a lives_at that is no
+    regex raises RuntimeError naming them, so the zoo never silently skips a bug."""
+    names = [entry["name"] for entry in entries]
+    problems = []
+    if no_patch := [name for name in names if name not in patches]:
+        problems.append(f"registry entries without a patch in parity/zoo/patches.py: {', '.join(no_patch)}")
+    if no_entry := sorted(set(patches) - set(names)):
+        problems.append(f"patches without a [[bug]] entry in references/models/known_bugs.toml: {', '.join(no_entry)}")
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    bugs = {}
+    for entry in entries:
+        try:
+            re.compile(entry["lives_at"])
+        except re.error as error:
+            raise RuntimeError(f"known_bugs.toml: bug {entry['name']!r}: lives_at is not a regex: {error}") from None
+        bugs[entry["name"]] = Bug(**entry, patch=patches[entry["name"]])
+    return bugs
+
+
+BUGS: dict[str, Bug] = bind(known_bugs(), _PATCHES)

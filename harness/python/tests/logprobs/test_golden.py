@@ -8,9 +8,11 @@ encoding are deterministic); logprobs may move as the golden fixtures' tensors m
 import numpy as np
 import pytest
 
-from parity.dump.golden import GOLDEN_DIR
+from helpers import GOLDEN
 from parity.logprobs import read_run
-from parity.logprobs.golden import TOKENIZER_DIR, load_manifest, make, train_tokenizer
+from parity.logprobs.golden import load_manifest, make, train_tokenizer
+
+TOKENIZER_DIR = GOLDEN / "tokenizer"
 
 
 def rel_l2(a, b):
@@ -22,10 +24,10 @@ def test_the_golden_tokenizer_regenerates_identically(tmp_path):
     assert (tmp_path / "tokenizer.json").read_text() == (TOKENIZER_DIR / "tokenizer.json").read_text()
 
 
-@pytest.mark.parametrize("entry", load_manifest(), ids=lambda e: e.file)
+@pytest.mark.parametrize("entry", load_manifest(GOLDEN / "fixtures.toml"), ids=lambda e: e.file)
 def test_a_golden_logprob_run_regenerates_within_the_fixtures_spread(tmp_path, entry):
-    fresh, _ = read_run(make(entry, tmp_path))
-    committed, _ = read_run(GOLDEN_DIR / entry.file)
+    fresh, _ = read_run(make(entry, tmp_path, GOLDEN))
+    committed, _ = read_run(GOLDEN / entry.file)
     for name in ("input_ids", "seq_offsets", "loss_mask"):
         assert np.array_equal(getattr(fresh, name), getattr(committed, name)), name
     scored = committed.loss_mask

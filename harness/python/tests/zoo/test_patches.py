@@ -2,7 +2,8 @@
 
 Every patch plants its bug only inside its `with` block, leaves the dumped weights and
 /meta/config the model's true ones, and calls each module once (a patched dump has the clean
-dump's hook keys); golden/zoo/zoo.toml lists every bug once and its fixtures regenerate.
+dump's hook keys); every bug of the registry (references/models/known_bugs.toml) has its own
+zoo fixture, and each regenerates.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ import pytest
 import torch
 from transformers.models.gemma4 import modeling_gemma4 as g4
 
-from helpers import GOLDEN, tiny_config
+from helpers import GOLDEN, tiny_config, zoo_family
 from parity.dump import dump
 from parity.dump.build import random_input_ids, random_model
 from parity.dump.fixture_diff import diff
 from parity.zoo import BUGS
-from parity.zoo.golden import MANIFEST, ZOO_DIR, load_zoo, make_zoo
+from parity.zoo.golden import load_zoo, main, make_zoo
 from parity.zoo.patches import _attributes, _gemma4_attention_forward, _gemma4_layer_forward, _hf_rope, _Wiring
 
 SEED = 5  # not the fixtures' seeds: the patches must plant their bug in any model of the family
 CONFIGS = {"gemma4": GOLDEN / "configs" / "gemma4_zoo.json", "olmoe": GOLDEN / "configs" / "olmoe_zoo.json"}
+ZOO_DIR = GOLDEN / "zoo"
 
 # The only documented differences between a patched dump's /hooks and the clean one's: none in
 # the key set; in the order, the wiring bugs run pre_feedforward_layernorm_2 earlier (before the
@@ -75,9 +77,9 @@ def without(keys: list[str], bug: str) -> list[str]:
 @pytest.mark.parametrize("name", BUGS)
 def test_a_patch_plants_its_bug_only_inside_the_with_block(tmp_path, clean, name):
     bug = BUGS[name]
-    model = model_of(bug.family)
+    model = model_of(zoo_family(bug))
     ids = ids_of(model)
-    clean_logits, clean_path = clean[bug.family]
+    clean_logits, clean_path = clean[zoo_family(bug)]
     assert torch.equal(logits(model, ids), clean_logits)
     with bug.patch(model):
         buggy = logits(model, ids)
@@ -134,22 +136,33 @@ def test_a_patch_that_would_plant_nothing_is_refused(tmp_path, name, family, ove
     assert not any("forward" in m.__dict__ for m in model.modules())
 
 
-def test_the_manifest_lists_every_bug_once_and_its_fixture_exists():
+def test_every_bug_has_one_zoo_fixture_of_its_own_and_its_family():
     entries = load_zoo()
-    assert sorted(e.bug for e in entries) == sorted(BUGS)
+    assert [e.bug for e in entries] == list(BUGS)
     assert len({e.file for e in entries}) == len(entries)
     for entry in entries:
         assert (ZOO_DIR / entry.file).is_file(), entry.file
-        assert CONFIGS[BUGS[entry.bug].family] == GOLDEN / entry.config
-    assert MANIFEST.parent == ZOO_DIR
+        assert CONFIGS[zoo_family(BUGS[entry.bug])] == GOLDEN / entry.config
+        assert BUGS[entry.bug].family in (zoo_family(BUGS[entry.bug]), "any")
+    # The committed zoo is exactly the registry's: no fixture of a bug that is gone.
+    assert sorted(p.name for p in ZOO_DIR.glob("*.h5")) == sorted(e.file for e in entries)
 
 
 @pytest.mark.parametrize("entry", load_zoo(), ids=lambda e: e.bug)
 def test_a_zoo_fixture_regenerates_with_its_bug_in_meta(tmp_path, entry):
     """As test_golden_regen.py does for golden/fixtures.toml (fp32 limit 5e-5, its evidence)."""
-    fresh = make_zoo(entry, tmp_path)
+    fresh = make_zoo(entry, tmp_path, GOLDEN)
     with h5py.File(ZOO_DIR / entry.file) as committed, h5py.File(fresh) as regenerated:
         meta = committed["meta"].attrs
         assert (meta["bug"], meta["seed"], meta["source"]) == (entry.bug, entry.seed, f"random:golden/{entry.config}")
         problems = diff(committed, regenerated).over(5e-5)
     assert not problems, "\n".join(problems[:20])
+
+
+def test_the_generator_takes_the_golden_folder_and_one_bug_by_name(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--only", "gemma4_no_final_softcap"])  # --golden is required: nothing is guessed
+    assert main(["--golden", str(GOLDEN), "--only", "zoo/gemma4_no_final_softcap.h5", "--out", str(tmp_path)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["gemma4_no_final_softcap.h5"]
+    assert main(["--golden", str(GOLDEN), "--only", "no_such_bug", "--out", str(tmp_path)]) == 2
+    assert "no zoo fixture or bug named 'no_such_bug'" in capsys.readouterr().err
