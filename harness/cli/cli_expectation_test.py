@@ -93,6 +93,8 @@ def test_a_diagnosis_in_a_chained_only_case_replays_isolated_on_the_builtin_budg
     ('isolated = "x"\nchained = "y"\nsideways = "z"', 'unknown key "sideways"'),
     ('isolated = ""\nchained = "y"', "isolated must be a non-empty string"),
     ('isolated = "x"\nchained = "y"\ndiagnosis = "no_such_bug"', 'diagnosis "no_such_bug" is neither'),
+    ('bug = "no_such_bug"', 'bug "no_such_bug" is not in the known-bug registry'),
+    ('bug = "gemma4_no_final_softcap"\nisolated = "x"', '"isolated" cannot be given beside it'),
 ])
 def test_a_malformed_expectation_is_exit_2_naming_the_case(tmp_path, expect, message):
     case = case_file(tmp_path, GOLDEN / "gemma4_full.h5", expect)

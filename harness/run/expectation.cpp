@@ -21,7 +21,30 @@ std::string string_key(const toml::table& table, std::string_view key, const std
 
 }  // namespace
 
+namespace {
+
+// [expect] bug = "<name>": the known-bug registry (references/models/known_bugs.toml) holds where
+// the bug's zoo fixture fails first in each mode, and the diagnosis is the bug itself, so a zoo
+// case states neither.
+Expectation expectation_of_bug(const toml::table& table, const std::vector<Mode>& modes, const std::string& source) {
+  for (const auto& [key, node] : table)
+    if (key.str() != "bug")
+      fail(source, fmt::format("bug = \"...\" takes its first failures and diagnosis from the known-bug registry; "
+                               "\"{}\" cannot be given beside it", key.str()));
+  const std::string name = string_key(table, "bug", source);
+  const VariantInfo* bug = find_variant(name);
+  if (!bug) fail(source, fmt::format("bug \"{}\" is not in the known-bug registry (parity diagnose --list)", name));
+  Expectation e;
+  for (Mode mode : modes)
+    e.first_failure[mode] = mode == Mode::kIsolated ? bug->first_failure_isolated : bug->first_failure_chained;
+  e.diagnosis = name;
+  return e;
+}
+
+}  // namespace
+
 Expectation parse_expectation(const toml::table& table, const std::vector<Mode>& modes, const std::string& source) {
+  if (table.contains("bug")) return expectation_of_bug(table, modes, source);
   Expectation e;
   for (const auto& [key, node] : table) {
     const std::string name(key.str());

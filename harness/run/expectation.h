@@ -7,6 +7,8 @@
 //   chained = "model.layers.0.mlp.gate@top_k_weights"
 //   diagnosis = "olmoe_router_topk_softmax"
 //
+// A zoo case names its bug instead (`[expect] bug = "olmoe_router_topk_softmax"`): the first
+// failures and the diagnosis are then the known-bug registry's (references/models/known_bugs.toml).
 // Such a case passes when every mode fails first where expected and, with a diagnosis, when
 // `parity diagnose` names it; a gate that passes, or fails first anywhere else, fails the case.
 #pragma once

@@ -35,6 +35,18 @@ def test_check_equals_the_cli_on_every_golden_fixture(tmp_path, fixture):
     assert ours["hooks"] == theirs["hooks"] + theirs_chained["hooks"]
 
 
+CASES = sorted((REPO / "cases").rglob("*.toml"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: str(p.relative_to(REPO / "cases")))
+def test_check_case_equals_the_cli_on_every_case(tmp_path, case):
+    """parity.check_case and `parity check|logprobs --case FILE --json` share one run path: the same
+    dict for every shipped case (zoo cases with their [expect], baselines, logprob cases)."""
+    verb = "logprobs" if "[logprobs]" in case.read_text() else "check"
+    expected = cli_json(tmp_path, verb, "--case", case)
+    assert parity.check_case(case) == expected
+
+
 def test_compare_and_diagnose_equal_the_cli(tmp_path):
     zoo = GOLDEN / "zoo" / "gemma4_layer_scalar_ignored.h5"
     assert parity.diagnose(str(zoo)) == cli_json(tmp_path, "diagnose", zoo)
