@@ -55,13 +55,13 @@ bool module_in_fixture(const std::string& module, const Fixture& fixture, const 
 
 // Replayed: every module of a hooked layer (so hooks the fixture lacks are caught) and every
 // module the fixture holds hooks of, whatever /meta hooked_layers says.
-bool module_selected(const std::string& module, const Fixture& fixture, const CompareSink& sink,
+bool module_selected(const std::string& module, const Fixture& fixture, const ReplaySink& sink,
                      const std::string& glob) {
   if (module_in_fixture(module, fixture, glob)) return true;
   return glob.empty() && sink.layer_wanted(module);
 }
 
-void run_isolated(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, const std::string& glob) {
+void run_isolated(const Fixture& fixture, const ReferenceModel& model, ReplaySink& sink, const std::string& glob) {
   FixtureHookInputs inputs(fixture);
   for (const std::string& module : model.modules()) {
     if (!module_selected(module, fixture, sink, glob)) continue;
@@ -91,7 +91,7 @@ class FollowHfTies final : public RoutingPolicy {
   double near_tie_rel_;
 };
 
-void run_chained(const Fixture& fixture, const ReferenceModel& model, CompareSink& sink, CheckReport& report,
+void run_chained(const Fixture& fixture, const ReferenceModel& model, ReplaySink& sink, CheckReport& report,
                  double near_tie_rel) {
   FixtureHookInputs inputs(fixture);
   const ForwardInputs forward{inputs.ints("/inputs/input_ids"), inputs.ints("/inputs/attention_mask"),
@@ -191,7 +191,7 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
                                  fixture.path().string()));
   std::unique_ptr<ReferenceModel> model = make_reference_model(fixture.config(), weights, Numerics(report.precision),
                                                                 /*keep_weights=*/false, options.variants);
-  CompareSink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
+  ReplaySink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
   if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, sink, options.hooks_glob);
   else run_chained(fixture, *model, sink, report, budget.near_tie_rel);
   sink.finish(report);

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "io/fixture_sources.h"
+#include "run/hook_gate.h"
 #include "gate/json_difference.h"
 #include "models/model.h"
 
@@ -73,11 +74,7 @@ class Comparer {
     const FixtureKey where = fixture_key(place.key);
     const Fixture& holder = place.in_base ? base_ : target_;
     r.shape = holder.info(where.group, where.name).shape;
-    if (const Skip* s = budget_.skip_for(place.key)) {
-      r.status = Status::kSkipped;
-      r.message = fmt::format("skipped: {} ({})", s->reason, s->where);
-      return r;
-    }
+    if (apply_skip(r, budget_)) return r;
     if (!place.in_base || !place.in_target) {
       const char* side = place.in_base ? kBase : kTarget;
       if (const Skip* s = budget_.one_side_for(place.key)) {
@@ -91,14 +88,12 @@ class Comparer {
     const DatasetInfo b = base_.info(where.group, where.name), t = target_.info(where.group, where.name);
     const bool top_k = !is_floating(b.dtype) && b.shape.size() == 2 && routed_by(place.key, b, "@top_k_index");
     r.is_top_k = top_k;
-    r.limit = budget_.limit_for(Mode::kCompare, place.key, top_k);
-    const Rule* rule = budget_.rule_for(Mode::kCompare, place.key, top_k);
-    r.budget_rule = rule ? rule->where : "default";
+    assign_limit(r, budget_, Mode::kCompare);
     if (is_floating(b.dtype) != is_floating(t.dtype)) {
       r.message =
           fmt::format("kind mismatch: the base holds {}, the target {}", dtype_name(b.dtype), dtype_name(t.dtype));
     } else if (b.shape != t.shape) {
-      r.message = fmt::format("shape mismatch: target {} vs base {}", shape_str(t.shape), shape_str(b.shape));
+      r.message = shape_mismatch(t.shape, b.shape, kCompareSides);
     } else if (top_k) {
       compare_top_k_sets(r, where, b);
     } else if (!is_floating(b.dtype)) {
@@ -173,12 +168,7 @@ class Comparer {
                                                         "{}@router_probs)", router),
                                    m.differ == 0 ? " (near-tie)" : "");
     }
-    if (m.tokens == 0) {
-      r.message = "empty comparison: no tokens";
-      return;
-    }
-    r.gate(static_cast<double>(m.differ));
-    if (r.status == Status::kFail) r.message += "; first: " + m.first_detail;
+    gate_top_k(r, std::move(m));
   }
 
   // Integer tensors other than top-k indices (token ids, positions) must be equal.
@@ -211,18 +201,9 @@ class Comparer {
       const auto bi = index_of(base_, *router, b.shape), ti = index_of(target_, *router, b.shape);
       if (bi && ti) target = align_top_k_weights(Array(t.shape, std::move(target)), *ti, *bi).data;
     }
-    r.floats = compare_floats(target, base);
-    const FloatMetrics& m = *r.floats;
-    if (m.count == 0) {
-      r.message = "empty comparison: the tensor has no elements";
-    } else if (!m.finite()) {
-      r.message =
-          fmt::format("NaN/Inf: target {} NaN {} Inf, base {} NaN {} Inf", m.ref_nan, m.ref_inf, m.hf_nan, m.hf_inf);
-    } else {
-      r.gate(r.value_of(r.limit->metric));
-      if (lower_precision_of(t.dtype, b.dtype))
-        r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
-    }
+    gate_floats(r, compare_floats(target, base), kCompareSides);
+    if (r.measured && lower_precision_of(t.dtype, b.dtype))
+      r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
   }
 
   const Fixture& base_;
@@ -354,17 +335,12 @@ void add_three_way(CheckReport& report, const Fixture& base, const Fixture& targ
   }
 }
 
+// check's rules and skips (hook_gate.h), and the one_side entries only compare has.
 void add_unused_budget_entries(CheckReport& report, const Budget& budget, const std::set<std::string>& one_sided) {
-  auto any = [&](auto predicate) { return std::any_of(report.hooks.begin(), report.hooks.end(), predicate); };
-  for (const Rule& rule : budget.section(Mode::kCompare).rules)
-    if (!any([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
-      report.problems.push_back(
-          fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where, rule.hooks));
-  for (const Skip& skip : budget.skips)
-    if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }))
-      report.problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
+  harness::add_unused_budget_entries(budget, Mode::kCompare, report.hooks, report.problems);
   for (const Skip& entry : budget.one_side)
-    if (!any([&](const HookResult& r) { return one_sided.count(r.hook) && glob_match(entry.hooks, r.hook); }))
+    if (std::none_of(report.hooks.begin(), report.hooks.end(),
+                     [&](const HookResult& r) { return one_sided.count(r.hook) && glob_match(entry.hooks, r.hook); }))
       report.problems.push_back(fmt::format(
           "budget one_side {} (hooks = \"{}\") matches no hook that only one dump holds", entry.where, entry.hooks));
 }

@@ -4,34 +4,27 @@
 #include <tuple>
 
 #include "io/fixture_sources.h"
+#include "run/hook_gate.h"
 
 namespace parity::harness {
 
-namespace {
-
-std::string nonfinite_message(const FloatMetrics& m) {
-  return fmt::format("NaN/Inf: reference {} NaN {} Inf, HF {} NaN {} Inf", m.ref_nan, m.ref_inf, m.hf_nan, m.hf_inf);
-}
-
-}  // namespace
-
-CompareSink::CompareSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string hooks_glob,
+ReplaySink::ReplaySink(const Fixture& fixture, const Budget& budget, Mode mode, std::string hooks_glob,
                          std::set<int64_t> hooked_layers)
     : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(hooks_glob)), layers_(std::move(hooked_layers)) {
   const std::vector<std::string> keys = comparable_keys(fixture);
   for (size_t i = 0; i < keys.size(); ++i) fixture_order_[keys[i]] = static_cast<int64_t>(i);
 }
 
-bool CompareSink::layer_wanted(const std::string& key) const {
+bool ReplaySink::layer_wanted(const std::string& key) const {
   const int64_t layer = decoder_layer_of(key);
   return layer < 0 || layers_.empty() || layers_.count(layer) > 0;
 }
 
-bool CompareSink::wanted(const std::string& key) const {
+bool ReplaySink::wanted(const std::string& key) const {
   return (layer_wanted(key) || fixture_order_.count(key) > 0) && (glob_.empty() || glob_match(glob_, key));
 }
 
-std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top_k) {
+std::optional<HookResult> ReplaySink::start(const std::string& key, bool is_top_k) {
   if (!wanted(key)) return std::nullopt;
   HookResult r;
   r.hook = key;
@@ -42,22 +35,16 @@ std::optional<HookResult> CompareSink::start(const std::string& key, bool is_top
     r.message = "emitted twice by the reference (a wiring bug in the model file)";
     return r;
   }
-  if (const Skip* s = budget_.skip_for(key)) {
-    r.status = Status::kSkipped;
-    r.message = fmt::format("skipped: {} ({})", s->reason, s->where);
-    return r;
-  }
+  if (apply_skip(r, budget_)) return r;
   if (it == fixture_order_.end()) {
     r.message = "the reference produces this hook but the fixture has no such hook";
     return r;
   }
-  r.limit = budget_.limit_for(mode_, key, is_top_k);
-  const Rule* rule = budget_.rule_for(mode_, key, is_top_k);
-  r.budget_rule = rule ? rule->where : "default";
+  assign_limit(r, budget_, mode_);
   return r;
 }
 
-void CompareSink::emit(const std::string& key, const Array& value) {
+void ReplaySink::emit(const std::string& key, const Array& value) {
   std::optional<HookResult> r = start(key, false);
   if (!r) return;
   if (r->limit) {
@@ -68,23 +55,20 @@ void CompareSink::emit(const std::string& key, const Array& value) {
       r->message = fmt::format("kind mismatch: the reference produces floats, the fixture holds {}",
                                dtype_name(info.dtype));
     } else if (info.shape != value.shape) {
-      r->message = fmt::format("shape mismatch: reference {} vs HF {}", shape_str(value.shape), shape_str(info.shape));
+      r->message = shape_mismatch(value.shape, info.shape, kCheckSides);
     } else {
       Array ref = value;
       const std::string router = key.substr(0, key.rfind('@'));
       if (key.ends_with("@top_k_weights") && routed_.count(router) && fixture_.has("hooks", router + "@top_k_index"))
         ref = align_top_k_weights(value, routed_.at(router),
                                   to_index_array(fixture_.read("hooks", router + "@top_k_index"), router));
-      r->floats = compare_floats(ref.data, fixture_.read(where.group, where.name).to_f64());
-      if (r->floats->count == 0) r->message = "empty comparison: the tensor has no elements";
-      else if (!r->floats->finite()) r->message = nonfinite_message(*r->floats);
-      else r->gate(r->value_of(r->limit->metric));
+      gate_floats(*r, compare_floats(ref.data, fixture_.read(where.group, where.name).to_f64()), kCheckSides);
     }
   }
   results_.push_back(std::move(*r));
 }
 
-void CompareSink::emit_top_k(const std::string& key, const TopK& top_k) {
+void ReplaySink::emit_top_k(const std::string& key, const TopK& top_k) {
   routed_[key.substr(0, key.rfind('@'))] = top_k.routed;
   const IndexArray& index = top_k.index;
   std::optional<HookResult> r = start(key, true);
@@ -96,19 +80,16 @@ void CompareSink::emit_top_k(const std::string& key, const TopK& top_k) {
       r->message = fmt::format("kind mismatch: the reference produces expert indices, the fixture holds {}",
                                dtype_name(info.dtype));
     } else if (info.shape != index.shape) {
-      r->message = fmt::format("shape mismatch: reference {} vs HF {}", shape_str(index.shape), shape_str(info.shape));
+      r->message = shape_mismatch(index.shape, info.shape, kCheckSides);
     } else {
-      r->top_k = compare_top_k(index, to_index_array(fixture_.read("hooks", key), key), top_k.scores,
-                                budget_.near_tie_rel);
-      if (r->top_k->tokens == 0) r->message = "empty comparison: no tokens";
-      else r->gate(r->value_of(Metric::kTokensDiffer));
-      if (r->status == Status::kFail) r->message += "; first: " + r->top_k->first_detail;
+      gate_top_k(*r, compare_top_k(index, to_index_array(fixture_.read("hooks", key), key), top_k.scores,
+                                   budget_.near_tie_rel));
     }
   }
   results_.push_back(std::move(*r));
 }
 
-void CompareSink::place(HookResult& r) {
+void ReplaySink::place(HookResult& r) {
   auto it = fixture_order_.find(r.hook);
   // A key the fixture lacks sits right after the fixture hook emitted before it.
   r.order = it != fixture_order_.end() ? it->second : last_order_;
@@ -116,7 +97,7 @@ void CompareSink::place(HookResult& r) {
   last_order_ = r.order;
 }
 
-void CompareSink::fail_module(const std::string& module, const std::string& message) {
+void ReplaySink::fail_module(const std::string& module, const std::string& message) {
   HookResult r;
   r.hook = module;
   r.message = message;
@@ -125,7 +106,7 @@ void CompareSink::fail_module(const std::string& module, const std::string& mess
   results_.push_back(std::move(r));
 }
 
-void CompareSink::add_coverage_failures() {
+void ReplaySink::add_coverage_failures() {
   if (aborted_) return;  // the stopped forward is already the failure; do not list every later hook
   for (const auto& [key, order] : fixture_order_) {
     // Only --hooks narrows this: hooked_layers must not hide a fixture hook from the gate.
@@ -136,29 +117,17 @@ void CompareSink::add_coverage_failures() {
     r.sequence = next_sequence_++;
     const FixtureKey where = fixture_key(key);
     r.shape = fixture_.info(where.group, where.name).shape;
-    if (const Skip* s = budget_.skip_for(key)) {
-      r.status = Status::kSkipped;
-      r.message = fmt::format("skipped: {} ({})", s->reason, s->where);
-    } else {
-      r.message = "the fixture has this hook but the reference does not produce it";
-    }
+    if (!apply_skip(r, budget_)) r.message = "the fixture has this hook but the reference does not produce it";
     results_.push_back(std::move(r));
   }
 }
 
-void CompareSink::add_unused_budget_entries(CheckReport& report) const {
+void ReplaySink::add_unused_budget_entries(CheckReport& report) const {
   if (!glob_.empty()) return;  // under --hooks most rules legitimately match nothing
-  auto any_result = [&](auto predicate) { return std::any_of(results_.begin(), results_.end(), predicate); };
-  for (const Rule& rule : budget_.section(mode_).rules)
-    if (!any_result([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
-      report.problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where,
-                                            rule.hooks));
-  for (const Skip& skip : budget_.skips)
-    if (!any_result([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }))
-      report.problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
+  harness::add_unused_budget_entries(budget_, mode_, results_, report.problems);
 }
 
-void CompareSink::finish(CheckReport& report) {
+void ReplaySink::finish(CheckReport& report) {
   add_coverage_failures();
   add_unused_budget_entries(report);
   std::stable_sort(results_.begin(), results_.end(),

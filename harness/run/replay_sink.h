@@ -1,4 +1,4 @@
-// CompareSink: receives the reference's outputs by hook key, compares each against the fixture
+// ReplaySink: receives the reference's outputs by hook key, compares each against the fixture
 // the moment it arrives (so a large model never holds more than one layer's tensors), gates it
 // on the budget and, at the end, adds the coverage failures (fixture hooks never produced,
 // budget rules and skips that matched nothing).
@@ -12,10 +12,10 @@
 
 namespace parity::harness {
 
-class CompareSink final : public HookSink {
+class ReplaySink final : public HookSink {
  public:
   // hooked_layers empty = every layer.
-  CompareSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string hooks_glob,
+  ReplaySink(const Fixture& fixture, const Budget& budget, Mode mode, std::string hooks_glob,
               std::set<int64_t> hooked_layers);
 
   void emit(const std::string& key, const Array& value) override;
