@@ -28,7 +28,7 @@ TEST_CASE("bf16: widening is exact and rounding is to nearest even") {
   CHECK(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)) == 0x3f82);
   CHECK(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
   CHECK(std::isinf(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::infinity()))));
-  // sqrt(2816) = 53.07 rounds to 53.0 in bf16, the Gemma-4 26B embedding scale (hf-architecture.md 2.3.2).
+  // sqrt(2816) = 53.07 rounds to 53.0 in bf16, the Gemma-4 26B embedding scale (docs/hf-forward-passes.md 3.4).
   CHECK(bf16_to_f32(f32_to_bf16(std::sqrt(2816.0f))) == 53.0f);
 }
 

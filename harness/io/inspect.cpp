@@ -6,7 +6,7 @@ namespace parity::harness {
 
 namespace {
 
-// Keys that change the math of Gemma-4 or OLMoE (hf-architecture.md 2.1, 3.1), in reading order.
+// Keys that change the math of Gemma-4 or OLMoE (docs/hf-forward-passes.md 2.1, 3.1), in reading order.
 constexpr const char* kConfigKeys[] = {
     "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
     "num_key_value_heads", "head_dim", "global_head_dim", "num_global_key_value_heads", "per_layer_config",

@@ -1,5 +1,5 @@
 // Train-vs-inference logprob metrics over a run's scored tokens, each with the convention of the
-// framework that defined it (../shared/context/anchors-survey.md §0; README.md "parity logprobs").
+// framework that defined it (docs/logprobs.md "Metrics").
 // Notation: Δ_t = lp_train − lp_rollout on scored token t; w_t = exp(clamp(Δ_t, ±20)) the
 // importance weight π_train/π_rollout with the ±20 safety clamp verl and miles apply; sequence i
 // has N_i scored tokens; "seq mean" = the mean over sequences (with N_i > 0) of per-sequence means.

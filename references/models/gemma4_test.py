@@ -3,7 +3,7 @@
 Covers the Gemma-4 issue's "done when": configs the repo has never seen (other head dims, partial
 rotary factors, windows, expert counts, top-k, layer patterns; with and without MoE, PLE, KV
 sharing, k_eq_v, softcap) pass isolated and chained with no code change, and the layer bugs of the
-Megatron-bridge PR (../shared/context/pr-gemma4-hf-faithful-moe.txt), planted into HF itself, fail
+Megatron-bridge Gemma-4 PR (docs/hf-forward-passes.md "Known engine pitfalls"), planted into HF itself, fail
 the gate at the hook where they live. Also: checkpoints in either text prefix and either config
 layout, and the multimodal Gemma4ForConditionalGeneration wrapper."""
 

@@ -1,5 +1,5 @@
 """Every metric `parity logprobs` reports, written again in plain numpy from the framework
-definitions (../shared/context/anchors-survey.md §0): the independent baseline the tests compare
+definitions (docs/logprobs.md "Metrics"): the independent baseline the tests compare
 the C++ metrics with, and the benchmark's baseline (ci/bench_logprobs).
 
 Δ = lp_train − lp_rollout on scored tokens whose logprobs and Δ are finite; r = clip(Δ, ±20); w = exp(r). Sequences
