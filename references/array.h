@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "error.h"
-#include "tensor.h"
+#include "dtype.h"
 
 namespace parity {
 

@@ -1,5 +1,5 @@
 // Writers for `parity diagnose`: the terminal ranking with the verdict and the bug's explanation,
-// and JSON ("schema": "parity-diagnose/1", README.md "parity diagnose").
+// and JSON ("schema": "parity-diagnose/1", docs/cli.md "parity diagnose").
 #pragma once
 
 #include <optional>

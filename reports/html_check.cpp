@@ -1,4 +1,4 @@
-// The HTML page of a `parity check` result (its JSON, README.md "JSON report").
+// The HTML page of a `parity check` result (its JSON, docs/cli.md "JSON report").
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -85,6 +85,7 @@ std::string fraction_cell(double f) {
 // target dump against a base dump (parity compare). Results written before "sides" existed are checks.
 struct Sides {
   std::string ref = "reference", hf = "HF";
+  std::string ref_key = "ref", hf_key = "hf";  // the hooks' field prefixes: compare's are "target", "base"
   std::string target;  // parity compare: the target's path
 };
 
@@ -94,6 +95,7 @@ Sides sides_of(const json& result) {
   if (runs.empty()) return s;
   if (runs[0].contains("sides")) s.ref = runs[0]["sides"].at("ref"), s.hf = runs[0]["sides"].at("hf");
   if (runs[0].contains("target") && runs[0]["target"].is_string()) s.target = runs[0]["target"];
+  if (runs[0].value("mode", "") == "compare") s.ref_key = "target", s.hf_key = "base";
   return s;
 }
 
@@ -120,7 +122,8 @@ std::string hook_row(const json& h, size_t index, bool first, const Sides& sides
   std::string at;
   if (h.contains("max_abs_at") && !h["max_abs_at"].is_null())
     at = fmt::format("{} {} {} {} {}", coordinate(h["max_abs_at"]), esc(short_side(sides.ref)),
-                     element(h.at("ref_at_max_abs")), esc(short_side(sides.hf)), element(h.at("hf_at_max_abs")));
+                     element(h.at(sides.ref_key + "_at_max_abs")), esc(short_side(sides.hf)),
+                     element(h.at(sides.hf_key + "_at_max_abs")));
   else if (h.contains("first_difference"))
     at = esc(h["first_difference"]);
   const json rule = h.at("budget").is_null() ? json() : h["budget"].at("rule");
@@ -164,7 +167,8 @@ std::string worst_elements(const json& h, const Sides& sides) {
   for (const json& w : h["worst"])
     out += fmt::format("<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>"
                        "<td class=\"num\">{}</td></tr>\n",
-                       coordinate(w.at("at")), element(w.at("ref")), element(w.at("hf")), num(w.at("abs_diff")));
+                       coordinate(w.at("at")), element(w.at(sides.ref_key)), element(w.at(sides.hf_key)),
+                       num(w.at("abs_diff")));
   return out + "</tbody></table>\n";
 }
 

@@ -1,5 +1,5 @@
 // The index page of a multi-case run (`parity check cases/ --out DIR`): one row per case, linking
-// its reports. Rendered from the run's summary.json (README.md "Multi-case runs").
+// its reports. Rendered from the run's summary.json (docs/cli.md "Multi-case runs").
 #include <cctype>
 
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-// The HTML page of a `parity logprobs` result (its JSON, README.md "parity logprobs").
+// The HTML page of a `parity logprobs` result (its JSON, docs/cli.md "parity logprobs").
 #include <fmt/format.h>
 
 #include "html_page.h"

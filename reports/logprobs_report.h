@@ -1,4 +1,4 @@
-// Writers for `parity logprobs` results: the terminal summary, JSON (README.md "parity logprobs")
+// Writers for `parity logprobs` results: the terminal summary, JSON (docs/cli.md "parity logprobs")
 // and JUnit XML (one testcase per gated metric, plus one for non-finite logprobs).
 #pragma once
 

@@ -1,4 +1,4 @@
-// Writers for `parity check` results: the terminal table, JSON (stable keys, README.md
+// Writers for `parity check` results: the terminal table, JSON (stable keys, docs/cli.md
 // "JSON report") and JUnit XML (one testcase per hook). A run of several modes (a case) is one
 // report: verdict and first_failure cover all of them, and the baseline comparison when there is one.
 #pragma once

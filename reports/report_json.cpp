@@ -18,23 +18,36 @@ nlohmann::json first_failure(const CheckReport& run) {
   return nullptr;
 }
 
-void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const Shape& shape) {
+// The JSON names of a run's two sides: check compares the reference ("ref") against HF ("hf");
+// compare a target dump ("target") against a base dump ("base"), so its fields say so instead of
+// reusing check's names for other things. The second side is rel_l2's denominator in both.
+struct SideKeys {
+  std::string candidate, expected;
+};
+SideKeys side_keys(const CheckReport& run) {
+  return run.mode == harness::Mode::kCompare ? SideKeys{"target", "base"} : SideKeys{"ref", "hf"};
+}
+
+void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const Shape& shape, const SideKeys& k) {
   j["rel_l2"] = number(m.rel_l2);
-  j["rel_l2_denominator"] = "hf_l2";
-  j["hf_l2"] = number(m.hf_l2);
+  j["rel_l2_denominator"] = k.expected + "_l2";
+  j[k.expected + "_l2"] = number(m.hf_l2);
   j["max_abs"] = number(m.max_abs);
   j["max_abs_at"] = m.max_abs_index >= 0 ? nlohmann::json(harness::unravel(m.max_abs_index, shape)) : nlohmann::json();
-  j["ref_at_max_abs"] = number(m.ref_at_max);
-  j["hf_at_max_abs"] = number(m.hf_at_max);
+  j[k.candidate + "_at_max_abs"] = number(m.ref_at_max);
+  j[k.expected + "_at_max_abs"] = number(m.hf_at_max);
   j["max_rel"] = number(m.max_rel);
   j["max_rel_at"] = m.max_rel_index >= 0 ? nlohmann::json(harness::unravel(m.max_rel_index, shape)) : nlohmann::json();
   j["max_rel_floor"] = number(m.max_rel_floor);
   j["cosine"] = number(m.cosine);
-  j["nonfinite"] = {{"ref_nan", m.ref_nan}, {"ref_inf", m.ref_inf}, {"hf_nan", m.hf_nan}, {"hf_inf", m.hf_inf}};
+  j["nonfinite"] = {{k.candidate + "_nan", m.ref_nan},
+                    {k.candidate + "_inf", m.ref_inf},
+                    {k.expected + "_nan", m.hf_nan},
+                    {k.expected + "_inf", m.hf_inf}};
   j["worst"] = nlohmann::json::array();
   for (const harness::ElementDiff& e : m.worst)
-    j["worst"].push_back({{"at", harness::unravel(e.index, shape)}, {"ref", number(e.ref)}, {"hf", number(e.hf)},
-                          {"abs_diff", number(e.abs_diff())}});
+    j["worst"].push_back({{"at", harness::unravel(e.index, shape)}, {k.candidate, number(e.ref)},
+                          {k.expected, number(e.hf)}, {"abs_diff", number(e.abs_diff())}});
 }
 
 // parity compare (compare_result.h): a mixed-dtype pair at the lower precision; the three-way view.
@@ -71,7 +84,7 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
                       {"rel_l2", nullptr},
                       {"max_abs", nullptr},
                       {"message", h.message}};
-  if (h.floats) add_float_metrics(j, *h.floats, h.shape);
+  if (h.floats) add_float_metrics(j, *h.floats, h.shape, side_keys(run));
   if (h.top_k) {
     j["tokens"] = h.top_k->tokens;
     j["tokens_differ"] = h.top_k->differ;

@@ -1,4 +1,4 @@
-"""End-to-end tests of `parity check` (check.cpp, compare_sink.cpp, budget.cpp, cli_check.cpp):
+"""End-to-end tests of `parity check` (run/check.cpp, run/replay_sink.cpp, run/hook_gate.cpp, gate/budget.cpp, cli/cli_check.cpp):
 real HF models dumped by parity.dump, replayed by build/parity. Covers the OLMoE issue's "done
 when": unseen configs pass with no code change, a router bug is caught at the router, and
 checkpoints can replace fixture weights; plus fail-closed behaviour and exit codes."""

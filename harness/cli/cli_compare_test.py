@@ -299,7 +299,12 @@ def test_json_junit_and_html_reports_are_written(tmp_path):
     assert result.returncode == 1, result.stderr
     report = json.loads(paths["json"].read_text())
     assert report["schema"] == "parity-check/1" and report["runs"][0]["mode"] == "compare"
-    assert hook(report, PERTURBED)["rel_l2_denominator"] == "hf_l2"  # the base's norm
+    perturbed = hook(report, PERTURBED)
+    # compare names its sides: the base's norm is the denominator, elements say target and base.
+    assert perturbed["rel_l2_denominator"] == "base_l2" and perturbed["base_l2"] > 0
+    assert {"target_at_max_abs", "base_at_max_abs"} <= set(perturbed) and "hf_at_max_abs" not in perturbed
+    assert set(perturbed["nonfinite"]) == {"target_nan", "target_inf", "base_nan", "base_inf"}
+    assert perturbed["worst"] and set(perturbed["worst"][0]) == {"at", "target", "base", "abs_diff"}
     suites = ET.parse(paths["xml"]).getroot().findall("testsuite")
     assert len(suites) == 1 and suites[0].get("name") == f"{OLMOE} vs {target} [compare]"
     failures = [c for c in suites[0].findall("testcase") if c.find("failure") is not None]

@@ -1,4 +1,4 @@
-// Tolerance budgets: which metric gates each hook, and its limit (README.md "Budget format").
+// Tolerance budgets: which metric gates each hook, and its limit (docs/budgets.md "Budget format").
 // A budget has one section per mode (isolated, chained), each with a default limit and glob rules;
 // for a hook the most specific matching rule wins (most literal, non-wildcard characters; on a tie
 // the later rule), else the section's default. Top-k index hooks are gated by tokens_differ
@@ -82,7 +82,7 @@ struct Budget {
   const ModeBudget& section(Mode mode) const;
 };
 
-// Built-in defaults for a fixture's run dtype ("float32", "bfloat16"); README.md documents them.
+// Built-in defaults for a fixture's run dtype ("float32", "bfloat16"); docs/budgets.md "Built-in budgets" documents them.
 Budget builtin_budget(const std::string& run_dtype);
 
 // The budget a run gates on: `file` (nullopt: none) laid over the built-in budget of `run_dtype`.

@@ -28,7 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "errors.h"
-#include "tensor.h"
+#include "io/tensor.h"
 #include "weights.h"
 
 namespace parity::harness {

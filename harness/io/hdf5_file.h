@@ -15,7 +15,7 @@
 
 #include "errors.h"
 #include "io/hdf5_handle.h"
-#include "tensor.h"
+#include "io/tensor.h"
 
 namespace parity::harness {
 

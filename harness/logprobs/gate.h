@@ -37,7 +37,7 @@ struct LogprobBudget {
   BandBudget bands;  // [bands]: how far each metric may move from a baseline (baseline.h)
 };
 
-// slime's CI default: train_rollout_logprob_abs_diff <= 0.1 (anchors-survey.md §0).
+// slime's CI default: train_rollout_logprob_abs_diff <= 0.1 (docs/logprobs.md "Logprob budgets and cases").
 LogprobBudget builtin_logprob_budget();
 // A budget file's TOML: a [logprobs] table and nothing else, or (is_case) also a logprob case's
 // keys (case.h). InputError when the table is absent or anything is malformed.

@@ -1,4 +1,4 @@
-"""End-to-end tests of `parity logprobs` (harness/logprobs/*.cpp, harness/cli_logprobs.cpp): every
+"""End-to-end tests of `parity logprobs` (harness/logprobs/*.cpp, harness/cli/cli_logprobs.cpp): every
 metric against the plain numpy definitions (parity.logprobs.numpy_metrics) on the golden runs and
 on random runs, a planted 10-nat error ranked first with its text and context, fixtures and the
 C++ reference as sides, and bad input (exit 2, one line)."""

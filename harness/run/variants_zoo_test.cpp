@@ -35,7 +35,7 @@ TEST_CASE("variants: each zoo fixture fails HF's math and passes both modes unde
   for (const VariantInfo& v : known_variants()) {
     const std::filesystem::path path = kZoo / v.fixture.file;
     CAPTURE(v.name);
-    REQUIRE_MESSAGE(std::filesystem::exists(path), "every variant needs its zoo fixture (README.md \"How to add\")");
+    REQUIRE_MESSAGE(std::filesystem::exists(path), "every variant needs its zoo fixture (references/models/known_bugs.toml: how to add a bug)");
     const harness::Fixture fixture(path);
     for (harness::Mode mode : {harness::Mode::kIsolated, harness::Mode::kChained}) {
       CAPTURE(harness::mode_name(mode));

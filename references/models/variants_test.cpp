@@ -17,7 +17,7 @@
 #include "ops/rope.h"
 #include "ops/router.h"
 #include "ops/test_util.h"
-#include "tensor.h"
+#include "dtype.h"
 
 namespace parity {
 

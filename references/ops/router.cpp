@@ -4,7 +4,7 @@
 #include <numeric>
 
 #include "attention.h"
-#include "tensor.h"
+#include "dtype.h"
 
 namespace parity::ops {
 

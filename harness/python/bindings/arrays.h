@@ -12,7 +12,7 @@
 #include <pybind11/pybind11.h>
 
 #include "array.h"
-#include "tensor.h"
+#include "io/tensor.h"
 
 namespace parity::python {
 

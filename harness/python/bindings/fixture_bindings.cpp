@@ -1,4 +1,4 @@
-// parity.Fixture: the C++ fixture reader (harness/fixture.h) from Python.
+// parity.Fixture: the C++ fixture reader (harness/io/fixture.h) from Python.
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 

@@ -122,7 +122,7 @@ void bind_logprobs(py::module_& m) {
       py::arg("train"), py::arg("rollout"), py::arg("loss_mask") = py::none(), py::kw_only(),
       py::arg("token_ids") = py::none(), py::arg("seq_lens") = py::none(), py::arg("is_threshold") = 2.0,
       py::arg("veto_threshold") = 1e-4, py::arg("catastrophic_threshold") = 1.0, py::arg("catastrophic_top") = 20,
-      "Every `parity logprobs` metric (README.md) of one batch: train and rollout logprobs [B, S] (a row\n"
+      "Every `parity logprobs` metric (docs/logprobs.md) of one batch: train and rollout logprobs [B, S] (a row\n"
       "per sequence; position 0 has no logprob and must be unscored) or packed [N] with seq_lens; loss_mask\n"
       "(default: every token but each sequence's first). Returns {metrics: {name: value}, counts,\n"
       "catastrophic: [{sequence, position, token_id, train, rollout, diff}], nonfinite: [...]}. Arrays are\n"

@@ -59,7 +59,7 @@ void bind_metrics(py::module_& m) {
         return float_metrics_dict(metrics, shape);
       },
       py::arg("ref"), py::arg("hf"),
-      "The metrics `parity check` reports for one hook (README.md \"JSON report\"): rel_l2 = ‖ref − hf‖ / ‖hf‖,\n"
+      "The metrics `parity check` reports for one hook (docs/cli.md \"JSON report\"): rel_l2 = ‖ref − hf‖ / ‖hf‖,\n"
       "max_abs and where, max_rel, cosine, NaN/Inf counts, the 5 worst elements. float64 C-contiguous\n"
       "arrays are read in place; float32 ones are converted to float64 (exactly); other dtypes raise TypeError.");
 
@@ -68,7 +68,7 @@ void bind_metrics(py::module_& m) {
       .def_readonly("value", &Limit::value)
       .def("allows", &Limit::allows, py::arg("measured"), "NaN never passes")
       .def("__repr__", &Limit::str);
-  py::class_<Budget>(m, "Budget", "A tolerance budget (README.md \"Budget format\").")
+  py::class_<Budget>(m, "Budget", "A tolerance budget (docs/budgets.md \"Budget format\").")
       .def_static(
           "load",
           [](const std::filesystem::path& path, const std::optional<std::string>& run_dtype) {

@@ -19,7 +19,7 @@ void bind_bugs(py::module_& m);
 }  // namespace parity::python
 
 PYBIND11_MODULE(_parity, m) {
-  m.doc() = "parity: the Gemma-4 / OLMoE parity harness in-process (README.md \"Python module\").";
+  m.doc() = "parity: the Gemma-4 / OLMoE parity harness in-process (docs/python.md).";
   static py::exception<parity::Error> error(m, "Error", PyExc_RuntimeError);
   static py::exception<parity::harness::InputError> input_error(m, "InputError", PyExc_ValueError);
   py::register_exception_translator([](std::exception_ptr p) {

@@ -441,7 +441,7 @@ class Bug:
     source: str                    # the public PR or issue its story cites
     story: str                     # the bug, how it showed up, and the fix
     first_failure: dict[str, str]  # {"isolated": hook glob, "chained": hook glob} of its zoo fixture
-    lives_at: str                  # regex of the first failing hook on unseen configs (harness/diagnose_test.py)
+    lives_at: str                  # regex of the first failing hook on unseen configs (harness/cli/cli_diagnose_test.py)
     fixture: dict[str, object]     # how golden/zoo/<file> is made: file, config, seed, batch, seq_len, dtype
     patch: Callable[[torch.nn.Module], contextlib.AbstractContextManager]
 

@@ -1,4 +1,6 @@
-// Tensor: values, shape and the dtype HF produced them in. Pure data, no I/O.
+// DType and Shape: the dtypes HF computes in, tensor shapes, and the bf16/f16 bit conversions the
+// reference rounds with. Pure data, no I/O. (The harness's Tensor, values read from a file, is
+// harness/io/tensor.h.)
 // Float values are held exactly: f32, bf16 and f16 as float (both 16-bit formats widen to
 // float without loss), f64 as double; integer and bool values as int64.
 #pragma once
@@ -7,7 +9,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 namespace parity {
@@ -33,16 +34,5 @@ float bf16_to_f32(uint16_t bits);
 uint16_t f32_to_bf16(float value);
 float f16_to_f32(uint16_t bits);
 
-struct Tensor {
-  DType dtype = DType::F32;  // what the producer computed in
-  Shape shape;
-  std::variant<std::vector<float>, std::vector<double>, std::vector<int64_t>> values;
-
-  int64_t numel() const { return parity::numel(shape); }
-  // Every element as double (exact for every float dtype); throws for integer dtypes.
-  std::vector<double> to_f64() const;
-  // Integer and bool values; throws for float dtypes.
-  const std::vector<int64_t>& ints() const;
-};
 
 }  // namespace parity

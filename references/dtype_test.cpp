@@ -1,4 +1,4 @@
-#include "tensor.h"
+#include "dtype.h"
 
 #include <cmath>
 #include <limits>
@@ -37,18 +37,6 @@ TEST_CASE("f16: decodes normals, subnormals and infinities") {
   CHECK(f16_to_f32(0xc000) == -2.0f);
   CHECK(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));
   CHECK(std::isinf(f16_to_f32(0x7c00)));
-}
-
-TEST_CASE("tensor: numel, shape_str and typed access") {
-  Tensor t{DType::BF16, {2, 3}, std::vector<float>{1, 2, 3, 4, 5, 6}};
-  CHECK(t.numel() == 6);
-  CHECK(shape_str(t.shape) == "[2, 3]");
-  CHECK(t.to_f64()[5] == 6.0);
-  CHECK_THROWS_AS(t.ints(), Error);
-  Tensor ids{DType::I64, {2}, std::vector<int64_t>{7, 8}};
-  CHECK(ids.ints()[1] == 8);
-  CHECK_THROWS_AS(ids.to_f64(), Error);
-  CHECK(numel({}) == 1);  // a scalar holds one element
 }
 
 TEST_CASE("numel: a product that would wrap or exceed 2^40 elements is refused") {

@@ -1,4 +1,4 @@
-#include "tensor.h"
+#include "dtype.h"
 
 #include <bit>
 #include <cstring>
@@ -63,17 +63,6 @@ float f16_to_f32(uint16_t bits) {
   _Float16 half;  // GCC >= 12 on x86-64 and aarch64: the compiler's IEEE binary16
   std::memcpy(&half, &bits, sizeof half);
   return static_cast<float>(half);
-}
-
-std::vector<double> Tensor::to_f64() const {
-  PARITY_CHECK(is_floating(dtype), "[tensor] to_f64 needs a float tensor, got {}", dtype_name(dtype));
-  if (const auto* f = std::get_if<std::vector<float>>(&values)) return {f->begin(), f->end()};
-  return std::get<std::vector<double>>(values);
-}
-
-const std::vector<int64_t>& Tensor::ints() const {
-  PARITY_CHECK(!is_floating(dtype), "[tensor] ints needs an integer tensor, got {}", dtype_name(dtype));
-  return std::get<std::vector<int64_t>>(values);
 }
 
 }  // namespace parity
