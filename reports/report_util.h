@@ -42,6 +42,40 @@ inline std::string xml_escape(std::string_view s) {
   return out;
 }
 
+// Text for a terminal or a CI log: every control character that is not a line break or a tab (C0,
+// DEL, and C1 as UTF-8 encodes it: an ESC or CSI could drive the terminal, rewrite earlier log lines
+// or set the window title) is shown as \xNN, except the report's own colour codes above. Applied to
+// whole reports at print time, so no foreign string (a hook name, a token text, a file name, an
+// error message) reaches the terminal raw.
+inline std::string terminal_safe(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == 0x1b) {
+      bool ours = false;
+      for (std::string_view code : {std::string_view(kRed), std::string_view(kYellow), std::string_view(kReset)})
+        if (s.substr(i, code.size()) == code) {
+          out += code;
+          i += code.size() - 1;
+          ours = true;
+          break;
+        }
+      if (ours) continue;
+    }
+    const bool c1 = c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+                    static_cast<unsigned char>(s[i + 1]) <= 0x9f;
+    if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c1) {
+      out += fmt::format("\\u{:04x}", static_cast<unsigned char>(s[++i]));
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 // A string from a tokenizer or a file, quoted for a terminal: control characters (an ESC could
 // drive the terminal) and quotes escaped as JSON escapes them; invalid UTF-8 replaced.
 inline std::string quoted(const std::string& s) {

@@ -49,7 +49,7 @@ CLI::App* add_check_command(CLI::App& app, CheckFlags& f) {
   cmd->add_option("--precision", f.precision, "auto (the fixture's run dtype), f64, f32 or bf16")
       ->check(CLI::IsMember({"auto", "f64", "f32", "bf16"}));
   cmd->add_option("--weights", f.weights, "HF checkpoint folder (safetensors) instead of the fixture's weights");
-  cmd->add_option("--hooks", f.hooks, "only hooks matching this glob, e.g. 'model.layers.1.*'");
+  cmd->add_option("--hooks", f.hooks, "only hooks matching this glob, e.g. 'model.layers.1.*'")->check(non_empty_glob());
   cmd->add_option("--json", f.json_out, "write the JSON report here");
   cmd->add_option("--junit", f.junit_out, "write a JUnit XML report here (one testcase per hook)");
   cmd->add_option("--html", f.html_out, "write the self-contained HTML report here");

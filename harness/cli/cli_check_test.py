@@ -305,9 +305,30 @@ def test_a_model_type_without_a_reference_is_one_line_and_exit_2(tmp_path, golde
         config["model_type"] = "llama"
         del f["meta/config"]
         f["meta"].create_dataset("config", data=json.dumps(config))
+        f["meta"].attrs["model_type"] = "llama"
     result = parity("check", damaged(tmp_path, golden_copy, relabel))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert 'model_type "llama" has no reference' in result.stderr
+
+
+def test_meta_that_disagrees_with_the_config_or_the_stored_dtype_is_exit_2(tmp_path, golden_copy):
+    """/meta picks the family and the budget: a model_type the config does not share, or a run dtype the
+    stored logits contradict (a float32 dump relabelled bfloat16 would pass on bf16's 1000x looser budget)."""
+    def other_family(f):
+        f["meta"].attrs["model_type"] = "gemma4_text"
+    result = parity("check", damaged(tmp_path, golden_copy, other_family))
+    assert result.returncode == 2 and 'model_type "gemma4_text" disagrees with /meta/config\'s "olmoe"' in result.stderr
+
+    def relabelled(f):
+        f["meta"].attrs["dtype"] = "bfloat16"
+    result = parity("check", damaged(tmp_path, golden_copy, relabelled))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "/outputs/logits: stored as float32, but /meta says the model ran in bfloat16" in result.stderr
+
+    def not_a_dtype(f):
+        f["meta"].attrs["dtype"] = "int8"
+    result = parity("check", damaged(tmp_path, golden_copy, not_a_dtype))
+    assert result.returncode == 2 and 'dtype "int8" is not a floating run dtype' in result.stderr
 
 
 @pytest.mark.parametrize("extra, expected", [

@@ -26,6 +26,9 @@ ComparePlan plan_from(const CompareFlags& f) {
   if (!f.weights.empty()) p.weights = f.weights;
   p.hooks = f.hooks;
   p.reference = !f.no_reference;
+  // The checkpoint is only read by the three-way replay: with it off, --weights would do nothing.
+  if (f.no_reference && !f.weights.empty())
+    throw UsageError("--weights is what the three-way replay reads; it cannot be combined with --no-reference");
   if (!f.baseline.empty()) p.baseline.compare_to = f.baseline;
   if (!f.write_baseline.empty()) p.baseline.write_to = f.write_baseline;
   p.baseline.accepted_from = fmt::format("{} vs {}", f.base, f.target);
@@ -41,7 +44,7 @@ CLI::App* add_compare_command(CLI::App& app, CompareFlags& f) {
   cmd->add_option("TARGET", f.target, "the target dump (HDF5 fixture, e.g. an engine's)")->required();
   cmd->add_option("--budget", f.budget, "budget TOML with a [compare] section (default: built-in budget for the "
                                         "runs' dtype, or the lower precision of the two)");
-  cmd->add_option("--hooks", f.hooks, "only hooks matching this glob, e.g. 'model.layers.1.*'");
+  cmd->add_option("--hooks", f.hooks, "only hooks matching this glob, e.g. 'model.layers.1.*'")->check(non_empty_glob());
   cmd->add_option("--weights", f.weights, "HF checkpoint folder the reference replays both sides with (three-way)");
   cmd->add_flag("--no-reference", f.no_reference, "no three-way view: do not replay the reference on either side");
   cmd->add_option("--json", f.json_out, "write the JSON report here");

@@ -8,6 +8,7 @@
 #include "cli/cli_util.h"
 #include "run/run_case.h"
 #include "diagnose_report.h"
+#include "report_util.h"
 
 namespace parity::harness {
 
@@ -61,15 +62,18 @@ CLI::App* add_diagnose_command(CLI::App& app, DiagnoseFlags& f) {
 }
 
 int run_diagnose_command(const DiagnoseFlags& f) {
+  if (f.list && (!f.fixture.empty() || !f.case_file.empty() || !f.budget.empty() || !f.weights.empty() ||
+                 !f.variants.empty() || !f.expect.empty() || !f.json_out.empty() || f.precision != "auto"))
+    throw UsageError("--list prints the known variants and takes no TARGET, --case or other option");
   if (f.list) {
-    fmt::print("{}", variant_list());
+    fmt::print("{}", reports::terminal_safe(variant_list()));
     return 0;
   }
   const DiagnosePlan plan = plan_from(f);
-  std::unique_ptr<std::ofstream> json_out = open_report(f.json_out, "--json");
+  std::unique_ptr<AtomicFile> json_out = open_report(f.json_out, "--json");
   const Diagnosis d = run_diagnose_plan(plan);
-  fmt::print("{}", reports::diagnose_text(d, plan.expected));
-  write_report(json_out.get(), f.json_out, reports::diagnose_json(d, plan.expected).dump(2) + "\n");
+  fmt::print("{}", reports::terminal_safe(reports::diagnose_text(d, plan.expected)));
+  write_report(json_out.get(), reports::diagnose_json(d, plan.expected).dump(2) + "\n");
   const std::string found = d.name();
   if (plan.expected) return found == *plan.expected ? 0 : 1;
   return d.verdict == Verdict::kMatchesHf ? 0 : 1;

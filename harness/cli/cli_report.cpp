@@ -30,8 +30,8 @@ int run_report_command(const ReportFlags& f) {
     throw InputError(fmt::format("[report {}] not JSON: {}", f.results, e.what()));
   }
   const std::string html = reports::html_report(results, f.results);  // rendered before the output is touched
-  std::unique_ptr<std::ofstream> out = open_report(f.html_out, "--output");
-  write_report(out.get(), f.html_out, html);
+  std::unique_ptr<AtomicFile> out = open_report(f.html_out, "--output");
+  write_report(out.get(), html);
   fmt::print("wrote {}\n", f.html_out);
   return 0;
 }

@@ -47,8 +47,7 @@ struct CaseRun {
 };
 
 void write_file(const fs::path& path, const std::string& text) {
-  std::unique_ptr<std::ofstream> out = open_report(path.string(), "--out");
-  write_report(out.get(), path.string(), text);
+  write_file_atomically(path, text, "--out");
 }
 
 // JSON text even when a string is not valid UTF-8 (a file name can be anything): replaced, not thrown.
@@ -79,7 +78,8 @@ CaseRun run_one(const CaseFile& file, const fs::path& out_dir, bool write_baseli
     const CaseResult result = run_case(spec, write_baselines);  // the one run path
     run.outcome = result.check ? render(*result.check, /*color=*/false, /*failures_only=*/false)
                                : render(*result.logprobs, /*color=*/false);
-    for (const std::string& w : run.outcome->warnings) fmt::print(stderr, "parity: {}: {}\n", file.name, w);
+    for (const std::string& w : run.outcome->warnings)
+      fmt::print(stderr, "parity: {}: {}\n", reports::terminal_safe(file.name), reports::terminal_safe(w));
     write_reports(run, out_dir);
   } catch (const std::exception& e) {  // parity::Error, a filesystem error, std::bad_alloc on a hostile shape
     run.outcome.reset();
@@ -121,7 +121,9 @@ std::string junit_suite(const CaseRun& r) {
 }  // namespace
 
 int run_suite(const fs::path& cases_dir, const std::string& out_dir, bool write_baselines) {
-  if (out_dir.empty()) throw UsageError("a directory of cases needs --out DIR for its reports");
+  if (out_dir.empty())
+    throw UsageError(fmt::format("{} is a directory: parity check DIR runs every case in it and needs --out DIR for "
+                                 "its reports", cases_dir.string()));
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw UsageError(fmt::format("--out {}: {}", out_dir, ec.message()));
@@ -136,10 +138,10 @@ int run_suite(const fs::path& cases_dir, const std::string& out_dir, bool write_
   std::map<std::string, int> counts = {{"pass", 0}, {"fail", 0}, {"error", 0}};
   for (const CaseFile& file : cases) {
     const CaseRun run = run_one(file, out_dir, write_baselines);
-    fmt::print("{:<5} {:<8} {:<40} {}\n", run.verdict() == "pass" ? "PASS" : run.verdict() == "fail" ? "FAIL" : "ERROR",
+    fmt::print("{}", reports::terminal_safe(fmt::format("{:<5} {:<8} {:<40} {}\n", run.verdict() == "pass" ? "PASS" : run.verdict() == "fail" ? "FAIL" : "ERROR",
                run.file.logprobs ? "logprobs" : "check", file.name,
                run.outcome ? run.outcome->summary + (run.outcome->passed ? "" : "; first failure: " + run.outcome->first_failure)
-                           : run.error);
+                           : run.error)));
     std::fflush(stdout);
     summary["cases"].push_back(case_json(run));
     suites += junit_suite(run);

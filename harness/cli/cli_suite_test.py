@@ -108,7 +108,7 @@ def test_the_golden_cases_all_pass(tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["cases", "--json", "x.json"], "--json applies to one fixture or case, not to a directory of cases"),
     (["cases", "--baseline", "b.json"], "--baseline applies to one fixture or case"),
-    (["cases"], "a directory of cases needs --out DIR for its reports"),
+    (["cases"], "needs --out DIR for its reports"),
     (["golden/olmoe_base.h5", "--out", "x"], "--out and --write-baselines take a directory of cases"),
 ])
 def test_directory_usage_errors_are_exit_2(args, expected):

@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "html_report.h"
@@ -12,18 +13,13 @@
 
 namespace parity::harness {
 
-std::unique_ptr<std::ofstream> open_report(const std::string& path, const char* flag) {
+std::unique_ptr<AtomicFile> open_report(const std::string& path, const char* flag) {
   if (path.empty()) return nullptr;
-  auto out = std::make_unique<std::ofstream>(path, std::ios::binary | std::ios::trunc);
-  if (!*out) throw UsageError(fmt::format("{} {}: cannot open the file for writing", flag, path));
-  return out;
+  return std::make_unique<AtomicFile>(path, flag);
 }
 
-void write_report(std::ofstream* out, const std::string& path, const std::string& text) {
-  if (!out) return;
-  *out << text;
-  out->close();
-  if (!*out) throw InputError(fmt::format("cannot write {}", path));
+void write_report(AtomicFile* out, const std::string& text) {
+  if (out) out->commit(text);
 }
 
 ReportFiles::ReportFiles(std::string json, std::string junit, std::string html)
@@ -34,9 +30,13 @@ ReportFiles::ReportFiles(std::string json, std::string junit, std::string html)
 }
 
 void ReportFiles::write(const Outcome& outcome) {
-  write_report(json_.get(), json_path_, outcome.json.dump(2) + "\n");
-  write_report(junit_.get(), junit_path_, reports::junit_document(outcome.junit_suites));
-  if (html_) write_report(html_.get(), html_path_, reports::html_report(outcome.json, html_path_));
+  // Every text is rendered before any file is replaced, so a failure in one leaves all as they were.
+  const std::string json = outcome.json.dump(2) + "\n";
+  const std::string junit = junit_ ? reports::junit_document(outcome.junit_suites) : "";
+  const std::string html = html_ ? reports::html_report(outcome.json, html_path_) : "";
+  write_report(json_.get(), json);
+  write_report(junit_.get(), junit);
+  write_report(html_.get(), html);
 }
 
 Outcome render(const CheckResult& result, bool color, bool failures_only) {
@@ -55,9 +55,14 @@ Outcome render(const LogprobReport& report, bool color) {
   return o;
 }
 
+CLI::Validator non_empty_glob() {
+  return CLI::Validator([](const std::string& s) { return s.empty() ? std::string("needs a non-empty glob") : ""; },
+                        "GLOB");
+}
+
 int finish(ReportFiles& files, const Outcome& outcome) {
-  fmt::print("{}", outcome.text);
-  for (const std::string& w : outcome.warnings) fmt::print(stderr, "parity: {}\n", w);
+  fmt::print("{}", reports::terminal_safe(outcome.text));
+  for (const std::string& w : outcome.warnings) fmt::print(stderr, "parity: {}\n", reports::terminal_safe(w));
   files.write(outcome);
   return outcome.passed ? 0 : 1;
 }

@@ -11,16 +11,22 @@
 #include <nlohmann/json.hpp>
 
 #include "errors.h"
+#include "io/atomic_file.h"
 #include "logprobs/gate.h"
 #include "run/check.h"
 
+namespace CLI {
+class Validator;
+}
+
 namespace parity::harness {
 
-// Report files are opened (and emptied) before the run: an unwritable path fails before any work,
-// and a run that stops with an input error leaves no stale report from an earlier run behind.
-// nullptr when `path` is empty (no report asked for).
-std::unique_ptr<std::ofstream> open_report(const std::string& path, const char* flag);
-void write_report(std::ofstream* out, const std::string& path, const std::string& text);
+// A report file (--json, --junit, --html, ...): nullptr when `path` is empty (not asked for). Its
+// temporary file is created at once, so an unwritable path fails before any work; the report
+// replaces the target only when written whole (io/atomic_file.h), so a run that stops with an
+// input error leaves an earlier report as it was and no partial one.
+std::unique_ptr<AtomicFile> open_report(const std::string& path, const char* flag);
+void write_report(AtomicFile* out, const std::string& text);
 
 // One gated run (a check of one or more modes, or a logprob run) in every form the CLI writes.
 struct Outcome {
@@ -34,8 +40,8 @@ struct Outcome {
   std::vector<std::string> warnings;     // printed on stderr
 };
 
-// The report files of one run (--json, --junit, --html; "" = not asked for), opened and emptied
-// before the run (see open_report) and written from its outcome.
+// The report files of one run (--json, --junit, --html; "" = not asked for), opened before the run
+// and written from its outcome (see open_report).
 class ReportFiles {
  public:
   ReportFiles(std::string json, std::string junit, std::string html);
@@ -43,12 +49,15 @@ class ReportFiles {
 
  private:
   std::string json_path_, junit_path_, html_path_;
-  std::unique_ptr<std::ofstream> json_, junit_, html_;
+  std::unique_ptr<AtomicFile> json_, junit_, html_;
 };
 
 // The outcome of a run in every form the CLI writes (one renderer per kind of result).
 Outcome render(const CheckResult& result, bool color, bool failures_only);
 Outcome render(const LogprobReport& report, bool color);
+
+// CLI11 check for --hooks: an empty glob would silently mean "every hook".
+CLI::Validator non_empty_glob();
 
 // A single run's end: the terminal report on stdout, its warnings on stderr, the report files,
 // the exit code (0 or 1).

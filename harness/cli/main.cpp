@@ -1,6 +1,8 @@
 // `parity`: the command-line entry point. Subcommands parse flags and call the harness library;
 // nothing is computed here. Exit codes: 0 pass, 1 gate failed, 2 usage or input error.
+#include <algorithm>
 #include <cstdio>
+#include <new>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -12,14 +14,22 @@
 #include "cli/cli_report.h"
 #include "io/fixture.h"
 #include "io/inspect.h"
+#include "report_util.h"
 
 namespace {
 
 constexpr int kExitUsageOrInput = 2;
 
+// Errors are one line on stderr, with nothing foreign reaching the terminal raw.
+void print_error(const std::string& message) {
+  std::string line = parity::reports::terminal_safe(message);
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  fmt::print(stderr, "parity: error: {}\n", line);
+}
+
 int run_inspect(const std::string& path) {
   parity::harness::Fixture fixture(path);
-  fmt::print("{}", parity::harness::inspect_text(fixture));
+  fmt::print("{}", parity::reports::terminal_safe(parity::harness::inspect_text(fixture)));
   return 0;
 }
 
@@ -53,7 +63,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "parity: error: {} (see parity --help)\n", e.what());
+    print_error(fmt::format("{} (see parity --help)", e.what()));
     return kExitUsageOrInput;
   }
   try {
@@ -64,10 +74,16 @@ int main(int argc, char** argv) {
     if (report->parsed()) return parity::harness::run_report_command(report_flags);
     if (diagnose->parsed()) return parity::harness::run_diagnose_command(diagnose_flags);
   } catch (const parity::Error& e) {
-    fmt::print(stderr, "parity: error: {}\n", e.what());
+    print_error(e.what());
     return kExitUsageOrInput;
-  } catch (const std::exception& e) {  // e.g. std::bad_alloc on a hostile shape: still one line
-    fmt::print(stderr, "parity: error: {}\n", e.what());
+  } catch (const std::bad_alloc&) {  // an input that claims more memory than the machine has
+    print_error("out of memory: an input (a shape, a config size, a file) asks for more than this machine holds");
+    return kExitUsageOrInput;
+  } catch (const nlohmann::json::exception& e) {  // a JSON field of the wrong type in an input file
+    print_error(fmt::format("malformed JSON input: {}", e.what()));
+    return kExitUsageOrInput;
+  } catch (const std::exception& e) {  // still one line, still exit 2
+    print_error(e.what());
     return kExitUsageOrInput;
   }
   return kExitUsageOrInput;

@@ -87,7 +87,8 @@ std::vector<Skip> parse_skips(toml::node_view<const toml::node> node, const std:
                                                    : fmt::format("unknown key \"{}\" in a {} (hooks, reason)", key.str(), table));
     std::optional<std::string> hooks = t ? (*t)["hooks"].value<std::string>() : std::nullopt;
     std::optional<std::string> reason = t ? (*t)["reason"].value<std::string>() : std::nullopt;
-    if (!hooks || !reason || reason->empty())
+    // A reason of only spaces says nothing: a skip must tell the reader why the hook is not compared.
+    if (!hooks || hooks->empty() || !reason || reason->find_first_not_of(" \t\r\n") == std::string::npos)
       fail(where(source, n), fmt::format("a {} needs hooks = \"<glob>\" and a reason", table));
     skips.push_back({*hooks, *reason, where(source, n)});
   }

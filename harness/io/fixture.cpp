@@ -18,9 +18,24 @@ Fixture::Fixture(std::filesystem::path path) : file_(std::move(path), "fixture")
       fail(fmt::format("/{}", group), fmt::format("missing group; not a parity fixture{}", kHint));
   read_meta();
   for (std::string_view group : kGroups)
-    if (group != "meta") names_.emplace(std::string(group), file_.list_group(fmt::format("/{}", group)));
+    if (group != "meta") names_.emplace(std::string(group), file_.list_datasets(fmt::format("/{}", group)));
   for (const auto& [group, name] : {std::pair{"inputs", "input_ids"}, {"outputs", "logits"}})
     if (!has(group, name)) fail(fmt::format("/{}/{}", group, name), "missing dataset");
+  check_run_dtype();
+}
+
+// /meta dtype picks the precision and the built-in budget (bf16's is 1000x looser than float32's),
+// so it must say how the model really ran: HF computes the logits in the run dtype and the dumper
+// stores them as computed. A float32 dump relabelled bfloat16 would otherwise pass on the loose budget.
+void Fixture::check_run_dtype() const {
+  const std::string run = meta_string("dtype");
+  const std::optional<DType> dtype = dtype_from_name(run);
+  if (!dtype || !is_floating(*dtype))
+    fail("/meta", fmt::format("dtype \"{}\" is not a floating run dtype (float32, bfloat16, float16, float64)", run));
+  const DType logits = file_.info("/outputs/logits").dtype;
+  if (logits != *dtype)
+    fail("/outputs/logits", fmt::format("stored as {}, but /meta says the model ran in {}: the run dtype must agree "
+                                        "with how the tensors are stored", dtype_name(logits), run));
 }
 
 void Fixture::read_meta() {
@@ -36,6 +51,13 @@ void Fixture::read_meta() {
   if (!text) fail("/meta/config", "missing or not a string dataset");
   config_ = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!config_.is_object()) fail("/meta/config", "not a JSON object");
+  // The model type picks the reference family; /meta and the config must name the same one.
+  const std::string type = meta_string("model_type");
+  const auto it = config_.find("model_type");
+  if (it == config_.end() || !it->is_string())
+    fail("/meta/config", "has no string model_type");
+  if (it->get<std::string>() != type)
+    fail("/meta", fmt::format("model_type \"{}\" disagrees with /meta/config's \"{}\"", type, it->get<std::string>()));
 }
 
 std::string Fixture::meta_string(const std::string& key) const {

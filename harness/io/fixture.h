@@ -40,6 +40,7 @@ class Fixture {
  private:
   [[noreturn]] void fail(std::string_view where, std::string_view what) const { file_.fail(where, what); }
   void read_meta();
+  void check_run_dtype() const;
 
   H5File file_;
   std::map<std::string, AttrValue> meta_;

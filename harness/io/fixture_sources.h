@@ -23,6 +23,17 @@ std::vector<std::string> comparable_keys(const Fixture& fixture);
 Array to_array(const Tensor& t, const std::string& what);
 IndexArray to_index_array(const Tensor& t, const std::string& what);
 
+// The model inputs of a fixture (/inputs/input_ids, attention_mask, position_ids), validated for a
+// forward pass: InputError naming the tensor unless each is an integer tensor of one [B, S] shape,
+// token ids are >= 0, the mask holds only 0 and 1 with at least one real token per sequence (a
+// sequence that attends to nothing has no defined output), and positions are >= 0.
+ForwardInputs forward_inputs(const Fixture& fixture);
+
+// The reference model of a fixture's config. The config is input: a field the reference refuses is
+// an InputError naming the fixture (exit 2), not a failure of the run.
+std::unique_ptr<ReferenceModel> reference_model_of(const Fixture& fixture, const WeightSource& weights,
+                                                   Precision precision, const Variants& variants = Variants());
+
 class FixtureWeights final : public WeightSource {
  public:
   explicit FixtureWeights(const Fixture& fixture) : fixture_(fixture) {}

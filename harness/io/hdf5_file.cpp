@@ -1,5 +1,16 @@
 #include "io/hdf5_file.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+#include <functional>
+
 #include <algorithm>
 
 #include <fmt/format.h>
@@ -114,16 +125,84 @@ std::string attr_str(const AttrValue& value) {
   return std::get<std::string>(value);
 }
 
-H5File::H5File(std::filesystem::path path, std::string kind) : path_(std::move(path)), kind_(std::move(kind)) {
+H5File::H5File(std::filesystem::path path, std::string kind) : H5File(std::move(path), std::move(kind), true) {}
+
+H5File::H5File(std::filesystem::path path, std::string kind, bool probe)
+    : path_(std::move(path)), kind_(std::move(kind)) {
   silence_hdf5_errors();
   std::error_code ec;
+  if (std::filesystem::is_directory(path_, ec)) fail("", "is a directory, not a file");
   if (!std::filesystem::is_regular_file(path_, ec)) fail("", "no such file");
   if (H5Fis_hdf5(path_.c_str()) <= 0) {
     std::string detail = hdf5_error_detail();
     fail("", detail.empty() ? "not an HDF5 file" : fmt::format("not a readable HDF5 file ({})", detail));
   }
+  if (probe) probe_in_child();
   file_ = H5Handle(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file_.valid()) fail("", fmt::format("cannot open HDF5 file ({})", hdf5_error_detail()));
+}
+
+// Debian's libhdf5 1.10.8 can crash on a corrupted file instead of returning an error (seen: an
+// invalid free under H5Literate while listing a group; a wild-length memcpy and a heap over-read in
+// H5HG_read while reading a variable-length string attribute). So before this process touches a
+// file, a forked child walks its whole metadata (every group listing, attribute and dataset header,
+// and string datasets) with the same reader. If the library crashes there, only the child dies and
+// the file is reported as corrupt (exit 2); a child that merely finds an error exits cleanly, and
+// the parent then reports that error itself with its usual message.
+void H5File::probe_in_child() const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) return;  // no child to spare: read as before
+  if (pid == 0) {
+    // What the library or the C runtime prints as it dies ("double free or corruption") is the
+    // child's: the parent's one-line error says what happened.
+    const int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, STDERR_FILENO), dup2(devnull, STDOUT_FILENO);
+    try {
+      H5File(path_, kind_, /*probe=*/false).walk_metadata("/", 0);
+    } catch (...) {  // an error the parent will meet and report itself
+    }
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status))
+    fail("", fmt::format("corrupt HDF5 file: the HDF5 library crashed reading its metadata (signal {}, {})",
+                         WTERMSIG(status), strsignal(WTERMSIG(status))));
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)  // a sanitizer's report in the child
+    fail("", fmt::format("corrupt HDF5 file: the HDF5 library failed reading its metadata (exit status {})",
+                         WEXITSTATUS(status)));
+}
+
+void H5File::walk_metadata(const std::string& group, int depth) const {
+  if (depth > 32) return;
+  // An error is the parent's to report; the walk goes on, since only a crash matters here.
+  const auto attempt = [](auto&& step) {
+    try {
+      step();
+    } catch (const InputError&) {
+    }
+  };
+  attempt([&] { attributes(group); });
+  std::vector<std::string> names;
+  attempt([&] { names = list_group(group); });
+  const std::string prefix = group == "/" ? "/" : group + "/";
+  for (const std::string& name : names) {
+    const std::string path = prefix + name;
+    H5O_info_t info;
+    const bool ok = H5Oget_info_by_name(file_.get(), path.c_str(), &info, H5P_DEFAULT) >= 0;
+    H5Eclear2(H5E_DEFAULT);
+    if (!ok) continue;  // a dangling link: reported when read
+    if (info.type == H5O_TYPE_GROUP) {
+      walk_metadata(path, depth + 1);
+    } else if (info.type == H5O_TYPE_DATASET) {
+      attempt([&] { attributes(path); });
+      attempt([&] { this->info(path); });
+      attempt([&] { string_dataset(path); });
+    }
+  }
 }
 
 void H5File::fail(std::string_view where, std::string_view what) const {
@@ -181,6 +260,27 @@ std::vector<std::string> H5File::list_group(const std::string& group) const {
   }
   H5Eclear2(H5E_DEFAULT);
   return names;
+}
+
+std::vector<std::string> H5File::list_datasets(const std::string& group) const {
+  std::vector<std::string> out;
+  // Depth-first with a bound: soft links can make a group its own descendant.
+  std::function<void(const std::string&, int)> walk = [&](const std::string& prefix, int depth) {
+    for (const std::string& name : list_group(group + "/" + prefix)) {
+      const std::string key = prefix.empty() ? name : prefix + name;
+      const std::string path = group + "/" + key;
+      H5O_info_t info;
+      const bool is_group = H5Oget_info_by_name(file_.get(), path.c_str(), &info, H5P_DEFAULT) >= 0 &&
+                            info.type == H5O_TYPE_GROUP;
+      H5Eclear2(H5E_DEFAULT);
+      // An empty subgroup holds no tensor: listed as itself, so reading it fails and names it.
+      if (!is_group || list_group(path).empty()) out.push_back(key);
+      else if (depth >= 16) fail(path, "groups nested more than 16 deep");
+      else walk(key + "/", depth + 1);
+    }
+  };
+  walk("", 0);
+  return out;
 }
 
 H5Handle H5File::open_dataset(const std::string& where) const {
@@ -241,11 +341,39 @@ DatasetInfo H5File::info(const std::string& where) const {
   return info;
 }
 
+// The size a dataset claims is checked against what the file holds and what the machine has before
+// anything is allocated: a contiguous dataset must be stored whole (else the file is truncated or
+// its dims lie), and no dataset may ask for more memory than the machine has (a chunked one can
+// claim terabytes of chunks that were never written).
+void H5File::check_claimed_size(const std::string& where, hid_t dataset, size_t count) const {
+  const double bytes = static_cast<double>(count) * sizeof(double);  // the widest buffer read() allocates
+  const double memory = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (memory > 0 && bytes > memory)
+    fail(where, fmt::format("claims {} elements ({:.3g} GB as doubles), more than this machine's {:.3g} GB of memory",
+                            count, bytes / 1e9, memory / 1e9));
+  H5Handle plist(H5Dget_create_plist(dataset), H5Pclose);
+  if (plist.valid() && H5Pget_layout(plist.get()) == H5D_CONTIGUOUS && count > 0) {
+    H5Handle type(H5Dget_type(dataset), H5Tclose);
+    const size_t element = type.valid() ? H5Tget_size(type.get()) : 0;
+    const hsize_t stored = H5Dget_storage_size(dataset);
+    haddr_t offset = H5Dget_offset(dataset);
+    H5Eclear2(H5E_DEFAULT);
+    std::error_code ec;
+    const uintmax_t file_size = std::filesystem::file_size(path_, ec);
+    if (element > 0 && offset != HADDR_UNDEF && !ec &&
+        (stored < count * element || offset + count * element > file_size))
+      fail(where, fmt::format("claims {} elements of {} bytes, but the file holds {} bytes of them: truncated or corrupt",
+                              count, element, std::min<uintmax_t>(stored, offset < file_size ? file_size - offset : 0)));
+  }
+  H5Eclear2(H5E_DEFAULT);
+}
+
 Tensor H5File::read(const std::string& where) const {
   DatasetInfo meta = info(where);
   H5Handle dataset = open_dataset(where);
   Tensor tensor{meta.dtype, meta.shape, {}};
   size_t count = static_cast<size_t>(tensor.numel());
+  check_claimed_size(where, dataset.get(), count);
   auto read_into = [&](hid_t memtype, void* buffer) {
     if (H5Dread(dataset.get(), memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buffer) < 0)
       fail(where, fmt::format("cannot read data ({}); file corrupt or truncated?", hdf5_error_detail()));

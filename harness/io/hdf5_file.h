@@ -42,6 +42,10 @@ class H5File {
   bool exists(const std::string& link) const;  // "/inputs/input_ids"
   // Entry names of a group in the order the producer wrote them (by name if it did not track order).
   std::vector<std::string> list_group(const std::string& group) const;
+  // The same, descending into subgroups: a subgroup's entries are listed as "sub/name" (a producer
+  // that put a '/' in a name made a group of it), so each is still a dataset the caller can judge;
+  // an empty subgroup is listed as itself (reading it then fails, naming it).
+  std::vector<std::string> list_datasets(const std::string& group) const;
   // The scalar integer, float and string attributes of a group or dataset (others are skipped).
   std::map<std::string, AttrValue> attributes(const std::string& object) const;
   // A dataset holding one string; nullopt when absent or not a string.
@@ -51,7 +55,11 @@ class H5File {
   Tensor read(const std::string& dataset) const;
 
  private:
+  H5File(std::filesystem::path path, std::string kind, bool probe);
+  void probe_in_child() const;
+  void walk_metadata(const std::string& group, int depth) const;
   H5Handle open_dataset(const std::string& where) const;
+  void check_claimed_size(const std::string& where, hid_t dataset, size_t count) const;
   DType dataset_dtype(hid_t dataset, std::string_view where) const;
   std::string link_target(const std::string& where) const;  // "" unless a soft link
   // A string attribute of a dataset; fails when present but not a single string.

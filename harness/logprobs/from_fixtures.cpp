@@ -134,13 +134,9 @@ LogprobRun run_against_reference(const Fixture& fixture, const WeightSource* wei
     throw InputError(fmt::format("[{}] run dtype {} has no matching precision; pass --precision",
                                  fixture.path().string(), fixture.meta_string("dtype")));
   const Precision p = precision ? *precision : *run_precision;
-  const std::unique_ptr<ReferenceModel> model =
-      make_reference_model(fixture.config(), weights ? *weights : fixture_weights, Numerics(p));
-  const FixtureHookInputs inputs(fixture);
+  const std::unique_ptr<ReferenceModel> model = reference_model_of(fixture, weights ? *weights : fixture_weights, p);
   OutputSink sink;
-  model->forward({inputs.ints("/inputs/input_ids"), inputs.ints("/inputs/attention_mask"),
-                  inputs.ints("/inputs/position_ids")},
-                 sink, /*routing=*/nullptr);
+  model->forward(forward_inputs(fixture), sink, /*routing=*/nullptr);
   const Side reference{fmt::format("the C++ reference ({}, chained, own routing)", precision_name(p)),
                        std::move(sink.logprobs), std::move(sink.logits)};
   const Side hf = fixture_side(fixture);

@@ -93,9 +93,7 @@ class FollowHfTies final : public RoutingPolicy {
 
 void run_chained(const Fixture& fixture, const ReferenceModel& model, ReplaySink& sink, CheckReport& report,
                  double near_tie_rel) {
-  FixtureHookInputs inputs(fixture);
-  const ForwardInputs forward{inputs.ints("/inputs/input_ids"), inputs.ints("/inputs/attention_mask"),
-                              inputs.ints("/inputs/position_ids")};
+  const ForwardInputs forward = forward_inputs(fixture);
   try {
     const FollowHfTies routing(fixture, near_tie_rel);
     model.forward(forward, sink, &routing);
@@ -189,8 +187,7 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
   if (!options.weights && fixture.names("weights").empty())
     throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
                                  fixture.path().string()));
-  std::unique_ptr<ReferenceModel> model = make_reference_model(fixture.config(), weights, Numerics(report.precision),
-                                                                /*keep_weights=*/false, options.variants);
+  std::unique_ptr<ReferenceModel> model = reference_model_of(fixture, weights, report.precision, options.variants);
   ReplaySink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
   if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, sink, options.hooks_glob);
   else run_chained(fixture, *model, sink, report, budget.near_tie_rel);

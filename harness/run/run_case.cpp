@@ -1,11 +1,11 @@
 #include "run/run_case.h"
 
-#include <fstream>
 #include <memory>
 
 #include <fmt/format.h>
 
 #include "gate/json_difference.h"
+#include "io/atomic_file.h"
 #include "io/checkpoint.h"
 #include "io/fixture_sources.h"
 #include "logprobs/from_fixtures.h"
@@ -42,14 +42,6 @@ void check_hooks_glob(const std::vector<const Fixture*>& fixtures, const std::st
   throw UsageError(fmt::format("--hooks '{}' matches no hook of {}", glob, names));
 }
 
-void write_text_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw UsageError(fmt::format("--write-baseline {}: cannot open the file for writing", path.string()));
-  out << text;
-  out.close();
-  if (!out) throw InputError(fmt::format("cannot write {}", path.string()));
-}
-
 // Compares to the plan's baseline and writes one when asked: only a run that passed its gate is
 // accepted (a warning says why nothing was written; the verdict already says the gate failed).
 std::optional<BaselineReport> apply_baseline(const BaselinePlan& plan, const std::string& kind,
@@ -58,7 +50,7 @@ std::optional<BaselineReport> apply_baseline(const BaselinePlan& plan, const std
   std::optional<BaselineReport> report;
   if (plan.compare_to) report = compare_to_baseline(read_baseline(*plan.compare_to), kind, values, bands);
   if (plan.write_to) {
-    if (gate_passed) write_text_file(*plan.write_to, baseline_json_text(kind, plan.accepted_from, values));
+    if (gate_passed) write_file_atomically(*plan.write_to, baseline_json_text(kind, plan.accepted_from, values), "--write-baseline");
     else
       warnings.push_back(fmt::format("baseline {} not written: the run failed its gate, and a baseline is an accepted run",
                                      plan.write_to->string()));
