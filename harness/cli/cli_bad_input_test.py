@@ -355,3 +355,32 @@ def test_a_broken_checkpoint_is_one_line_and_exit_2(tmp_path, name, mode):
         one_line_error(result)
     else:
         assert "FAIL" in result.stdout
+
+
+def test_a_hostile_token_text_still_renders_and_the_gate_runs(tmp_path):
+    """Token texts with terminal escapes, a NUL and 10k characters: the run is gated (exit 1 on its
+    5-nat token) and every text reaches the terminal escaped."""
+    from tokenizers import Tokenizer, models
+    from parity.logprobs import LogprobRun, write_run
+    vocab = {"<unk>": 0, "a\x00b" + "y" * 10000: 1, "ok": 2, "\x1b[2Jx\x07": 3}
+    Tokenizer(models.WordLevel(vocab, unk_token="<unk>")).save(str(tmp_path / "tokenizer.json"))
+    run = tmp_path / "run.h5"
+    write_run(run, LogprobRun.from_sequences([[2, 1, 3, 2]], [[0, -1.0, -1.0, -1.0]], [[0, -1.0, -6.0, -1.0]],
+                                             [[False, True, True, True]]),
+              train_source="train", rollout_source="rollout")
+    result = run_parity("logprobs", run, "--tokenizer", tmp_path / "tokenizer.json")
+    assert result.returncode == 1, result.stderr  # the 5-nat token fails the default budget: the gate ran
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\x00" not in result.stdout
+
+
+@pytest.mark.parametrize("verb", ["check", "compare"])
+def test_bands_without_a_baseline_are_refused_before_running(tmp_path, verb):
+    budget = tmp_path / "b.toml"
+    budget.write_text("[bands]\ndefault = { rel = 0.5 }\n")
+    args = [FIXTURE] if verb == "check" else [FIXTURE, FIXTURE]
+    one_line_error(run_parity(verb, *args, "--budget", budget), "b.toml has [bands] but the run has no baseline")
+
+
+def test_a_directory_given_as_a_budget_is_refused_not_read_as_empty(tmp_path):
+    # An empty budget is the built-in one: a directory read as empty used to pass on it silently.
+    one_line_error(run_parity("check", FIXTURE, "--budget", tmp_path), str(tmp_path), "is a directory")

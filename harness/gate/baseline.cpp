@@ -164,6 +164,7 @@ BandBudget parse_bands(const toml::table& root, const std::string& source, const
   BandBudget b = builtin;
   const toml::node_view section = root["bands"];
   if (!section) return b;
+  b.given_in = source;
   const toml::table* t = section.as_table();
   if (!t) fail_bands(where(source, *section.node()), "bands must be a table ([bands])");
   for (const auto& [key, node] : *t)

@@ -51,6 +51,7 @@ struct BandRule {
 struct BandBudget {
   Band default_band;
   std::vector<BandRule> rules;
+  std::string given_in;  // the file whose [bands] table this holds ("" = the built-in bands only)
 
   const BandRule* rule_for(const MetricValue& v) const;
   const Band& band_for(const MetricValue& v) const;

@@ -199,6 +199,10 @@ Budget builtin_budget(const std::string& run_dtype) {
 }
 
 Budget effective_budget(const std::optional<Budget>& file, const std::string& run_dtype) {
+  const std::optional<DType> dtype = dtype_from_name(run_dtype);
+  if (!dtype || !is_floating(*dtype))
+    throw InputError(fmt::format("[budget] run dtype \"{}\" is not a floating dtype (float32, bfloat16, float16, "
+                                 "float64)", run_dtype));
   const bool has_builtin = run_dtype == "float32" || run_dtype == "bfloat16";
   if (!file) return builtin_budget(run_dtype);
   Budget b = has_builtin ? builtin_budget(run_dtype) : Budget{};

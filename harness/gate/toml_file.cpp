@@ -10,6 +10,10 @@
 namespace parity::harness {
 
 std::string read_budget_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  // An ifstream opens a directory and reads it as empty: an empty budget would silently be the built-in one.
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(fmt::format("[budget {}] is a directory, not a budget or case file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(fmt::format("[budget {}] cannot open the file", path.string()));
   std::stringstream text;

@@ -58,6 +58,13 @@ std::optional<BaselineReport> apply_baseline(const BaselinePlan& plan, const std
   return report;
 }
 
+// Bands say how far a run may move from a baseline: without one they would gate nothing, silently.
+void require_baseline_for(const BandBudget& bands, const BaselinePlan& plan) {
+  if (!bands.given_in.empty() && !plan.compare_to && !plan.write_to)
+    throw UsageError(fmt::format("{} has [bands] but the run has no baseline for them to apply to (pass --baseline)",
+                                 bands.given_in));
+}
+
 BaselinePlan case_baseline(const Case& c, bool accept_baseline) {
   BaselinePlan b;
   b.accepted_from = c.path.string();
@@ -69,6 +76,7 @@ BaselinePlan case_baseline(const Case& c, bool accept_baseline) {
 }  // namespace
 
 CheckResult run_check_plan(const CheckPlan& plan) {
+  if (plan.budget) require_baseline_for(plan.budget->bands, plan.baseline);
   const Fixture fixture(plan.fixture);
   check_hooks_glob({&fixture}, plan.hooks);
   const Budget budget = effective_budget(plan.budget, fixture.meta_string("dtype"));
@@ -91,11 +99,15 @@ CheckResult run_check_plan(const CheckPlan& plan) {
 }
 
 CheckResult run_compare_plan(const ComparePlan& plan) {
+  if (plan.budget) require_baseline_for(plan.budget->bands, plan.baseline);
   const Fixture base(plan.base), target(plan.target);
   check_hooks_glob({&base, &target}, plan.hooks);
   // The gate's dtype: the runs' own, or the lower precision of the two (compare.h).
-  const Budget budget =
-      plan.budget ? effective_budget(plan.budget, compare_run_dtype(base, target)) : builtin_compare_budget(base, target);
+  // float16 against bfloat16 has no lower precision, so no built-in budget: the file alone gates it.
+  const std::string dtype = compare_run_dtype(base, target);
+  const Budget budget = !plan.budget ? builtin_compare_budget(base, target)
+                        : dtype.empty() ? *plan.budget
+                                        : effective_budget(plan.budget, dtype);
   const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, base);
   CompareOptions options;
   options.hooks_glob = plan.hooks;
@@ -117,6 +129,7 @@ CheckResult run_compare_plan(const ComparePlan& plan) {
 }
 
 LogprobReport run_logprob_plan(const LogprobPlan& plan) {
+  require_baseline_for(plan.budget.bands, plan.baseline);
   const LogprobSources& s = plan.sources;
   check_sources(s, "logprobs");
   const bool reference_trains = s.train && *s.train == kReferenceSide;

@@ -4,6 +4,9 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <algorithm>
+
+#include "args.h"
 #include "arrays.h"
 #include "run/run_case.h"
 #include "diagnose_report.h"
@@ -18,26 +21,30 @@ using namespace harness;
 
 namespace {
 
-std::vector<Mode> modes_named(const std::vector<std::string>& names) {
+std::vector<Mode> modes_named(const py::handle& obj) {
   std::vector<Mode> modes;
-  for (const std::string& name : names) {
+  for (const std::string& name : str_list_arg(obj, "modes")) {
     const std::optional<Mode> mode = mode_from_name(name);
-    if (!mode) throw py::value_error("mode must be \"isolated\" or \"chained\", got \"" + name + "\"");
+    if (!mode) input_error("modes: expected \"isolated\" or \"chained\", got \"{}\"", name);
+    if (std::find(modes.begin(), modes.end(), *mode) != modes.end())
+      input_error("modes: \"{}\" is listed twice (each mode runs once)", name);
     modes.push_back(*mode);
   }
-  if (modes.empty()) throw py::value_error("modes is empty: name \"isolated\" and/or \"chained\"");
+  if (modes.empty()) input_error("modes is empty: name \"isolated\" and/or \"chained\"");
   return modes;
 }
 
-std::optional<Precision> precision_named(const std::optional<std::string>& name) {
+std::optional<Precision> precision_named(const py::handle& obj) {
+  const std::optional<std::string> name = optional_str_arg(obj, "precision");
   if (!name) return std::nullopt;
   const std::optional<Precision> p = precision_from_name(*name);
-  if (!p) throw py::value_error("precision must be \"f64\", \"f32\" or \"bf16\", got \"" + *name + "\"");
+  if (!p) input_error("precision: expected \"f64\", \"f32\" or \"bf16\", got \"{}\"", *name);
   return p;
 }
 
-std::optional<Budget> budget_file(const std::optional<std::filesystem::path>& path) {
-  return path ? std::optional<Budget>(load_budget(*path)) : std::nullopt;
+std::optional<Budget> budget_file(const py::handle& path) {
+  const std::optional<std::filesystem::path> file = optional_file_arg(path, "budget");
+  return file ? std::optional<Budget>(load_budget(*file)) : std::nullopt;
 }
 
 }  // namespace
@@ -45,18 +52,16 @@ std::optional<Budget> budget_file(const std::optional<std::filesystem::path>& pa
 void bind_check(py::module_& m) {
   m.def(
       "check",
-      [](const std::filesystem::path& fixture_path, const std::vector<std::string>& modes,
-         const std::optional<std::filesystem::path>& budget_path, const std::optional<std::string>& precision,
-         const std::string& hooks, const std::optional<std::filesystem::path>& weights,
-         const std::optional<std::filesystem::path>& baseline) {
+      [](const py::handle& fixture_path, const py::handle& modes, const py::handle& budget_path,
+         const py::handle& precision, const py::handle& hooks, const py::handle& weights, const py::handle& baseline) {
         CheckPlan plan;  // the CLI's run path (run/run_case.h), so both give the same numbers
-        plan.fixture = fixture_path;
+        plan.fixture = file_arg(fixture_path, "fixture");
         plan.modes = modes_named(modes);
         plan.precision = precision_named(precision);
         plan.budget = budget_file(budget_path);
-        plan.hooks = hooks;
-        plan.weights = weights;
-        plan.baseline.compare_to = baseline;
+        plan.hooks = str_arg(hooks, "hooks");
+        plan.weights = optional_path_arg(weights, "weights");
+        plan.baseline.compare_to = optional_file_arg(baseline, "baseline");
         CheckResult result;
         {
           py::gil_scoped_release release;
@@ -73,7 +78,8 @@ void bind_check(py::module_& m) {
       "result[\"verdict\"] is \"pass\" or \"fail\"; InputError on bad input.");
   m.def(
       "check_case",
-      [](const std::filesystem::path& case_path, bool write_baseline) {
+      [](const py::handle& case_arg, bool write_baseline) {
+        const std::filesystem::path case_path = file_arg(case_arg, "case");
         CaseResult result;
         {
           py::gil_scoped_release release;
@@ -87,15 +93,14 @@ void bind_check(py::module_& m) {
       "accept this run as the case's baseline (written only when the gate passes).");
   m.def(
       "compare",
-      [](const std::filesystem::path& base_path, const std::filesystem::path& target_path,
-         const std::optional<std::filesystem::path>& budget_path, bool reference,
-         const std::optional<std::filesystem::path>& weights) {
+      [](const py::handle& base_path, const py::handle& target_path, const py::handle& budget_path, bool reference,
+         const py::handle& weights) {
         ComparePlan plan;
-        plan.base = base_path;
-        plan.target = target_path;
+        plan.base = file_arg(base_path, "base");
+        plan.target = file_arg(target_path, "target");
         plan.budget = budget_file(budget_path);
         plan.reference = reference;
-        plan.weights = weights;
+        plan.weights = optional_path_arg(weights, "weights");
         CheckResult result;
         {
           py::gil_scoped_release release;
@@ -108,9 +113,9 @@ void bind_check(py::module_& m) {
       "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no three-way view).");
   m.def(
       "diagnose",
-      [](const std::filesystem::path& target_path, const std::optional<std::filesystem::path>& budget_path) {
+      [](const py::handle& target_path, const py::handle& budget_path) {
         DiagnosePlan plan;
-        plan.fixture = target_path;
+        plan.fixture = file_arg(target_path, "target");
         plan.budget = budget_file(budget_path);
         nlohmann::json out;
         {
@@ -123,7 +128,9 @@ void bind_check(py::module_& m) {
       "`parity diagnose TARGET --json` as a dict (schema parity-diagnose/1): the known bug, if any, behind a dump.");
   m.def(
       "html_report",
-      [](const py::handle& result, const std::string& source) { return reports::html_report(from_python(result), source); },
+      [](const py::handle& result, const py::handle& source) {
+        return reports::html_report(json_dict_arg(result, "result"), str_arg(source, "source"));
+      },
       py::arg("result"), py::arg("source") = "<python>",
       "The self-contained HTML page of a check, compare or logprobs result dict (as `parity report`).");
 }

@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include "args.h"
 #include "arrays.h"
 #include "gate/budget.h"
 #include "gate/tensor_metrics.h"
@@ -38,8 +39,10 @@ py::dict float_metrics_dict(const FloatMetrics& m, const Shape& shape) {
 Mode mode_named(const std::string& name) {
   if (name == "compare") return Mode::kCompare;
   if (std::optional<Mode> mode = mode_from_name(name)) return *mode;
-  throw py::value_error("mode must be \"isolated\", \"chained\" or \"compare\", got \"" + name + "\"");
+  input_error("mode: expected \"isolated\", \"chained\" or \"compare\", got \"{}\"", name);
 }
+
+std::optional<std::string> run_dtype_arg(const py::handle& obj) { return optional_str_arg(obj, "run_dtype"); }
 
 }  // namespace
 
@@ -49,19 +52,23 @@ void bind_metrics(py::module_& m) {
       [](const py::handle& ref, const py::handle& hf) {
         const auto r = as_f64(ref, "ref"), h = as_f64(hf, "hf");
         const Shape shape = shape_of(h);
-        if (shape_of(r) != shape)
-          throw py::value_error("shape mismatch: ref " + shape_str(shape_of(r)) + " vs hf " + shape_str(shape));
+        if (shape_of(r) != shape) input_error("shape mismatch: ref {} vs hf {}", shape_str(shape_of(r)), shape_str(shape));
+        // Nothing compared is not a pass: rel_l2 0 and cosine 1 of no elements would read as one.
+        if (h.size() == 0) input_error("empty comparison: ref and hf have no elements (shape {})", shape_str(shape));
+        const std::span<const double> ref_values = span_of(r), hf_values = span_of(h);  // r, h stay alive
         FloatMetrics metrics;
         {
           py::gil_scoped_release release;
-          metrics = compare_floats(span_of(r), span_of(h));
+          metrics = compare_floats(ref_values, hf_values);
         }
         return float_metrics_dict(metrics, shape);
       },
       py::arg("ref"), py::arg("hf"),
       "The metrics `parity check` reports for one hook (docs/cli.md \"JSON report\"): rel_l2 = ‖ref − hf‖ / ‖hf‖,\n"
       "max_abs and where, max_rel, cosine, NaN/Inf counts, the 5 worst elements. float64 C-contiguous\n"
-      "arrays are read in place; float32 ones are converted to float64 (exactly); other dtypes raise TypeError.");
+      "arrays are read in place; float32 ones are converted to float64 (exactly); other dtypes raise TypeError\n"
+      "naming the argument, different shapes or no elements parity.InputError. NaN/Inf are counted in\n"
+      "\"nonfinite\" (and make rel_l2 NaN), never dropped.");
 
   py::class_<Limit>(m, "Limit", "One bound: metric <= value (cosine: >=).")
       .def_property_readonly("metric", [](const Limit& l) { return std::string(metric_name(l.metric)); })
@@ -71,8 +78,9 @@ void bind_metrics(py::module_& m) {
   py::class_<Budget>(m, "Budget", "A tolerance budget (docs/budgets.md \"Budget format\").")
       .def_static(
           "load",
-          [](const std::filesystem::path& path, const std::optional<std::string>& run_dtype) {
-            const Budget file = load_budget(path);
+          [](const py::handle& path, const py::handle& dtype) {
+            const std::optional<std::string> run_dtype = run_dtype_arg(dtype);
+            const Budget file = load_budget(file_arg(path, "path"));
             return run_dtype ? effective_budget(file, *run_dtype) : file;
           },
           py::arg("path"), py::arg("run_dtype") = py::none(),
@@ -80,18 +88,22 @@ void bind_metrics(py::module_& m) {
           "budget as a run gates on it (a file states only what differs). InputError when malformed")
       .def_static(
           "parse",
-          [](const std::string& text, const std::string& source, const std::optional<std::string>& run_dtype) {
-            const Budget file = parse_budget(text, source);
+          [](const py::handle& text, const py::handle& source, const py::handle& dtype) {
+            const std::string toml = str_arg(text, "toml_text"), name = str_arg(source, "source");
+            const std::optional<std::string> run_dtype = run_dtype_arg(dtype);
+            const Budget file = parse_budget(toml, name);
             return run_dtype ? effective_budget(file, *run_dtype) : file;
           },
           py::arg("toml_text"), py::arg("source") = "<string>", py::arg("run_dtype") = py::none())
-      .def_static("builtin", &builtin_budget, py::arg("run_dtype"), "the built-in budget of \"float32\" or \"bfloat16\" runs")
+      .def_static(
+          "builtin", [](const py::handle& dtype) { return builtin_budget(str_arg(dtype, "run_dtype")); },
+          py::arg("run_dtype"), "the built-in budget of \"float32\" or \"bfloat16\" runs")
       .def_readonly("source", &Budget::source)
       .def_readonly("near_tie_rel", &Budget::near_tie_rel)
       .def(
           "limit_for",
-          [](const Budget& b, const std::string& mode, const std::string& hook, bool top_k) {
-            return b.limit_for(mode_named(mode), hook, top_k);
+          [](const Budget& b, const py::handle& mode, const py::handle& hook, bool top_k) {
+            return b.limit_for(mode_named(str_arg(mode, "mode")), str_arg(hook, "hook"), top_k);
           },
           py::arg("mode"), py::arg("hook"), py::arg("top_k") = false,
           "the limit the most specific rule (else the default) sets for this hook");

@@ -100,7 +100,7 @@ def test_compare_tensors_equals_check_on_a_hook():
 def test_a_module_input_the_caller_omits_is_named():
     fixture = parity.Fixture(str(GOLDEN / "olmoe_base.h5"))
     router = "model.layers.0.mlp.gate"  # replays HF's routing: needs its top-k index too
-    with pytest.raises(parity.Error, match=re.escape(f'needs integer input "{router}@top_k_index"')):
+    with pytest.raises(parity.InputError, match=re.escape(f'needs integer input "{router}@top_k_index"')):
         parity.replay(fixture, router, {f"{router}@in": fixture.read("hooks", f"{router}@in")}, fixture)
 
 

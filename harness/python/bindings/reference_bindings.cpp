@@ -1,9 +1,11 @@
 // parity.replay / parity.forward / parity.modules: any module of the C++ reference on numpy
 // inputs and weights (references/models/model.h), outside a fixture.
+#include <algorithm>
 #include <map>
 
 #include <pybind11/stl.h>
 
+#include "args.h"
 #include "arrays.h"
 #include "io/fixture.h"
 #include "io/fixture_sources.h"
@@ -14,24 +16,29 @@ namespace parity::python {
 
 namespace {
 
+// Every argument is converted here, with the GIL held; the GIL is released only around the
+// reference's own work (compute() below), which touches no Python object. Every tensor, the config
+// and the module name are the caller's, so each mistake in them is an InputError naming it.
+
 // Weights by HF name, converted before the GIL is released. float32 only: a float64 weight would
 // be rounded, a bfloat16 one must be widened by the caller (tensor.float()).
 class DictWeights final : public WeightSource {
  public:
-  explicit DictWeights(const py::dict& weights) {
-    for (const auto& [name, value] : weights) {
-      const std::string key = py::str(name);
-      const py::array a = py::array::ensure(value);
-      if (!a || a.dtype().kind() != 'f' || a.itemsize() != 4)
-        throw py::type_error("weights[\"" + key + "\"]: expected float32 (widen bfloat16 with .float())");
-      const auto f = py::array_t<float, py::array::c_style>::ensure(a);
+  explicit DictWeights(const py::handle& weights) {
+    if (!py::isinstance<py::dict>(weights))
+      type_error("weights: expected a dict {{HF name: float32 array}} or a parity.Fixture, got {}", type_name(weights));
+    for (const auto& [name, value] : py::reinterpret_borrow<py::dict>(weights)) {
+      if (!py::isinstance<py::str>(name)) type_error("weights: keys are HF weight names (str), got {}", type_name(name));
+      const std::string key = str_arg(name, "weights key");
+      const std::string what = "weights[\"" + key + "\"]";
+      const auto f = as_f32(value, what);
       weights_[key] = Weight{shape_of(f), std::vector<float>(f.data(), f.data() + f.size())};
     }
   }
   bool has(const std::string& name) const override { return weights_.count(name) > 0; }
   Weight get(const std::string& name) const override {
     auto it = weights_.find(name);
-    if (it == weights_.end()) throw Error("[weights] no weight \"" + name + "\" was given");
+    if (it == weights_.end()) input_error("weights: no weight \"{}\" was given (the module needs it)", name);
     return it->second;
   }
 
@@ -39,27 +46,61 @@ class DictWeights final : public WeightSource {
   std::map<std::string, Weight> weights_;
 };
 
+// A Fixture's /weights as the caller's weights: one it lacks, or cannot give as floats, is the
+// caller's mistake here (`parity check` reports the same as the module's failure).
+class CallerFixtureWeights final : public WeightSource {
+ public:
+  explicit CallerFixtureWeights(const harness::Fixture& fixture) : fixture_(fixture), weights_(fixture) {}
+  bool has(const std::string& name) const override { return weights_.has(name); }
+  Weight get(const std::string& name) const override {
+    if (!weights_.has(name))
+      input_error("weights: the fixture {} has no weight \"{}\" (dumped with weights=\"none\" or other layers?)",
+                  fixture_.path().string(), name);
+    try {
+      return weights_.get(name);
+    } catch (const harness::InputError&) {
+      throw;
+    } catch (const Error& e) {
+      input_error("weights: {}", e.what());
+    }
+  }
+
+ private:
+  const harness::Fixture& fixture_;
+  harness::FixtureWeights weights_;
+};
+
 // HF's tensors by hook key or /inputs path: floats and integers by their numpy dtype.
 class DictInputs final : public HookInputs {
  public:
-  explicit DictInputs(const py::dict& inputs) {
-    for (const auto& [name, value] : inputs) {
-      const std::string key = py::str(name);
-      const py::array a = py::array::ensure(value);
-      if (a && a.dtype().kind() == 'f') floats_[key] = to_array(a, "inputs[\"" + key + "\"]");
-      else ints_[key] = to_index_array(value, "inputs[\"" + key + "\"]");
+  DictInputs(const py::handle& inputs, std::string module) : module_(std::move(module)) {
+    if (!py::isinstance<py::dict>(inputs))
+      type_error("inputs: expected a dict {{hook key: array}}, got {}", type_name(inputs));
+    for (const auto& [name, value] : py::reinterpret_borrow<py::dict>(inputs)) {
+      if (!py::isinstance<py::str>(name)) type_error("inputs: keys are hook keys (str), got {}", type_name(name));
+      const std::string key = str_arg(name, "inputs key");
+      const std::string what = "inputs[\"" + key + "\"]";
+      const py::array a = as_numpy(value, what);
+      const char kind = a.dtype().kind();
+      if (kind == 'f') floats_[key] = to_array(a, what);
+      else if (kind == 'i' || kind == 'u' || kind == 'b') ints_[key] = to_index_array(a, what, Bools::kAllow);
+      else type_error("{}: expected a float or integer array, got {}", what, py::str(a.dtype()).cast<std::string>());
     }
   }
-  Array floats(const std::string& key) const override { return find(floats_, key, "float"); }
-  IndexArray ints(const std::string& key) const override { return find(ints_, key, "integer"); }
+  Array floats(const std::string& key) const override { return find(floats_, ints_, key, "float", "an integer"); }
+  IndexArray ints(const std::string& key) const override { return find(ints_, floats_, key, "integer", "a float"); }
 
  private:
-  template <typename T>
-  static T find(const std::map<std::string, T>& map, const std::string& key, const char* kind) {
+  template <typename T, typename Other>
+  T find(const std::map<std::string, T>& map, const std::map<std::string, Other>& other, const std::string& key,
+         const char* kind, const char* other_kind) const {
     auto it = map.find(key);
-    if (it == map.end()) throw Error("[inputs] the module needs " + std::string(kind) + " input \"" + key + "\"");
-    return it->second;
+    if (it != map.end()) return it->second;
+    if (other.count(key))
+      input_error("inputs[\"{}\"]: {} array, but {} reads it as {} input", key, other_kind, module_, kind);
+    input_error("inputs: {} needs {} input \"{}\"", module_, kind, key);
   }
+  std::string module_;
   std::map<std::string, Array> floats_;
   std::map<std::string, IndexArray> ints_;
 };
@@ -80,24 +121,102 @@ class CollectingSink final : public HookSink {
   }
 };
 
+// The HF config: a Fixture's, or the caller's dict (as JSON, the way the CLI reads config.json).
 nlohmann::json config_of(const py::handle& config) {
   if (py::isinstance<harness::Fixture>(config)) return config.cast<const harness::Fixture&>().config();
-  return from_python(config);
+  if (!py::isinstance<py::dict>(config))
+    input_error("config: expected a dict (an HF config) or a parity.Fixture, got {}", type_name(config));
+  return json_dict_arg(config, "config");
 }
 
-Numerics numerics_named(const std::string& precision) {
+Numerics numerics_named(const py::handle& name) {
+  const std::string precision = str_arg(name, "precision");
   const std::optional<Precision> p = precision_from_name(precision);
-  if (!p) throw py::value_error("precision must be \"f64\", \"f32\" or \"bf16\", got \"" + precision + "\"");
+  if (!p) input_error("precision: expected \"f64\", \"f32\" or \"bf16\", got \"{}\"", precision);
   return Numerics(*p);
 }
 
-// The weights: a dict of float32 arrays, or a Fixture's /weights.
-std::unique_ptr<WeightSource> weights_of(const py::handle& weights, const harness::Fixture** fixture) {
-  if (py::isinstance<harness::Fixture>(weights)) {
-    *fixture = &weights.cast<const harness::Fixture&>();
-    return std::make_unique<harness::FixtureWeights>(**fixture);
+// modules() lists every module of every layer: a layer count no model has must not exhaust memory.
+constexpr int64_t kMaxLayers = 4096;
+
+// A config the reference accepts, and the dimensions it resolves to. The reference raises
+// parity::Error on a bad config (a fixture's config is what is being checked); from Python the
+// config is the caller's, so it is an InputError. Sizes the reference takes on trust (a negative
+// hidden_size) are refused here: the reference would index with them.
+struct ModelConfig {
+  nlohmann::json hf;
+  int64_t vocab_size = 0;
+};
+
+// Holds the config (already JSON) to what the reference accepts, plus the checks above; fills vocab_size.
+void check_config(ModelConfig& c) {
+  try {
+    const nlohmann::ordered_json resolved = resolved_config(c.hf);
+    for (const char* key : {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                            "num_attention_heads", "num_key_value_heads", "head_dim"}) {
+      if (!resolved.contains(key) || !resolved.at(key).is_number_integer()) continue;
+      const int64_t v = resolved.at(key).get<int64_t>();
+      if (v <= 0) input_error("config: \"{}\" is {}; it must be positive", key, v);
+    }
+    if (const int64_t layers = resolved.value("num_hidden_layers", int64_t{0}); layers > kMaxLayers)
+      input_error("config: \"num_hidden_layers\" is {}, more than any model has (at most {} here)", layers, kMaxLayers);
+    c.vocab_size = resolved.at("vocab_size").get<int64_t>();
+  } catch (const harness::InputError&) {
+    throw;
+  } catch (const Error& e) {
+    input_error("config: {}", e.what());
+  } catch (const nlohmann::json::exception& e) {
+    input_error("config: {}", e.what());
   }
-  return std::make_unique<DictWeights>(weights.cast<py::dict>());
+}
+
+ModelConfig checked_config(const py::handle& config) {
+  ModelConfig c{config_of(config)};
+  check_config(c);
+  return c;
+}
+
+std::unique_ptr<ReferenceModel> model_of(const ModelConfig& config, const WeightSource& weights, const Numerics& numerics) {
+  try {
+    return make_reference_model(config.hf, weights, numerics);
+  } catch (const harness::InputError&) {
+    throw;
+  } catch (const Error& e) {
+    input_error("config: {}", e.what());
+  }
+}
+
+// The weights: a dict of float32 arrays, or a Fixture's /weights.
+std::unique_ptr<WeightSource> weights_of(const py::handle& weights) {
+  if (py::isinstance<harness::Fixture>(weights))
+    return std::make_unique<CallerFixtureWeights>(weights.cast<const harness::Fixture&>());
+  return std::make_unique<DictWeights>(weights);
+}
+
+// The reference's own work, without the GIL. Everything it reads was the caller's and was checked
+// above as far as the bindings can; a reference check that still fails (a tensor whose shape does
+// not fit the config, an expert index out of range) is the caller's too, named by `what`.
+template <typename F>
+void compute(const std::string& what, F&& work) {
+  try {
+    py::gil_scoped_release release;
+    work();
+  } catch (const harness::InputError&) {
+    throw;
+  } catch (const Error& e) {
+    input_error("{}: {}", what, e.what());
+  }
+}
+
+// An integer array of input_ids' shape whose every element passes `ok`; else an InputError naming
+// the first that does not, its position and the rule.
+template <typename Ok>
+IndexArray ids_like(const py::handle& obj, const char* what, const Shape& shape, Bools bools, Ok ok, const char* rule) {
+  IndexArray a = to_index_array(obj, what, bools);
+  if (a.shape != shape) input_error("{} {} must be shaped like input_ids {}", what, shape_str(a.shape), shape_str(shape));
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (!ok(a.data[i])) input_error("{}: {} at {}; {}", what, a.data[i], index_str(i, shape), rule);
+  return a;
 }
 
 }  // namespace
@@ -106,59 +225,79 @@ void bind_reference(py::module_& m) {
   m.def(
       "modules",
       [](const py::handle& config) {
+        const ModelConfig c = checked_config(config);
         const DictWeights none{py::dict()};
-        return make_reference_model(config_of(config), none, Numerics())->modules();
+        return model_of(c, none, Numerics())->modules();
       },
-      py::arg("config"), "The steps the reference can replay for this HF config (dict or Fixture), in forward order.");
+      py::arg("config"),
+      "The steps the reference can replay for this HF config (dict or Fixture), in forward order.\n"
+      "InputError when the reference cannot model the config.");
   m.def(
       "replay",
-      [](const py::handle& config, const std::string& module, const py::dict& inputs, const py::handle& weights,
-         const std::string& precision) {
-        const harness::Fixture* fixture = nullptr;
-        const std::unique_ptr<WeightSource> source = weights_of(weights, &fixture);
-        const DictInputs hf(inputs);
+      [](const py::handle& config, const py::handle& module_name, const py::handle& inputs, const py::handle& weights,
+         const py::handle& precision) {
+        // Every argument converted (TypeErrors first), then checked against the config.
+        ModelConfig c{config_of(config)};
+        const std::string module = str_arg(module_name, "module");
+        const Numerics numerics = numerics_named(precision);
+        const std::unique_ptr<WeightSource> source = weights_of(weights);
+        const DictInputs hf(inputs, module);
+        check_config(c);
+        const std::unique_ptr<ReferenceModel> model = model_of(c, *source, numerics);
+        const std::vector<std::string> known = model->modules();
+        if (std::find(known.begin(), known.end(), module) == known.end())
+          input_error("module: \"{}\" is not a module of this {} config (parity.modules(config) lists them)", module,
+                      c.hf.value("model_type", std::string("?")));
         CollectingSink sink;
-        {
-          py::gil_scoped_release release;
-          make_reference_model(config_of(config), *source, numerics_named(precision))->replay(module, hf, sink);
-        }
+        compute("replay " + module, [&] { model->replay(module, hf, sink); });
         return sink.to_dict();
       },
       py::arg("config"), py::arg("module"), py::arg("inputs"), py::arg("weights"), py::arg("precision") = "f32",
       "One module of the reference on your inputs, as `parity check --mode isolated` replays it: config (HF dict or\n"
       "Fixture), module (a name from modules(), e.g. \"model.layers.0.mlp\"), inputs {hook key: array} (the keys\n"
       "the module reads, e.g. \"model.layers.0.mlp@in\"), weights {HF name: float32 array} or a Fixture,\n"
-      "precision \"f64\"/\"f32\"/\"bf16\" (HF's cast points). Returns {hook key: array} of everything it emits.");
+      "precision \"f64\"/\"f32\"/\"bf16\" (HF's cast points). Returns {hook key: array} of everything it emits.\n"
+      "InputError names a bad config, module, missing or mis-shaped input or weight.");
   m.def(
       "forward",
       [](const py::handle& config, const py::handle& input_ids, const py::handle& weights,
-         const py::handle& attention_mask, const py::handle& position_ids, const std::string& precision) {
-        const harness::Fixture* fixture = nullptr;
-        const std::unique_ptr<WeightSource> source = weights_of(weights, &fixture);
+         const py::handle& attention_mask, const py::handle& position_ids, const py::handle& precision) {
+        ModelConfig c{config_of(config)};
+        const Numerics numerics = numerics_named(precision);
+        const std::unique_ptr<WeightSource> source = weights_of(weights);
         ForwardInputs in{to_index_array(input_ids, "input_ids"), {}, {}};
+        check_config(c);  // before the token ids are held to its vocabulary
         const Shape shape = in.input_ids.shape;
-        if (shape.size() != 2) throw py::value_error("input_ids must be [B, S], got " + shape_str(shape));
-        in.attention_mask = attention_mask.is_none() ? IndexArray{shape, std::vector<int64_t>(in.input_ids.numel(), 1)}
-                                                     : to_index_array(attention_mask, "attention_mask");
+        if (shape.size() != 2) input_error("input_ids must be [B, S], got {}", shape_str(shape));
+        if (shape[0] < 1 || shape[1] < 2)
+          input_error("input_ids {}: the forward needs a batch of at least 1 sequence of at least 2 tokens "
+                      "(logprobs score each next token)", shape_str(shape));
+        for (int64_t i = 0; i < in.input_ids.numel(); ++i)
+          if (in.input_ids.data[i] < 0 || in.input_ids.data[i] >= c.vocab_size)
+            input_error("input_ids: token id {} at {} is outside the vocabulary 0..{}", in.input_ids.data[i],
+                        index_str(i, shape), c.vocab_size - 1);
+        in.attention_mask = attention_mask.is_none()
+                                ? IndexArray{shape, std::vector<int64_t>(in.input_ids.numel(), 1)}
+                                : ids_like(attention_mask, "attention_mask", shape, Bools::kAllow,
+                                           [](int64_t v) { return v == 0 || v == 1; },
+                                           "a mask holds only 0 and 1 (or bools)");
         if (position_ids.is_none()) {
           in.position_ids = IndexArray{shape, std::vector<int64_t>(in.input_ids.numel())};
           for (int64_t i = 0; i < in.input_ids.numel(); ++i) in.position_ids.data[i] = i % shape[1];
         } else {
-          in.position_ids = to_index_array(position_ids, "position_ids");
+          in.position_ids = ids_like(position_ids, "position_ids", shape, Bools::kRefuse,
+                                     [](int64_t v) { return v >= 0; }, "positions are >= 0");
         }
-        if (in.attention_mask.shape != shape || in.position_ids.shape != shape)
-          throw py::value_error("attention_mask and position_ids must be shaped like input_ids " + shape_str(shape));
+        const std::unique_ptr<ReferenceModel> model = model_of(c, *source, numerics);
         CollectingSink sink;
-        {
-          py::gil_scoped_release release;
-          make_reference_model(config_of(config), *source, numerics_named(precision))->forward(in, sink, nullptr);
-        }
+        compute("forward", [&] { model->forward(in, sink, nullptr); });
         return sink.to_dict();
       },
       py::arg("config"), py::arg("input_ids"), py::arg("weights"), py::arg("attention_mask") = py::none(),
       py::arg("position_ids") = py::none(), py::arg("precision") = "f32",
       "The reference end to end from input_ids [B, S] (chained): {hook key: array} of every hook, with\n"
-      "\"/outputs/logits\" and \"/outputs/logprobs\". attention_mask default all ones, position_ids 0..S-1.");
+      "\"/outputs/logits\" and \"/outputs/logprobs\". attention_mask (0/1) default all ones, position_ids 0..S-1.\n"
+      "InputError names a bad config, a token id outside the vocabulary, a bad mask or a missing weight.");
 }
 
 }  // namespace parity::python

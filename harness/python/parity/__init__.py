@@ -14,8 +14,10 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.html_report(result)                 the self-contained HTML page of a result dict
     parity.known_bugs()                        the known-bug registry (references/models/known_bugs.toml) as dicts
 
-Errors: parity.InputError (a ValueError: bad input, the CLI's exit 2) and parity.Error (a
-RuntimeError). Long computations release the GIL.
+Errors: a wrong argument type or array dtype is a TypeError naming the argument; any other mistake
+of the caller (a bad config, path, name, shape, mask value or token id) parity.InputError (a
+ValueError, the CLI's exit 2) naming it; parity.Error (a RuntimeError) only a failure that is not
+the caller's. Long computations release the GIL (every argument is converted before).
 
 parity.dump writes HDF5 fixtures from transformers models; parity.logprobs writes logprob runs;
 parity.zoo plants known bugs into HF models.

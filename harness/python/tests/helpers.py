@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
+
+# `parity logprobs --tokenizer` and parity.check_case decode token texts with a Python that has the
+# parity package (harness/logprobs/token_text.cpp): the one running the tests, unless told otherwise.
+os.environ.setdefault("PARITY_PYTHON", sys.executable)
 GOLDEN = REPO / "golden"
 
 
