@@ -12,7 +12,16 @@ constexpr char kHint[] = " (regenerate with ci/regen_golden or parity-dump)";
 
 }  // namespace
 
-Fixture::Fixture(std::filesystem::path path) : file_(std::move(path), "fixture") {
+Fixture::Fixture(std::filesystem::path path)
+    : file_(path, "fixture", [path] { Fixture(path, H5File::Unprobed{}); }) {
+  open();
+}
+
+Fixture::Fixture(std::filesystem::path path, H5File::Unprobed) : file_(std::move(path), "fixture", H5File::Unprobed{}) {
+  open();
+}
+
+void Fixture::open() {
   for (std::string_view group : kGroups)
     if (!file_.exists(fmt::format("/{}", group)))
       fail(fmt::format("/{}", group), fmt::format("missing group; not a parity fixture{}", kHint));

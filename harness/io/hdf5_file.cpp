@@ -125,11 +125,22 @@ std::string attr_str(const AttrValue& value) {
   return std::get<std::string>(value);
 }
 
-H5File::H5File(std::filesystem::path path, std::string kind) : H5File(std::move(path), std::move(kind), true) {}
-
-H5File::H5File(std::filesystem::path path, std::string kind, bool probe)
+H5File::H5File(std::filesystem::path path, std::string kind, std::function<void()> replay)
     : path_(std::move(path)), kind_(std::move(kind)) {
   silence_hdf5_errors();
+  check_is_hdf5();
+  probe_in_child(replay);
+  open();
+}
+
+// Only in the probe's child, after the parent checked the file: no second H5Fis_hdf5, so the child
+// makes exactly the calls the parent will make after the probe.
+H5File::H5File(std::filesystem::path path, std::string kind, Unprobed) : path_(std::move(path)), kind_(std::move(kind)) {
+  silence_hdf5_errors();
+  open();
+}
+
+void H5File::check_is_hdf5() const {
   std::error_code ec;
   if (std::filesystem::is_directory(path_, ec)) fail("", "is a directory, not a file");
   if (!std::filesystem::is_regular_file(path_, ec)) fail("", "no such file");
@@ -137,7 +148,9 @@ H5File::H5File(std::filesystem::path path, std::string kind, bool probe)
     std::string detail = hdf5_error_detail();
     fail("", detail.empty() ? "not an HDF5 file" : fmt::format("not a readable HDF5 file ({})", detail));
   }
-  if (probe) probe_in_child();
+}
+
+void H5File::open() {
   file_ = H5Handle(H5Fopen(path_.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
   if (!file_.valid()) fail("", fmt::format("cannot open HDF5 file ({})", hdf5_error_detail()));
 }
@@ -149,7 +162,7 @@ H5File::H5File(std::filesystem::path path, std::string kind, bool probe)
 // and string datasets) with the same reader. If the library crashes there, only the child dies and
 // the file is reported as corrupt (exit 2); a child that merely finds an error exits cleanly, and
 // the parent then reports that error itself with its usual message.
-void H5File::probe_in_child() const {
+void H5File::probe_in_child(const std::function<void()>& replay) const {
   std::fflush(stdout);
   std::fflush(stderr);
   const pid_t pid = fork();
@@ -157,11 +170,15 @@ void H5File::probe_in_child() const {
   if (pid == 0) {
     // What the library or the C runtime prints as it dies ("double free or corruption") is the
     // child's: the parent's one-line error says what happened.
-    const int devnull = open("/dev/null", O_WRONLY);
+    const int devnull = ::open("/dev/null", O_WRONLY);
     if (devnull >= 0) dup2(devnull, STDERR_FILENO), dup2(devnull, STDOUT_FILENO);
     try {
-      H5File(path_, kind_, /*probe=*/false).walk_metadata("/", 0);
+      if (replay) replay();
     } catch (...) {  // an error the parent will meet and report itself
+    }
+    try {
+      H5File(path_, kind_, Unprobed{}).walk_metadata("/", 0);
+    } catch (...) {
     }
     _exit(0);
   }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,8 +34,16 @@ struct DatasetInfo {
 
 class H5File {
  public:
-  // kind names the format in messages ("fixture", "logprob run").
-  H5File(std::filesystem::path path, std::string kind);
+  // kind names the format in messages ("fixture", "logprob run"). The file is probed first in a
+  // forked child (probe_in_child, hdf5_file.cpp); `replay`, if given, runs in that child before
+  // the generic metadata walk and should repeat what the caller does right after opening (a
+  // Fixture replays its own opening), since a libhdf5 crash on a corrupted file depends on the
+  // order of calls that reach it.
+  H5File(std::filesystem::path path, std::string kind, std::function<void()> replay = {});
+  // Opened without a probe or the checks before it: only for the probe's own child (and a replay
+  // inside it).
+  struct Unprobed {};
+  H5File(std::filesystem::path path, std::string kind, Unprobed);
 
   const std::filesystem::path& path() const { return path_; }
   [[noreturn]] void fail(std::string_view where, std::string_view what) const;
@@ -55,8 +64,9 @@ class H5File {
   Tensor read(const std::string& dataset) const;
 
  private:
-  H5File(std::filesystem::path path, std::string kind, bool probe);
-  void probe_in_child() const;
+  void check_is_hdf5() const;
+  void open();
+  void probe_in_child(const std::function<void()>& replay) const;
   void walk_metadata(const std::string& group, int depth) const;
   H5Handle open_dataset(const std::string& where) const;
   void check_claimed_size(const std::string& where, hid_t dataset, size_t count) const;
