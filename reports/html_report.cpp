@@ -15,7 +15,7 @@ std::string html_report(const nlohmann::json& result, const std::string& source)
   const auto require = [&](const char* key) {
     if (!result.contains(key) || !result[key].is_array() || result[key].empty())
       throw harness::InputError(
-          fmt::format("[report {}] a {} result needs a non-empty \"{}\" array", source, schema, key));
+          fmt::format("[report {}] not a valid {} result: it needs a non-empty \"{}\" array", source, schema, key));
   };
   if (schema == "parity-check/1") require("runs");
   if (schema == "parity-logprobs/1") require("metrics");
