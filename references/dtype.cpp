@@ -1,6 +1,8 @@
 #include "dtype.h"
 
 #include <bit>
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -59,10 +61,28 @@ uint16_t f32_to_bf16(float value) {
   return static_cast<uint16_t>((bits + rounding_bias) >> 16);
 }
 
+// Exact: every binary16 value is a float. Done on the bits, not with _Float16, which clang 14 (the
+// fuzz build, ci/fuzz) does not support on x86-64.
 float f16_to_f32(uint16_t bits) {
-  _Float16 half;  // GCC >= 12 on x86-64 and aarch64: the compiler's IEEE binary16
-  std::memcpy(&half, &bits, sizeof half);
-  return static_cast<float>(half);
+  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
+  const uint32_t exponent = (bits >> 10) & 0x1fu;
+  const uint32_t mantissa = bits & 0x3ffu;
+  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));  // Inf, NaN
+  if (exponent != 0) return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
+  // Zero or subnormal: mantissa * 2^-24, exact in float.
+  const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
+  return sign != 0 ? -magnitude : magnitude;
+}
+
+double round_to_f16(double x) {
+  if (!std::isfinite(x) || x == 0) return x;
+  // The spacing of binary16 values at |x|: 2^(e - 10) for normals (2^e <= |x| < 2^(e+1)), 2^-24
+  // for subnormals. Scaling by a power of two is exact, so nearbyint (ties to even in the default
+  // rounding mode) rounds exactly once.
+  const int e = std::max(std::ilogb(x), -14);
+  const double quantum = std::ldexp(1.0, e - 10);
+  const double rounded = std::nearbyint(x / quantum) * quantum;
+  return std::fabs(rounded) > 65504.0 ? std::copysign(HUGE_VAL, x) : rounded;
 }
 
 }  // namespace parity

@@ -33,6 +33,9 @@ float bf16_to_f32(uint16_t bits);
 // Round to nearest even, as torch's .to(torch.bfloat16); NaN stays NaN.
 uint16_t f32_to_bf16(float value);
 float f16_to_f32(uint16_t bits);
+// x rounded to the nearest binary16 value, ties to even, once (not via float); finite x beyond
+// ±65504 rounds to ±inf as IEEE does, NaN stays NaN.
+double round_to_f16(double x);
 
 
 }  // namespace parity

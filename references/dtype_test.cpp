@@ -1,6 +1,9 @@
 #include "dtype.h"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include <doctest/doctest.h>
@@ -37,7 +40,42 @@ TEST_CASE("f16: decodes normals, subnormals and infinities") {
   CHECK(f16_to_f32(0xc000) == -2.0f);
   CHECK(f16_to_f32(0x0001) == std::ldexp(1.0f, -24));
   CHECK(std::isinf(f16_to_f32(0x7c00)));
+  CHECK(f16_to_f32(0x7bff) == 65504.0f);
+  CHECK(f16_to_f32(0x03ff) == 1023 * std::ldexp(1.0f, -24));  // the largest subnormal
+  CHECK(std::signbit(f16_to_f32(0x8000)));
+  CHECK(std::isnan(f16_to_f32(0x7e00)));
 }
+
+#if defined(__FLT16_MAX__)  // g++ 12 on x86-64: the compiler's own binary16 as the independent side
+TEST_CASE("f16: every one of the 65536 bit patterns decodes as the compiler's _Float16 does") {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    _Float16 half;
+    const auto b = static_cast<uint16_t>(bits);
+    std::memcpy(&half, &b, sizeof half);
+    const float want = static_cast<float>(half);
+    const float got = f16_to_f32(b);
+    if (std::isnan(want)) {
+      REQUIRE(std::isnan(got));
+    } else {
+      REQUIRE(std::bit_cast<uint32_t>(got) == std::bit_cast<uint32_t>(want));
+    }
+  }
+}
+
+TEST_CASE("f16: rounding a double agrees with the compiler's one rounding to _Float16") {
+  // Every binary16 value, the midpoints between neighbours (ties), and points just off them.
+  for (uint32_t bits = 0; bits < 0x7c00; ++bits) {
+    const double lo = f16_to_f32(static_cast<uint16_t>(bits));
+    const double hi = f16_to_f32(static_cast<uint16_t>(bits + 1));
+    for (const double x : {lo, (lo + hi) / 2, std::nextafter((lo + hi) / 2, 0.0), std::nextafter((lo + hi) / 2, 1e9)}) {
+      for (const double v : {x, -x}) {
+        const double want = static_cast<double>(static_cast<_Float16>(v));
+        REQUIRE(round_to_f16(v) == want);
+      }
+    }
+  }
+}
+#endif
 
 TEST_CASE("numel: a product that would wrap or exceed 2^40 elements is refused") {
   CHECK(checked_numel({1 << 20, 1 << 20}) == int64_t{1} << 40);

@@ -239,6 +239,15 @@ def test_cli_misuse_is_one_line_and_exit_2(name):
     one_line_error(run_parity(*args), needle)
 
 
+def test_a_report_or_baseline_json_with_a_number_beyond_double_is_named(tmp_path):
+    # nlohmann's out_of_range, not its parse_error: it escaped as an unnamed message (found by ci/fuzz).
+    path = tmp_path / "r.json"
+    path.write_text('{"schema": "parity-check/1", "runs": [1e99999]}')
+    one_line_error(run_parity("report", path, "-o", tmp_path / "r.html"), "r.json", "not JSON")
+    assert not (tmp_path / "r.html").exists()
+    one_line_error(run_parity("check", FIXTURE, "--baseline", path), "r.json", "not JSON")
+
+
 @pytest.mark.parametrize("content", [
     {"schema": "parity-check/1"}, {"schema": "parity-check/1", "runs": []}, {"schema": "parity-summary/1", "cases": []},
     {"schema": "parity-logprobs/1"}, {"schema": "parity-baseline/1", "values": []}, [], "text",
@@ -333,6 +342,9 @@ CHECKPOINTS = {
     "config of another model": lambda ckpt: (ckpt / "config.json").write_text(
         json.dumps({**json.loads((ckpt / "config.json").read_text()), "rms_norm_eps": 0.5})),
     "config not JSON": lambda ckpt: (ckpt / "config.json").write_text("{"),
+    # A number beyond double: the JSON parser's out_of_range, not its parse_error (found by ci/fuzz).
+    "header number beyond double": raw_bytes(lambda b: (len(h := b'{"x": 1e99999}').to_bytes(8, "little") + h + b[8:])),
+    "config number beyond double": lambda ckpt: (ckpt / "config.json").write_text('{"hidden_size": 1e99999}'),
     "index to a missing shard": lambda ckpt: (ckpt / "model.safetensors.index.json").write_text(
         json.dumps({"weight_map": {"model.norm.weight": "model-00002-of-00002.safetensors"}})),
     "index not JSON": lambda ckpt: (ckpt / "model.safetensors.index.json").write_text("[1, 2"),

@@ -26,7 +26,7 @@ int run_report_command(const ReportFlags& f) {
   nlohmann::json results;
   try {
     results = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number beyond double
     throw InputError(fmt::format("[report {}] not JSON: {}", f.results, e.what()));
   }
   const std::string html = reports::html_report(results, f.results);  // rendered before the output is touched

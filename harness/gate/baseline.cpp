@@ -193,7 +193,7 @@ BaselineFile read_baseline(const std::filesystem::path& path) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range: a number beyond double
     fail_file(source, fmt::format("not JSON: {}", e.what()));
   }
   if (!j.is_object() || j.value("schema", "") != kSchema)

@@ -30,7 +30,8 @@ Limit parse_limit(const toml::table& t, const std::string& at, bool in_rule) {
   std::optional<Limit> limit;
   for (const auto& [key, node] : t) {
     if (in_rule && key.str() == "hooks") continue;
-    auto it = std::find_if(std::begin(kMetrics), std::end(kMetrics), [&](auto& m) { return m.second == key.str(); });
+    const std::string name(key.str());  // a named copy: clang 14 (ci/fuzz) cannot capture a structured binding
+    auto it = std::find_if(std::begin(kMetrics), std::end(kMetrics), [&](auto& m) { return m.second == name; });
     if (it == std::end(kMetrics))
       fail(at, fmt::format("unknown key \"{}\" (metrics: rel_l2, max_abs, max_rel, cosine, tokens_differ)", key.str()));
     if (limit) fail(at, "a limit names exactly one metric, this one names several");

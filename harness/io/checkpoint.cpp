@@ -89,6 +89,9 @@ std::optional<json> parse_strict_json(const std::string& text, std::string& erro
   } catch (const json::parse_error& e) {
     error = fmt::format("not valid JSON (parse error at byte {})", e.byte);
     return std::nullopt;
+  } catch (const json::exception& e) {  // out_of_range: a number beyond double (found by ci/fuzz)
+    error = fmt::format("not valid JSON ({})", e.what());
+    return std::nullopt;
   }
   if (duplicate) {
     error = fmt::format("duplicate key {}", printable(*duplicate));

@@ -48,7 +48,7 @@ double round_one(double x, DType dtype) {
       const double r = bf16_to_f32(f32_to_bf16(wide));
       return std::isinf(r) ? std::copysign(kBf16Max, r) : r;
     }
-    case DType::F16: return static_cast<double>(static_cast<_Float16>(std::clamp(x, -kF16Max, kF16Max)));
+    case DType::F16: return round_to_f16(std::clamp(x, -kF16Max, kF16Max));
     default: return x;
   }
 }
