@@ -44,4 +44,26 @@ void Numerics::f32(Array& a) const {
   for (double& x : a.data) x = f32(x);
 }
 
+namespace {
+
+// Pairwise in float over blocks of 8 summed sequentially: the shape of torch's vectorised reduction.
+float pairwise_float_sum(const double* terms, int64_t n) {
+  if (n <= 8) {
+    float s = 0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<float>(terms[i]);
+    return s;
+  }
+  const int64_t half = n / 2;
+  return pairwise_float_sum(terms, half) + pairwise_float_sum(terms + half, n - half);
+}
+
+}  // namespace
+
+double Numerics::sum(const double* terms, int64_t n) const {
+  if (float_sums()) return pairwise_float_sum(terms, n);
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += terms[i];
+  return s;
+}
+
 }  // namespace parity

@@ -8,6 +8,7 @@
 // bfloat16 and f32() to float (HF's bf16 cast points), so a bf16 run can be matched bit-closely.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string_view>
 
@@ -22,10 +23,23 @@ std::optional<Precision> precision_from_name(std::string_view name);  // "f64", 
 // The precision that reproduces a run made in `dtype` ("float32" -> F32, "bfloat16" -> BF16).
 std::optional<Precision> precision_for_run_dtype(std::string_view dtype);
 
+// How sums accumulate: kExact in f64 (the reference, always); kFloat in float, as an engine that
+// computes in the run's dtype does (sgemm; pairwise float sums in norms and softmax). A kFloat
+// model is never what the gate compares HF against: it is the second opinion that measures the
+// noise floor (harness/run/noise_floor.h): how far two correct implementations at the run's cast
+// points, differing only in how they accumulate, drift apart on these inputs.
+enum class Accumulation { kExact, kFloat };
+
 class Numerics {
  public:
-  explicit Numerics(Precision precision = Precision::F64) : precision_(precision) {}
+  explicit Numerics(Precision precision = Precision::F64, Accumulation accumulation = Accumulation::kExact)
+      : precision_(precision), accumulation_(accumulation) {}
   Precision precision() const { return precision_; }
+  Accumulation accumulation() const { return accumulation_; }
+  bool float_sums() const { return accumulation_ == Accumulation::kFloat; }
+  // The sum of n terms: in f64, or with float_sums() pairwise in float (torch's reductions are
+  // blocked and pairwise; a sequential float sum would overstate the error on long rows).
+  double sum(const double* terms, int64_t n) const;
 
   double act(double x) const;
   double f32(double x) const;
@@ -34,6 +48,7 @@ class Numerics {
 
  private:
   Precision precision_;
+  Accumulation accumulation_;
 };
 
 }  // namespace parity

@@ -90,4 +90,19 @@ TEST_CASE("numerics: BF16 rounds act() to bfloat16 to nearest even but f32() onl
   CHECK(b.data == std::vector<double>{tie_down, tie_up, static_cast<double>(0.1f)});
 }
 
+TEST_CASE("numerics: sums are exact by default and pairwise float sums under Accumulation::kFloat") {
+  // 1 + 2^-24 x 8: exact in f64; in float each 2^-24 added to 1 is lost, but a pairwise sum adds
+  // the small terms together first.
+  std::vector<double> terms(16, std::ldexp(1.0, -24));
+  terms[0] = 1.0;
+  const double exact = Numerics(Precision::F32).sum(terms.data(), 16);
+  CHECK(exact == 1.0 + 15 * std::ldexp(1.0, -24));
+  const double floats = Numerics(Precision::F32, Accumulation::kFloat).sum(terms.data(), 16);
+  CHECK(floats == static_cast<double>(static_cast<float>(floats)));  // a float value
+  CHECK(floats != exact);
+  CHECK(std::fabs(floats - exact) < 16 * std::ldexp(1.0, -24));
+  CHECK_FALSE(Numerics(Precision::F32).float_sums());
+  CHECK(Numerics(Precision::BF16, Accumulation::kFloat).float_sums());
+}
+
 }  // namespace parity

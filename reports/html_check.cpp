@@ -61,6 +61,12 @@ std::string smallest_passing(const json& h) {
 std::string budget_plain(const json& h) {
   const json& b = h.at("budget");
   if (b.is_null()) return "";
+  if (b.at("metric") == "floor_ratio") {  // rel_l2 against the noise floor (docs/budgets.md)
+    const json& min = b.value("min_rel_l2", json());
+    return min.is_number() && min.get<double>() > 0
+               ? fmt::format("rel_l2 <= max({} x floor, {})", num(b.at("limit")), num(min))
+               : fmt::format("rel_l2 <= {} x floor", num(b.at("limit")));
+  }
   return fmt::format("{} {} {}", b.at("metric").get<std::string>(), b.at("bound") == "min" ? ">=" : "<=", num(b.at("limit")));
 }
 
@@ -71,6 +77,16 @@ std::string coordinate(const json& at) {
   std::string out = "[";
   for (size_t i = 0; i < at.size(); ++i) out += (i ? "," : "") + esc(at[i]);
   return out + "]";
+}
+
+// The noise floor beside rel_l2: "9.7e-05 (x1.1)"; empty where the result has none (a compare, or
+// a result written before floors existed).
+std::string floor_cell(const json& h) {
+  const json floor = h.value("floor", json());
+  if (!floor.is_object() || !floor.value("rel_l2", json()).is_number()) return "<td class=\"num\" data-v=\"NaN\"></td>";
+  const json ratio = h.value("floor_ratio", json());
+  return fmt::format("<td class=\"num\" data-v=\"{}\">{}{}</td>", sort_key(floor.at("rel_l2")), num(floor.at("rel_l2")),
+                     ratio.is_number() ? fmt::format(" (x{:.3g})", ratio.get<double>()) : std::string());
 }
 
 std::string fraction_cell(double f) {
@@ -131,14 +147,14 @@ std::string hook_row(const json& h, size_t index, bool first, const Sides& sides
       "<tr class=\"{0}{1}\" data-status=\"{0}\" data-mode=\"{2}\"{3}><td class=\"num\" data-v=\"{4}\">{4}</td>"
       "<td>{2}</td><td class=\"hook\">{5}</td><td class=\"num\" data-v=\"{6}\">{7}</td>"
       "<td class=\"status-{0}\">{0}</td><td class=\"num\" data-v=\"{8}\">{9}</td><td class=\"num\">{10}</td>{11}"
-      "<td class=\"num\">{12}</td><td class=\"num\" data-v=\"{13}\">{14}</td><td class=\"num\" data-v=\"{15}\">{16}</td>"
+      "<td class=\"num\">{12}</td><td class=\"num\" data-v=\"{13}\">{14}</td>{22}<td class=\"num\" data-v=\"{15}\">{16}</td>"
       "<td class=\"mono\">{17}</td><td class=\"num\" data-v=\"{18}\">{19}</td><td class=\"small\">{20}</td><td>{21}</td></tr>\n",
       esc(status), first ? " first" : "", esc(h.at("mode")), first ? " id=\"first-divergence-row\"" : "", index + 1,
       esc(hook), layer ? layer->first : -1, layer ? std::to_string(layer->first) : "", sort_key(h.at("measured")),
       h.at("measured").is_null() ? "" : num(h["measured"]), budget_text(h), fraction_cell(budget_fraction(h)),
       smallest_passing(h), key(h.at("rel_l2")), !floats ? "" : num(h["rel_l2"]), key(h.at("max_abs")),
       !floats ? "" : num(h["max_abs"]), at, key(h.value("cosine", json())), !floats ? "" : num(h.value("cosine", json())),
-      esc(rule), esc(h.at("message").get<std::string>() + compare_note(h)));
+      esc(rule), esc(h.at("message").get<std::string>() + compare_note(h)), floor_cell(h));
 }
 
 std::string hook_table(const json& hooks, const json& first, const Sides& sides) {
@@ -149,7 +165,8 @@ std::string hook_table(const json& hooks, const json& first, const Sides& sides)
   // No colon in the label: table_head() would read what follows one as the column's sort type.
   const std::string at = fmt::format("max |Δ| at ({} vs {})", short_side(sides.ref), short_side(sides.hf));
   out += table_head("hook-table", {"#:num", "mode:text", "hook:text", "layer:num", "status:text", "measured:num",
-                                   "budget", "% of budget:num", "smallest passing budget", "rel_l2:num", "max_abs:num",
+                                   "budget", "% of budget:num", "smallest passing budget", "rel_l2:num", "noise floor (x ratio):num",
+                                   "max_abs:num",
                                    at, "cosine:num", "budget rule", "message"});
   std::map<std::string, size_t> index_in_mode;
   for (const json& h : hooks) {
@@ -205,9 +222,14 @@ std::string divergence_panel(const json& result, const Sides& sides) {
                                                                                      : esc(first.at("hook")),
                        esc(first.at("mode")), esc(first.at("message")));
     if (h) {
-      out += fmt::format("<p class=\"meta\">measured <b>{}</b>, budget {} ({}); rel_l2 {}, max_abs {}</p>",
+      const json floor = h->value("floor", json());
+      out += fmt::format("<p class=\"meta\">measured <b>{}</b>, budget {} ({}); rel_l2 {}{}, max_abs {}</p>",
                          num(h->at("measured")), budget_text(*h), h->at("budget").is_null() ? "" : esc(h->at("budget").at("rule")),
-                         num(h->at("rel_l2")), num(h->at("max_abs")));
+                         num(h->at("rel_l2")),
+                         floor.is_object() ? fmt::format(" (noise floor {}, ratio {})", num(floor.value("rel_l2", json())),
+                                                         num(h->value("floor_ratio", json())))
+                                           : std::string(),
+                         num(h->at("max_abs")));
       out += compare_details(*h);
       out += worst_elements(*h, sides);
     }
@@ -243,6 +265,11 @@ std::string drift_section(const json& hooks) {
                         h.at("status") == "fail", fmt::format("{} {}: rel_l2 {}", mode, hook, num(rel))});
     const json& b = h.at("budget");
     if (!b.is_null() && b.at("metric") == "rel_l2") s.budget.push_back({x_of[hook], b.at("limit").get<double>()});
+    // A floor_ratio budget is a bound per hook: max(k x floor, min_rel_l2).
+    const json floor = h.value("floor", json());
+    if (!b.is_null() && b.at("metric") == "floor_ratio" && floor.is_object() && floor.value("rel_l2", json()).is_number())
+      s.budget.push_back({x_of[hook], std::max(b.at("limit").get<double>() * floor.at("rel_l2").get<double>(),
+                                               b.value("min_rel_l2", json(0.0)).get<double>())});
   }
   if (order.empty()) return "";
   std::vector<LayerMark> layers;

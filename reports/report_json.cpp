@@ -85,6 +85,10 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
                       {"max_abs", nullptr},
                       {"message", h.message}};
   if (h.floats) add_float_metrics(j, *h.floats, h.shape, side_keys(run));
+  // The noise floor (run/noise_floor.h) beside the measured error: null where none was computed.
+  j["floor"] = h.floor ? nlohmann::json{{"rel_l2", number(h.floor->rel_l2)}, {"max_abs", number(h.floor->max_abs)}}
+                       : nlohmann::json();
+  j["floor_ratio"] = h.floats && h.floor ? number(h.floor_ratio()) : nlohmann::json();
   if (h.top_k) {
     j["tokens"] = h.top_k->tokens;
     j["tokens_differ"] = h.top_k->differ;
@@ -93,6 +97,9 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
   }
   j["budget"] = h.limit ? nlohmann::json{{"metric", harness::metric_name(h.limit->metric)},
                                          {"limit", h.limit->value},
+                                         {"min_rel_l2", h.limit->metric == harness::Metric::kFloorRatio
+                                                            ? nlohmann::json(h.limit->min_rel_l2)
+                                                            : nlohmann::json()},
                                          {"bound", h.limit->metric == harness::Metric::kCosine ? "min" : "max"},
                                          {"rule", h.budget_rule}}
                         : nlohmann::json();

@@ -14,6 +14,15 @@ namespace {
 using harness::HookResult;
 using harness::Status;
 
+// The noise floor beside rel_l2 (run/noise_floor.h): "9.700e-05 x1.1" (rel_l2 is 1.1 x the floor),
+// "0 x-" for a zero floor, "-" where none was computed.
+std::string floor_cell(const HookResult& h) {
+  if (!h.floor) return "-";
+  const double ratio = h.floor_ratio();
+  if (h.floor->rel_l2 == 0) return "0 x-";
+  return fmt::format("{:.3e} x{}", h.floor->rel_l2, std::isfinite(ratio) ? fmt::format("{:.3g}", ratio) : "-");
+}
+
 std::string metrics_cell(const HookResult& h) {
   if (h.floats) {
     const harness::FloatMetrics& m = *h.floats;
@@ -25,8 +34,8 @@ std::string metrics_cell(const HookResult& h) {
     auto num = [](double x, const char* spec) {
       return std::isnan(x) ? std::string("nan") : fmt::format(fmt::runtime(spec), x);
     };
-    return fmt::format("{:<10} {:<10} {:<10} {:<12} {}", num(m.rel_l2, "{:.3e}"), num(m.max_abs, "{:.3e}"),
-                       num(m.max_rel, "{:.3e}"), num(m.cosine, "{:.9f}"), at);
+    return fmt::format("{:<10} {:<17} {:<10} {:<10} {:<12} {}", num(m.rel_l2, "{:.3e}"), floor_cell(h),
+                       num(m.max_abs, "{:.3e}"), num(m.max_rel, "{:.3e}"), num(m.cosine, "{:.9f}"), at);
   }
   if (h.top_k)
     return fmt::format("{} of {} tokens differ, {} near-ties", h.top_k->differ, h.top_k->tokens, h.top_k->near_ties);
@@ -96,8 +105,8 @@ std::string text_report(const CheckResult& result, bool color, bool failures_onl
                          precision_name(run.precision), run.budget_source);
     size_t width = 4;
     for (const HookResult& h : run.hooks) width = std::max(width, h.hook.size());
-    out += fmt::format("{:>4}  {:<{}}  {:<7}  {:<10} {:<10} {:<10} {:<12} {}\n", "#", "hook", width, "status",
-                       "rel_l2", "max_abs", "max_rel", "cosine",
+    out += fmt::format("{:>4}  {:<{}}  {:<7}  {:<10} {:<17} {:<10} {:<10} {:<12} {}\n", "#", "hook", width, "status",
+                       "rel_l2", "floor x ratio", "max_abs", "max_rel", "cosine",
                        fmt::format("max_abs at: {} vs {}  [budget]", short_side(run.ref_side), short_side(run.hf_side)));
     const HookResult* first = run.first_failure();
     for (size_t i = 0; i < run.hooks.size(); ++i) {

@@ -163,6 +163,21 @@ def test_a_hook_whose_name_holds_a_slash_is_gated_not_refused(tmp_path):
     assert "the fixture has this hook but the reference does not produce it" in result.stdout
 
 
+@pytest.mark.parametrize("where", ["/hooks", "/"])
+def test_a_group_linked_into_itself_is_refused_quickly_not_walked_forever(tmp_path, where):
+    # Groups that hold themselves twice: a walk that follows them is 2^depth long (found by ci/fuzz
+    # on a logprob run, as a timeout).
+    def edit(f):
+        group = f[where]
+        group["loop_a"] = group
+        group["loop_b"] = group
+    result = run_parity("check", edited(tmp_path, edit), timeout=60)
+    if where == "/hooks":
+        one_line_error(result, "a group reached a second time")
+    else:  # the root's cycle is outside /hooks: the fixture still reads, and its gate runs
+        assert result.returncode in (0, 1), result.stderr
+
+
 def test_control_characters_in_a_hook_name_never_reach_the_terminal(tmp_path):
     def edit(f):
         d = f["hooks"].create_dataset("model.\x1b]0;pwned\x07\x1b[2J", data=np.zeros(3, np.float32))

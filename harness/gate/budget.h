@@ -29,12 +29,16 @@ std::string_view mode_name(Mode mode);
 // case's modes = [...] cannot name it.
 std::optional<Mode> mode_from_name(std::string_view name);
 
-enum class Metric { kRelL2, kMaxAbs, kMaxRel, kCosine, kTokensDiffer };
+// kFloorRatio: rel_l2 measured against the hook's noise floor (run/noise_floor.h): the limit
+// { floor_ratio = k, min_rel_l2 = m } allows rel_l2 <= max(k x floor, m); its value is
+// rel_l2 / max(floor, m / k), so it is <= k exactly when the hook passes.
+enum class Metric { kRelL2, kMaxAbs, kMaxRel, kCosine, kTokensDiffer, kFloorRatio };
 std::string_view metric_name(Metric metric);
 
 struct Limit {
   Metric metric = Metric::kRelL2;
   double value = 0;  // an upper bound, except cosine: a lower bound
+  double min_rel_l2 = 0;  // floor_ratio only: the bound where the floor is (near) zero
 
   bool allows(double measured) const;  // NaN never passes
   std::string str() const;             // "rel_l2 <= 1e-05"

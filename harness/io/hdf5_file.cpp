@@ -193,7 +193,8 @@ void H5File::probe_in_child(const std::function<void()>& replay) const {
     } catch (...) {  // an error the parent will meet and report itself
     }
     try {
-      H5File(path_, kind_, Unprobed{}).walk_metadata("/", 0);
+      std::set<haddr_t> visited;
+      H5File(path_, kind_, Unprobed{}).walk_metadata("/", 0, visited);
     } catch (...) {
     }
     _exit(0);
@@ -209,8 +210,8 @@ void H5File::probe_in_child(const std::function<void()>& replay) const {
                          WEXITSTATUS(status)));
 }
 
-void H5File::walk_metadata(const std::string& group, int depth) const {
-  if (depth > 32) return;
+void H5File::walk_metadata(const std::string& group, int depth, std::set<haddr_t>& visited) const {
+  if (depth > 32 || visited.size() > (size_t{1} << 20)) return;
   // An error is the parent's to report; the walk goes on, since only a crash matters here.
   const auto attempt = [](auto&& step) {
     try {
@@ -228,8 +229,9 @@ void H5File::walk_metadata(const std::string& group, int depth) const {
     const bool ok = H5Oget_info_by_name(file_.get(), path.c_str(), &info, H5P_DEFAULT) >= 0;
     H5Eclear2(H5E_DEFAULT);
     if (!ok) continue;  // a dangling link: reported when read
+    if (!visited.insert(info.addr).second) continue;  // seen: a cycle, or a second link to it
     if (info.type == H5O_TYPE_GROUP) {
-      walk_metadata(path, depth + 1);
+      walk_metadata(path, depth + 1, visited);
     } else if (info.type == H5O_TYPE_DATASET) {
       attempt([&] { attributes(path); });
       attempt([&] { this->info(path); });
@@ -297,7 +299,9 @@ std::vector<std::string> H5File::list_group(const std::string& group) const {
 
 std::vector<std::string> H5File::list_datasets(const std::string& group) const {
   std::vector<std::string> out;
-  // Depth-first with a bound: soft links can make a group its own descendant.
+  // Depth-first with a bound: soft links (or a corrupted file, found by ci/fuzz) can make a group
+  // its own descendant, and a group reached twice would be listed, and walked, twice.
+  std::set<haddr_t> groups;
   std::function<void(const std::string&, int)> walk = [&](const std::string& prefix, int depth) {
     for (const std::string& name : list_group(group + "/" + prefix)) {
       const std::string key = prefix.empty() ? name : prefix + name;
@@ -309,6 +313,7 @@ std::vector<std::string> H5File::list_datasets(const std::string& group) const {
       // An empty subgroup holds no tensor: listed as itself, so reading it fails and names it.
       if (!is_group || list_group(path).empty()) out.push_back(key);
       else if (depth >= 16) fail(path, "groups nested more than 16 deep");
+      else if (!groups.insert(info.addr).second) fail(path, "a group reached a second time (a link cycle)");
       else walk(key + "/", depth + 1);
     }
   };

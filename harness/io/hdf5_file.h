@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -67,7 +68,9 @@ class H5File {
   void check_is_hdf5() const;
   void open();
   void probe_in_child(const std::function<void()>& replay) const;
-  void walk_metadata(const std::string& group, int depth) const;
+  // visited: object addresses already walked. A corrupted file can make a group its own member
+  // (found by ci/fuzz), which without it is a walk of exponential length.
+  void walk_metadata(const std::string& group, int depth, std::set<haddr_t>& visited) const;
   H5Handle open_dataset(const std::string& where) const;
   void check_claimed_size(const std::string& where, hid_t dataset, size_t count) const;
   DType dataset_dtype(hid_t dataset, std::string_view where) const;

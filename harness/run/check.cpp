@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "run/noise_floor.h"
 #include "run/replay_sink.h"
 #include "io/fixture_sources.h"
 #include "models/model.h"
@@ -61,10 +62,26 @@ bool module_selected(const std::string& module, const Fixture& fixture, const Re
   return glob.empty() && sink.layer_wanted(module);
 }
 
-void run_isolated(const Fixture& fixture, const ReferenceModel& model, ReplaySink& sink, const std::string& glob) {
+// The second opinion's outputs for the noise floor (noise_floor.h); a module it cannot run has
+// no floor, which fails only the hooks a floor_ratio limit gates.
+template <class Run>
+void capture_floor(const ReferenceModel* floor_model, FloorCapture& capture, Run&& run) {
+  capture.clear();
+  if (!floor_model) return;
+  try {
+    run(*floor_model);
+  } catch (const Error&) {
+  }
+}
+
+void run_isolated(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
+                  ReplaySink& sink, const std::string& glob) {
   FixtureHookInputs inputs(fixture);
+  FloorCapture floor;
+  sink.set_floor(&floor);
   for (const std::string& module : model.modules()) {
     if (!module_selected(module, fixture, sink, glob)) continue;
+    capture_floor(floor_model, floor, [&](const ReferenceModel& m) { m.replay(module, inputs, floor); });
     try {
       model.replay(module, inputs, sink);
     } catch (const InputError&) {
@@ -91,11 +108,14 @@ class FollowHfTies final : public RoutingPolicy {
   double near_tie_rel_;
 };
 
-void run_chained(const Fixture& fixture, const ReferenceModel& model, ReplaySink& sink, CheckReport& report,
-                 double near_tie_rel) {
+void run_chained(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
+                 ReplaySink& sink, CheckReport& report, double near_tie_rel) {
   const ForwardInputs forward = forward_inputs(fixture);
+  const FollowHfTies routing(fixture, near_tie_rel);
+  FloorCapture floor;
+  capture_floor(floor_model, floor, [&](const ReferenceModel& m) { m.forward(forward, floor, &routing); });
+  sink.set_floor(&floor);
   try {
-    const FollowHfTies routing(fixture, near_tie_rel);
     model.forward(forward, sink, &routing);
   } catch (const InputError&) {
     throw;
@@ -114,15 +134,30 @@ double HookResult::value_of(Metric metric) const {
     case Metric::kMaxAbs: return floats->max_abs;
     case Metric::kMaxRel: return floats->max_rel;
     case Metric::kCosine: return floats->cosine;
+    case Metric::kFloorRatio: {
+      if (!floor) return NAN;
+      const double rel = floats->rel_l2;
+      const double denominator = std::max(floor->rel_l2, limit ? limit->min_rel_l2 / limit->value : 0.0);
+      return rel == 0 ? 0.0 : rel / denominator;
+    }
     case Metric::kTokensDiffer: break;
   }
   return NAN;
 }
 
+double HookResult::floor_ratio() const {
+  if (!floats || !floor) return NAN;
+  if (floats->rel_l2 == 0) return 0;
+  return floats->rel_l2 / floor->rel_l2;  // inf above a zero floor
+}
+
 void HookResult::gate(double value) {
   measured = value;
   status = limit->allows(value) ? Status::kPass : Status::kFail;
-  if (status == Status::kFail)
+  if (status == Status::kFail && limit->metric == Metric::kFloorRatio)
+    message = fmt::format("rel_l2 = {:.3g}, {:.3g} x its noise floor {:.3g}: over budget {}", floats->rel_l2,
+                          floor_ratio(), floor->rel_l2, limit->str());
+  else if (status == Status::kFail)
     message = fmt::format("{} = {:.3g} over budget {}", metric_name(limit->metric), value, limit->str());
 }
 
@@ -188,9 +223,11 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
     throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
                                  fixture.path().string()));
   std::unique_ptr<ReferenceModel> model = reference_model_of(fixture, weights, report.precision, options.variants);
+  const std::unique_ptr<ReferenceModel> floor_model =
+      options.noise_floor ? floor_model_of(fixture, weights, options.variants) : nullptr;
   ReplaySink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
-  if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, sink, options.hooks_glob);
-  else run_chained(fixture, *model, sink, report, budget.near_tie_rel);
+  if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, floor_model.get(), sink, options.hooks_glob);
+  else run_chained(fixture, *model, floor_model.get(), sink, report, budget.near_tie_rel);
   sink.finish(report);
   if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
     report.problems.push_back("empty comparison: no hook was compared");

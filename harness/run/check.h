@@ -33,6 +33,9 @@ struct HookResult {
   bool is_top_k = false;
   Shape shape;
   std::optional<FloatMetrics> floats;
+  // The noise floor (run/noise_floor.h): the float-accumulating second opinion against the
+  // reference on the same inputs; absent when it was not computed or could not be.
+  std::optional<FloatMetrics> floor;
   std::optional<TopKMetrics> top_k;
   std::optional<Limit> limit;
   std::optional<double> measured;  // the gated metric's value
@@ -47,8 +50,12 @@ struct HookResult {
   std::optional<LowerPrecision> lower_precision;
   std::optional<ReferenceVerdict> reference;
 
-  // The value of `metric` among this hook's metrics (tokens_differ: a top-k hook's).
+  // The value of `metric` among this hook's metrics (tokens_differ: a top-k hook's; floor_ratio:
+  // NaN without a floor, so it never passes).
   double value_of(Metric metric) const;
+  // rel_l2 over the floor, as reported beside every measured error (inf above a zero floor, NaN
+  // without floats or floor).
+  double floor_ratio() const;
   // Gates `measured` on `limit`: sets measured and status, and the message when over budget.
   void gate(double measured);
 };
@@ -77,6 +84,7 @@ struct CheckOptions {
   std::string hooks_glob;                 // "" = every hook
   const WeightSource* weights = nullptr;  // nullptr: the fixture's /weights
   Variants variants;                      // known bugs the reference reproduces (parity diagnose); none = HF
+  bool noise_floor = true;                // also run the float-accumulating second opinion (run/noise_floor.h)
 };
 
 CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckOptions& options);

@@ -32,6 +32,8 @@ void gate_floats(HookResult& r, FloatMetrics metrics, Sides sides) {
   else if (!m.finite())
     r.message = fmt::format("NaN/Inf: {} {} NaN {} Inf, {} {} NaN {} Inf", sides.candidate, m.ref_nan, m.ref_inf,
                             sides.expected, m.hf_nan, m.hf_inf);
+  else if (r.limit->metric == Metric::kFloorRatio && !r.floor)
+    r.message = "no noise floor for this hook (the second opinion could not compute it), so floor_ratio cannot gate it";
   else r.gate(r.value_of(r.limit->metric));
 }
 

@@ -57,6 +57,8 @@ void ReplaySink::emit(const std::string& key, const Array& value) {
     } else if (info.shape != value.shape) {
       r->message = shape_mismatch(value.shape, info.shape, kCheckSides);
     } else {
+      if (const Array* second = floor_ ? floor_->find(key) : nullptr; second && second->shape == value.shape)
+        r->floor = compare_floats(second->data, value.data);
       Array ref = value;
       const std::string router = key.substr(0, key.rfind('@'));
       if (key.ends_with("@top_k_weights") && routed_.count(router) && fixture_.has("hooks", router + "@top_k_index"))

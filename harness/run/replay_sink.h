@@ -8,6 +8,7 @@
 #include <set>
 
 #include "run/check.h"
+#include "run/noise_floor.h"
 #include "models/model.h"
 
 namespace parity::harness {
@@ -25,6 +26,8 @@ class ReplaySink final : public HookSink {
   bool layer_wanted(const std::string& key) const;
   void fail_module(const std::string& module, const std::string& message);
   void set_aborted() { aborted_ = true; }
+  // Where each hook's noise floor comes from (the second opinion's outputs); nullptr: none.
+  void set_floor(const FloorCapture* floor) { floor_ = floor; }
   // Moves the results, in forward order, and the coverage failures into the report.
   void finish(CheckReport& report);
 
@@ -48,6 +51,7 @@ class ReplaySink final : public HookSink {
   int64_t last_order_ = -1;
   int64_t next_sequence_ = 0;
   bool aborted_ = false;
+  const FloorCapture* floor_ = nullptr;
 };
 
 }  // namespace parity::harness

@@ -36,9 +36,8 @@ Array causal_mask(const IndexArray& padding, std::optional<int64_t> sliding_wind
 
 void softmax_rows_f32(double* row, int64_t n, const Numerics& numerics) {
   const double max = *std::max_element(row, row + n);
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += (row[j] = numerics.f32(std::exp(row[j] - max)));
-  sum = numerics.f32(sum);
+  for (int64_t j = 0; j < n; ++j) row[j] = numerics.f32(std::exp(row[j] - max));
+  const double sum = numerics.f32(numerics.sum(row, n));
   for (int64_t j = 0; j < n; ++j) row[j] = numerics.f32(row[j] / sum);
 }
 
@@ -61,7 +60,7 @@ AttentionResult attention(const Array& q, const Array& k, const Array& v, const 
       const double* kh = k.data.data() + (b * seq * kv_heads + g) * dim;
       const double* vh = v.data.data() + (b * seq * kv_heads + g) * dim;
       double* p = r.probs.data.data() + (b * heads + h) * seq * seq;
-      matmul_abt(qh, heads * dim, kh, kv_heads * dim, p, seq, seq, seq, dim);
+      matmul_abt(qh, heads * dim, kh, kv_heads * dim, p, seq, seq, seq, dim, numerics);
       const double* m = mask.data.data() + b * seq * seq;
       for (int64_t ij = 0; ij < seq * seq; ++ij) p[ij] = numerics.act(numerics.act(numerics.act(p[ij]) * scaling) + m[ij]);
       for (int64_t i = 0; i < seq; ++i) {
@@ -69,7 +68,7 @@ AttentionResult attention(const Array& q, const Array& k, const Array& v, const 
         for (int64_t j = 0; j < seq; ++j) p[i * seq + j] = numerics.act(p[i * seq + j]);
       }
       double* out = r.context.data.data() + b * seq * heads * dim + h * dim;
-      matmul_ab(p, seq, vh, kv_heads * dim, out, heads * dim, seq, dim, seq);
+      matmul_ab(p, seq, vh, kv_heads * dim, out, heads * dim, seq, dim, seq, numerics);
     }
   }
   numerics.act(r.context);

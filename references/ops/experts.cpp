@@ -36,7 +36,7 @@ Array run_expert(const Array& rows, int64_t e, const Dims& d, const ExpertWeight
   const int64_t n = rows.rows();
   Array gate_up({n, 2 * d.inter});
   matmul_xwt(rows.data.data(), n, d.hidden, w.gate_up_proj.data.data() + e * 2 * d.inter * d.hidden, 2 * d.inter,
-             gate_up.data.data());
+             gate_up.data.data(), numerics);
   numerics.act(gate_up);
   Array hidden({n, d.inter});
   for (int64_t r = 0; r < n; ++r)
@@ -46,7 +46,7 @@ Array run_expert(const Array& rows, int64_t e, const Dims& d, const ExpertWeight
     }
   Array out({n, d.hidden});
   matmul_xwt(hidden.data.data(), n, d.inter, w.down_proj.data.data() + e * d.hidden * d.inter, d.hidden,
-             out.data.data());
+             out.data.data(), numerics);
   numerics.act(out);
   return out;
 }

@@ -12,14 +12,16 @@ namespace parity::ops {
 Array linear(const Array& x, const Weight& weight, const Numerics& numerics, std::string_view name = "linear");
 
 // The raw kernel: y[rows, out] = x[rows, in] · w[out, in]ᵀ, w in float (a weight slice, e.g. one
-// expert of a fused [E, 2I, H] tensor). No rounding: callers apply their cast point.
-void matmul_xwt(const double* x, int64_t rows, int64_t in, const float* w, int64_t out, double* y);
+// expert of a fused [E, 2I, H] tensor). No rounding: callers apply their cast point. The three
+// kernels accumulate in f64 (dgemm), or in float (sgemm on float copies) under numerics.float_sums().
+void matmul_xwt(const double* x, int64_t rows, int64_t in, const float* w, int64_t out, double* y,
+                const Numerics& numerics);
 
 // y[m, n] = a[m, k] · b[n, k]ᵀ over row-strided f64 views (attention's Q·Kᵀ per head).
 void matmul_abt(const double* a, int64_t lda, const double* b, int64_t ldb, double* y, int64_t ldy, int64_t m,
-                int64_t n, int64_t k);
+                int64_t n, int64_t k, const Numerics& numerics);
 // y[m, n] = a[m, k] · b[k, n] over row-strided f64 views (attention's P·V per head).
 void matmul_ab(const double* a, int64_t lda, const double* b, int64_t ldb, double* y, int64_t ldy, int64_t m,
-               int64_t n, int64_t k);
+               int64_t n, int64_t k, const Numerics& numerics);
 
 }  // namespace parity::ops

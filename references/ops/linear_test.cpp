@@ -73,10 +73,36 @@ TEST_CASE("linear: the raw strided kernels compute A·Bᵀ and A·B on sub-matri
   const std::vector<double> a{1, 2, 99, 3, 4, 99};
   const std::vector<double> b{5, 6, 99, 7, 8, 99};
   std::vector<double> y(2 * 4, -1.0);  // ldy 4: columns 2..3 must stay untouched
-  matmul_abt(a.data(), 3, b.data(), 3, y.data(), 4, 2, 2, 2);
+  matmul_abt(a.data(), 3, b.data(), 3, y.data(), 4, 2, 2, 2, Numerics());
   CHECK(y == std::vector<double>{1 * 5 + 2 * 6, 1 * 7 + 2 * 8, -1, -1, 3 * 5 + 4 * 6, 3 * 7 + 4 * 8, -1, -1});
-  matmul_ab(a.data(), 3, b.data(), 3, y.data(), 4, 2, 2, 2);
+  matmul_ab(a.data(), 3, b.data(), 3, y.data(), 4, 2, 2, 2, Numerics());
   CHECK(y == std::vector<double>{1 * 5 + 2 * 7, 1 * 6 + 2 * 8, -1, -1, 3 * 5 + 4 * 7, 3 * 6 + 4 * 8, -1, -1});
+  // The float kernels (the noise floor's second opinion) on the same strided views: small
+  // integers are exact in float, so they agree exactly, and leave the padding alone too.
+  const Numerics float_sums(Precision::F32, Accumulation::kFloat);
+  std::fill(y.begin(), y.end(), -1.0);
+  matmul_abt(a.data(), 3, b.data(), 3, y.data(), 4, 2, 2, 2, float_sums);
+  CHECK(y == std::vector<double>{1 * 5 + 2 * 6, 1 * 7 + 2 * 8, -1, -1, 3 * 5 + 4 * 6, 3 * 7 + 4 * 8, -1, -1});
+  matmul_ab(a.data(), 3, b.data(), 3, y.data(), 4, 2, 2, 2, float_sums);
+  CHECK(y == std::vector<double>{1 * 5 + 2 * 7, 1 * 6 + 2 * 8, -1, -1, 3 * 5 + 4 * 7, 3 * 6 + 4 * 8, -1, -1});
+}
+
+TEST_CASE("linear: float accumulation differs from the exact sum by float round-off, no more") {
+  std::mt19937 rng(11);
+  const Array x = random_array({4, 512}, rng);
+  const Weight w = random_weight({16, 512}, rng);
+  Array x32 = x;
+  Numerics(Precision::F32).act(x32);  // inputs on float values, as at a cast point
+  const Array exact = linear(x32, w, Numerics(Precision::F32));
+  const Array floats = linear(x32, w, Numerics(Precision::F32, Accumulation::kFloat));
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < exact.data.size(); ++i) {
+    diff += (floats.data[i] - exact.data[i]) * (floats.data[i] - exact.data[i]);
+    norm += exact.data[i] * exact.data[i];
+  }
+  const double rel = std::sqrt(diff / norm);
+  CHECK(rel > 0);      // it does accumulate in float: a floor of zero here would measure nothing
+  CHECK(rel < 1e-5);   // and only that: sqrt(512) x 2^-24 x a cancellation factor
 }
 
 }  // namespace parity::ops

@@ -1,6 +1,7 @@
 #include "logits.h"
 
 #include <algorithm>
+#include <vector>
 #include <cmath>
 
 namespace parity::ops {
@@ -18,6 +19,7 @@ Array next_token_logprobs(const Array& logits, const IndexArray& input_ids, cons
                shape_str(logits.shape), shape_str(input_ids.shape));
   const int64_t batch = logits.shape[0], seq = logits.shape[1], vocab = logits.shape[2];
   Array out({batch, seq - 1});
+  std::vector<double> terms(static_cast<size_t>(vocab));
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t s = 0; s + 1 < seq; ++s) {
       const double* row = logits.row(b * seq + s);
@@ -26,8 +28,8 @@ Array next_token_logprobs(const Array& logits, const IndexArray& input_ids, cons
                    vocab - 1);
       // log_softmax as torch computes it: x - max - log(sum(exp(x - max))), each step in float32.
       const double max = *std::max_element(row, row + vocab);
-      double sum = 0;
-      for (int64_t v = 0; v < vocab; ++v) sum += numerics.f32(std::exp(numerics.f32(row[v] - max)));
+      for (int64_t v = 0; v < vocab; ++v) terms[static_cast<size_t>(v)] = numerics.f32(std::exp(numerics.f32(row[v] - max)));
+      const double sum = numerics.sum(terms.data(), vocab);
       const double log_sum = numerics.f32(std::log(numerics.f32(sum)));
       out.data[static_cast<size_t>(b * (seq - 1) + s)] = numerics.f32(numerics.f32(row[next] - max) - log_sum);
     }

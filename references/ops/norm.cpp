@@ -25,11 +25,14 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
   auto weight_at = [&](int64_t i) { return shifted.empty() ? static_cast<double>(weight->data[i]) : shifted[static_cast<size_t>(i)]; };
   const double eps32 = numerics.f32(eps);  // torch adds the Python float eps to a float32 tensor
   Array y(x.shape);
+  std::vector<double> squares(static_cast<size_t>(n));
   for (int64_t r = 0; r < x.rows(); ++r) {
     const double* xr = x.row(r);
     double* yr = y.row(r);
-    double sum_sq = 0;
-    for (int64_t i = 0; i < n; ++i) sum_sq += xr[i] * xr[i];
+    // The reference sums exact squares in f64; an engine (float_sums) squares and sums in float32.
+    for (int64_t i = 0; i < n; ++i)
+      squares[static_cast<size_t>(i)] = numerics.float_sums() ? numerics.f32(xr[i] * xr[i]) : xr[i] * xr[i];
+    const double sum_sq = numerics.sum(squares.data(), n);
     const double mean_sq = numerics.f32(sum_sq / static_cast<double>(n));
     const double inv_rms = numerics.f32(1.0 / std::sqrt(numerics.f32(mean_sq + eps32)));
     for (int64_t i = 0; i < n; ++i) {

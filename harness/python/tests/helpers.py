@@ -52,4 +52,5 @@ def run_parity(*args, **kwargs):
 
     # Token texts are decoded by a Python with the parity package: this one, unless told otherwise.
     kwargs.setdefault("env", {**os.environ, "PARITY_PYTHON": os.environ.get("PARITY_PYTHON", sys.executable)})
-    return subprocess.run([str(PARITY), *map(str, args)], capture_output=True, text=True, timeout=600, **kwargs)
+    kwargs.setdefault("timeout", 600)
+    return subprocess.run([str(PARITY), *map(str, args)], capture_output=True, text=True, **kwargs)

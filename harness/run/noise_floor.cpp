@@ -1,0 +1,20 @@
+#include "run/noise_floor.h"
+
+#include "io/fixture_sources.h"
+
+namespace parity::harness {
+
+const Array* FloorCapture::find(const std::string& key) const {
+  auto it = values_.find(key);
+  return it == values_.end() ? nullptr : &it->second;
+}
+
+std::unique_ptr<ReferenceModel> floor_model_of(const Fixture& fixture, const WeightSource& weights,
+                                               const Variants& variants) {
+  const std::optional<Precision> run = precision_for_run_dtype(fixture.meta_string("dtype"));
+  if (!run) return nullptr;
+  return make_reference_model(fixture.config(), weights, Numerics(*run, Accumulation::kFloat), /*keep_weights=*/false,
+                              variants);
+}
+
+}  // namespace parity::harness
