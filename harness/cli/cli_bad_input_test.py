@@ -178,6 +178,13 @@ def test_a_group_linked_into_itself_is_refused_quickly_not_walked_forever(tmp_pa
         assert result.returncode in (0, 1), result.stderr
 
 
+def test_a_file_on_which_libhdf5_itself_spins_is_stopped_and_named():
+    # Found by ci/fuzz: libhdf5 reads one attribute of this corrupted heap for minutes. The crash
+    # probe's child gets 20 s of CPU, then the file is refused (harness/io/hdf5_file.cpp).
+    slow = REPO / "harness" / "fuzz" / "regressions" / "fixture" / "heap_walk_slow_timeout.h5"
+    one_line_error(run_parity("check", slow, timeout=180), "did not finish reading its metadata")
+
+
 def test_control_characters_in_a_hook_name_never_reach_the_terminal(tmp_path):
     def edit(f):
         d = f["hooks"].create_dataset("model.\x1b]0;pwned\x07\x1b[2J", data=np.zeros(3, np.float32))

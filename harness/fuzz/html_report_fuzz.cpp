@@ -14,8 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nlohmann::json result;
   try {
     result = nlohmann::json::parse(parity::fuzz::as_bytes(data, size));
-  } catch (const nlohmann::json::exception&) {  // parse_error, out_of_range (a number beyond double)
-    return 0;  // not JSON: the CLI's own message, before any report code runs
+  } catch (const nlohmann::json::exception& e) {  // parse_error, out_of_range (a number beyond double)
+    // Not JSON: the CLI's own message, before any report code runs. Still a refusal.
+    return parity::fuzz::run_one([&] { throw parity::Error(e.what()); });
   }
   return parity::fuzz::run_one([&] { (void)parity::reports::html_report(result, "fuzz.json"); });
 }

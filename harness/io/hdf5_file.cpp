@@ -1,6 +1,8 @@
 #include "io/hdf5_file.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,6 +167,8 @@ void H5File::open() {
 // the parent then reports that error itself with its usual message.
 // A sanitizer runtime's hook for its own death (ASan, UBSan): libFuzzer sets one that saves the
 // current input as a crash. Weak, so a build without a sanitizer links without it.
+constexpr rlim_t kProbeCpuSeconds = 20;  // a real fixture's walk: well under a second
+
 extern "C" void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
 void H5File::probe_in_child(const std::function<void()>& replay) const {
@@ -173,6 +177,13 @@ void H5File::probe_in_child(const std::function<void()>& replay) const {
   const pid_t pid = fork();
   if (pid < 0) return;  // no child to spare: read as before
   if (pid == 0) {
+    // The child must not outlive its parent (a parent killed by a timeout left a child walking a
+    // corrupted file for 40 minutes under ci/fuzz), nor walk without end: a metadata walk takes
+    // milliseconds, so a minute of CPU is a corrupt file, reported by the parent below.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) _exit(0);  // the parent died before prctl: nobody waits for this walk
+    const rlimit cpu{kProbeCpuSeconds, kProbeCpuSeconds + 5};  // SIGXCPU first (named below), SIGKILL after
+    setrlimit(RLIMIT_CPU, &cpu);
     // What the library or the C runtime prints as it dies ("double free or corruption") is the
     // child's: the parent's one-line error says what happened.
     // $PARITY_PROBE_STDERR (ci/fuzz): append it to that file instead, so a sanitizer's report of
@@ -202,6 +213,9 @@ void H5File::probe_in_child(const std::function<void()>& replay) const {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+    fail("", fmt::format("corrupt HDF5 file: the HDF5 library did not finish reading its metadata in {} s of CPU",
+                         kProbeCpuSeconds));
   if (WIFSIGNALED(status))
     fail("", fmt::format("corrupt HDF5 file: the HDF5 library crashed reading its metadata (signal {}, {})",
                          WTERMSIG(status), strsignal(WTERMSIG(status))));
