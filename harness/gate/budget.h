@@ -72,6 +72,9 @@ struct Budget {
   std::vector<Skip> one_side;
   double near_tie_rel = 1e-5;
   bool near_tie_rel_set = false;  // the file names near_tie_rel (else the built-in one applies)
+  // A swap is also a near-tie within this many times the token's score drift between the reference
+  // and its noise-floor second opinion (tensor_metrics.h FloorTie). Evidence: budget.cpp.
+  double near_tie_floor_ratio = 16;
   BandBudget bands;      // [bands]: how far each metric may move from a baseline (baseline.h)
   bool is_case = false;  // the file also names a fixture, modes or a baseline (a case file, for --case)
 

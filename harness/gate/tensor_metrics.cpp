@@ -114,6 +114,22 @@ bool is_near_tie(const Array& scores, int64_t t, const std::vector<int64_t>& dif
   return std::isfinite(lo) && std::isfinite(hi) && hi - lo <= near_tie_rel * std::abs(hi);
 }
 
+// The swap lies within the drift the noise floor shows on token t (FloorTie).
+bool is_floor_tie(const Array& scores, int64_t t, const std::vector<int64_t>& diff, const FloorTie* floor) {
+  if (!floor || floor->scores.shape != scores.shape) return false;
+  double drift = 0, lo = INFINITY, hi = -INFINITY;
+  for (int64_t e = 0; e < scores.last_dim(); ++e) {
+    const double d = std::abs(scores.row(t)[e] - floor->scores.row(t)[e]);
+    if (!std::isfinite(d)) return false;
+    drift = std::max(drift, d);
+  }
+  for (int64_t e : diff) {
+    lo = std::min(lo, score_of(scores, t, e));
+    hi = std::max(hi, score_of(scores, t, e));
+  }
+  return std::isfinite(lo) && std::isfinite(hi) && hi - lo <= floor->factor * drift;
+}
+
 void check_top_k_shapes(const IndexArray& ref, const IndexArray& hf, const Array& scores) {
   PARITY_CHECK(ref.shape == hf.shape && ref.shape.size() == 2, "[metrics] top-k shapes differ: ref {} vs hf {}",
                shape_str(ref.shape), shape_str(hf.shape));
@@ -123,7 +139,7 @@ void check_top_k_shapes(const IndexArray& ref, const IndexArray& hf, const Array
 }  // namespace
 
 TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel,
-                          const Array* other_scores) {
+                          const Array* other_scores, const FloorTie* floor) {
   check_top_k_shapes(ref, hf, scores);
   if (other_scores) check_top_k_shapes(ref, hf, *other_scores);
   TopKMetrics m;
@@ -133,7 +149,8 @@ TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Arr
     if (r == h) continue;
     const std::vector<int64_t> diff = symmetric_difference(r, h);
     const bool near_tie = is_near_tie(scores, t, diff, near_tie_rel) ||
-                          (other_scores && is_near_tie(*other_scores, t, diff, near_tie_rel));
+                          (other_scores && is_near_tie(*other_scores, t, diff, near_tie_rel)) ||
+                          is_floor_tie(scores, t, diff, floor);
     near_tie ? ++m.near_ties : ++m.differ;
     if (m.first_token >= 0 && (near_tie || m.differ > 1)) continue;  // keep the first real difference
     m.first_token = t;
@@ -145,13 +162,16 @@ TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Arr
   return m;
 }
 
-IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel) {
+IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel,
+                             const FloorTie* floor) {
   check_top_k_shapes(own, hf, scores);
   IndexArray out = own;
   const int64_t k = own.shape[1];
   for (int64_t t = 0; t < own.shape[0]; ++t) {
     const std::set<int64_t> r = row_set(own, t), h = row_set(hf, t);
-    if (r != h && is_near_tie(scores, t, symmetric_difference(r, h), near_tie_rel))
+    if (r == h) continue;
+    const std::vector<int64_t> diff = symmetric_difference(r, h);
+    if (is_near_tie(scores, t, diff, near_tie_rel) || is_floor_tie(scores, t, diff, floor))
       std::copy_n(hf.data.begin() + t * k, k, out.data.begin() + t * k);
   }
   return out;

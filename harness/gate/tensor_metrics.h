@@ -62,12 +62,23 @@ struct TopKMetrics {
 // other (relative to the largest of them). other_scores [T, E], optional: a second side's scores;
 // a token is then a near-tie when either side's scores call it one (parity compare, where neither
 // side is the reference, so the verdict must not depend on which dump comes first).
+// A near-tie the noise floor explains (run/noise_floor.h): scores [T, E] are the second opinion's
+// scores for the same router on the same inputs. A swap is then also a near-tie when the swapped
+// experts' scores lie within `factor` x the token's largest |reference − second opinion| score
+// difference: the routing flipped by drift that two correct implementations show on this token
+// (in a chained run, the accumulated round-off of every layer before it), not by a wrong router.
+struct FloorTie {
+  const Array& scores;
+  double factor;
+};
+
 TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel,
-                          const Array* other_scores = nullptr);
+                          const Array* other_scores = nullptr, const FloorTie* floor = nullptr);
 
 // own [T, K] with every row whose expert set differs from hf's only by a near-tie replaced by hf's
 // row (chained runs follow HF's tie-breaking so one tie cannot cascade through later layers).
-IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel);
+IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel,
+                             const FloorTie* floor = nullptr);
 
 // Reference top-k weights [T, K] reordered so slot j holds the weight of HF's expert hf[t, j]
 // (top-k order can differ when two selected experts score almost alike). Slots whose expert the

@@ -92,28 +92,57 @@ void run_isolated(const Fixture& fixture, const ReferenceModel& model, const Ref
   }
 }
 
-// Chained runs follow HF's choice where the reference's top-k differs from it by a near-tie only.
+// Chained runs follow HF's choice where the reference's top-k differs from it by a near-tie only:
+// within near_tie_rel, or within the drift its noise-floor second opinion shows (FloorTie).
 class FollowHfTies final : public RoutingPolicy {
  public:
-  FollowHfTies(const Fixture& fixture, double near_tie_rel) : fixture_(fixture), near_tie_rel_(near_tie_rel) {}
+  FollowHfTies(const Fixture& fixture, const Budget& budget, const FloorCapture* floor)
+      : fixture_(fixture), budget_(budget), floor_(floor) {}
   IndexArray resolve(const std::string& router, const IndexArray& own, const Array& scores) const override {
+    const std::optional<IndexArray> hf = hf_index(fixture_, router, own);
+    if (!hf) return own;
+    const Array* floor_scores = floor_ ? floor_->scores_of(router) : nullptr;
+    const std::optional<FloorTie> tie =
+        floor_scores ? std::optional<FloorTie>(FloorTie{*floor_scores, budget_.near_tie_floor_ratio}) : std::nullopt;
+    return resolve_near_ties(own, *hf, scores, budget_.near_tie_rel, tie ? &*tie : nullptr);
+  }
+
+  // HF's top-k of `router` when the fixture holds one of own's shape.
+  static std::optional<IndexArray> hf_index(const Fixture& fixture, const std::string& router, const IndexArray& own) {
     const std::string key = router + "@top_k_index";
-    if (!fixture_.has("hooks", key)) return own;
-    const IndexArray hf = to_index_array(fixture_.read("hooks", key), key);
-    return hf.shape == own.shape ? resolve_near_ties(own, hf, scores, near_tie_rel_) : own;
+    if (!fixture.has("hooks", key)) return std::nullopt;
+    IndexArray hf = to_index_array(fixture.read("hooks", key), key);
+    if (hf.shape != own.shape) return std::nullopt;
+    return hf;
   }
 
  private:
   const Fixture& fixture_;
-  double near_tie_rel_;
+  const Budget& budget_;
+  const FloorCapture* floor_;
+};
+
+// The second opinion routes as HF did wherever it can: its outputs are then what a correct
+// implementation routed like HF computes, the floor of every hook the reference reaches by
+// following HF (through its near-ties), and its router scores are taken before that choice.
+class FollowHf final : public RoutingPolicy {
+ public:
+  explicit FollowHf(const Fixture& fixture) : fixture_(fixture) {}
+  IndexArray resolve(const std::string& router, const IndexArray& own, const Array&) const override {
+    return FollowHfTies::hf_index(fixture_, router, own).value_or(own);
+  }
+
+ private:
+  const Fixture& fixture_;
 };
 
 void run_chained(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
-                 ReplaySink& sink, CheckReport& report, double near_tie_rel) {
+                 ReplaySink& sink, CheckReport& report, const Budget& budget) {
   const ForwardInputs forward = forward_inputs(fixture);
-  const FollowHfTies routing(fixture, near_tie_rel);
   FloorCapture floor;
-  capture_floor(floor_model, floor, [&](const ReferenceModel& m) { m.forward(forward, floor, &routing); });
+  const FollowHf floor_routing(fixture);
+  capture_floor(floor_model, floor, [&](const ReferenceModel& m) { m.forward(forward, floor, &floor_routing); });
+  const FollowHfTies routing(fixture, budget, floor_model ? &floor : nullptr);
   sink.set_floor(&floor);
   try {
     model.forward(forward, sink, &routing);
@@ -227,7 +256,7 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
       options.noise_floor ? floor_model_of(fixture, weights, options.variants) : nullptr;
   ReplaySink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
   if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, floor_model.get(), sink, options.hooks_glob);
-  else run_chained(fixture, *model, floor_model.get(), sink, report, budget.near_tie_rel);
+  else run_chained(fixture, *model, floor_model.get(), sink, report, budget);
   sink.finish(report);
   if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
     report.problems.push_back("empty comparison: no hook was compared");

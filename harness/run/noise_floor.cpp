@@ -9,6 +9,11 @@ const Array* FloorCapture::find(const std::string& key) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
+const Array* FloorCapture::scores_of(const std::string& router) const {
+  auto it = scores_.find(router);
+  return it == scores_.end() ? nullptr : &it->second;
+}
+
 std::unique_ptr<ReferenceModel> floor_model_of(const Fixture& fixture, const WeightSource& weights,
                                                const Variants& variants) {
   const std::optional<Precision> run = precision_for_run_dtype(fixture.meta_string("dtype"));

@@ -28,12 +28,17 @@ namespace parity::harness {
 class FloorCapture final : public HookSink {
  public:
   void emit(const std::string& key, const Array& value) override { values_[key] = value; }
-  void emit_top_k(const std::string&, const TopK&) override {}
+  // The router scores the second opinion chose from, by the router's key (key minus "@top_k_index").
+  void emit_top_k(const std::string& key, const TopK& top_k) override {
+    scores_[key.substr(0, key.rfind('@'))] = top_k.scores;
+  }
   const Array* find(const std::string& key) const;
-  void clear() { values_.clear(); }
+  const Array* scores_of(const std::string& router) const;
+  void clear() { values_.clear(), scores_.clear(); }
 
  private:
   std::map<std::string, Array> values_;
+  std::map<std::string, Array> scores_;
 };
 
 // The second opinion for a fixture: the reference at the fixture's run dtype (F32 or BF16: the
