@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -104,30 +105,33 @@ double score_of(const Array& scores, int64_t t, int64_t e) {
   return (e >= 0 && e < scores.last_dim()) ? scores.row(t)[e] : NAN;
 }
 
-// The swapped experts' scores lie within near_tie_rel of each other (relative to the largest).
-bool is_near_tie(const Array& scores, int64_t t, const std::vector<int64_t>& diff, double near_tie_rel) {
+// The lowest and highest score of the swapped experts on token t (NaN or inf when one is not finite).
+std::pair<double, double> swap_range(const Array& scores, int64_t t, const std::vector<int64_t>& diff) {
   double lo = INFINITY, hi = -INFINITY;
   for (int64_t e : diff) {
     lo = std::min(lo, score_of(scores, t, e));
     hi = std::max(hi, score_of(scores, t, e));
   }
+  return {lo, hi};
+}
+
+// The swapped experts' scores lie within near_tie_rel of each other (relative to the largest).
+bool is_near_tie(const Array& scores, int64_t t, const std::vector<int64_t>& diff, double near_tie_rel) {
+  const auto [lo, hi] = swap_range(scores, t, diff);
   return std::isfinite(lo) && std::isfinite(hi) && hi - lo <= near_tie_rel * std::abs(hi);
 }
 
 // The swap lies within the drift the noise floor shows on token t (FloorTie).
-bool is_floor_tie(const Array& scores, int64_t t, const std::vector<int64_t>& diff, const FloorTie* floor) {
-  if (!floor || floor->scores.shape != scores.shape) return false;
-  double drift = 0, lo = INFINITY, hi = -INFINITY;
+bool is_floor_tie(const Array& scores, int64_t t, const std::vector<int64_t>& diff, const FloorTie& floor) {
+  if (!floor.scores || floor.scores->shape != scores.shape) return false;
+  double drift = 0;
   for (int64_t e = 0; e < scores.last_dim(); ++e) {
-    const double d = std::abs(scores.row(t)[e] - floor->scores.row(t)[e]);
+    const double d = std::abs(scores.row(t)[e] - floor.scores->row(t)[e]);
     if (!std::isfinite(d)) return false;
     drift = std::max(drift, d);
   }
-  for (int64_t e : diff) {
-    lo = std::min(lo, score_of(scores, t, e));
-    hi = std::max(hi, score_of(scores, t, e));
-  }
-  return std::isfinite(lo) && std::isfinite(hi) && hi - lo <= floor->factor * drift;
+  const auto [lo, hi] = swap_range(scores, t, diff);
+  return std::isfinite(lo) && std::isfinite(hi) && hi - lo <= floor.factor * drift;
 }
 
 void check_top_k_shapes(const IndexArray& ref, const IndexArray& hf, const Array& scores) {
@@ -139,7 +143,7 @@ void check_top_k_shapes(const IndexArray& ref, const IndexArray& hf, const Array
 }  // namespace
 
 TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel,
-                          const Array* other_scores, const FloorTie* floor) {
+                          const Array* other_scores, const FloorTie& floor) {
   check_top_k_shapes(ref, hf, scores);
   if (other_scores) check_top_k_shapes(ref, hf, *other_scores);
   TopKMetrics m;
@@ -163,7 +167,7 @@ TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Arr
 }
 
 IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel,
-                             const FloorTie* floor) {
+                             const FloorTie& floor) {
   check_top_k_shapes(own, hf, scores);
   IndexArray out = own;
   const int64_t k = own.shape[1];

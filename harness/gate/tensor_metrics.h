@@ -67,18 +67,19 @@ struct TopKMetrics {
 // experts' scores lie within `factor` x the token's largest |reference − second opinion| score
 // difference: the routing flipped by drift that two correct implementations show on this token
 // (in a chained run, the accumulated round-off of every layer before it), not by a wrong router.
+// No scores: no such allowance.
 struct FloorTie {
-  const Array& scores;
-  double factor;
+  const Array* scores = nullptr;
+  double factor = 0;
 };
 
 TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Array& scores, double near_tie_rel,
-                          const Array* other_scores = nullptr, const FloorTie* floor = nullptr);
+                          const Array* other_scores = nullptr, const FloorTie& floor = {});
 
 // own [T, K] with every row whose expert set differs from hf's only by a near-tie replaced by hf's
 // row (chained runs follow HF's tie-breaking so one tie cannot cascade through later layers).
 IndexArray resolve_near_ties(const IndexArray& own, const IndexArray& hf, const Array& scores, double near_tie_rel,
-                             const FloorTie* floor = nullptr);
+                             const FloorTie& floor = {});
 
 // Reference top-k weights [T, K] reordered so slot j holds the weight of HF's expert hf[t, j]
 // (top-k order can differ when two selected experts score almost alike). Slots whose expert the

@@ -51,16 +51,16 @@ TEST_CASE("compare_top_k / resolve_near_ties: a swap within factor x the token's
   const Array scores({2, 2}, {0.50, 0.49, 0.50, 0.40});      // gaps 0.01 and 0.10: beyond near_tie_rel
   const Array second({2, 2}, {0.501, 0.49, 0.501, 0.40});    // the second opinion drifts 1e-3 on each
   CHECK(compare_top_k(ref, hf, scores, 1e-5).differ == 2);  // without the floor: two real differences
-  const FloorTie tie{second, 16};                           // 16 x 1e-3 covers 0.01, not 0.10
-  const TopKMetrics m = compare_top_k(ref, hf, scores, 1e-5, nullptr, &tie);
+  const FloorTie tie{&second, 16};                           // 16 x 1e-3 covers 0.01, not 0.10
+  const TopKMetrics m = compare_top_k(ref, hf, scores, 1e-5, nullptr, tie);
   CHECK(m.near_ties == 1);
   CHECK(m.differ == 1);
   CHECK(m.first_token == 1);
-  const IndexArray followed = resolve_near_ties(ref, hf, scores, 1e-5, &tie);
+  const IndexArray followed = resolve_near_ties(ref, hf, scores, 1e-5, tie);
   CHECK(followed.data == std::vector<int64_t>{1, 0});  // HF's choice at the tie only
   const Array nan_second({2, 2}, {NAN, 0.49, 0.501, 0.40});  // a drift that is not finite explains nothing
-  const FloorTie broken{nan_second, 16};
-  CHECK(compare_top_k(ref, hf, scores, 1e-5, nullptr, &broken).differ == 2);
+  const FloorTie broken{&nan_second, 16};
+  CHECK(compare_top_k(ref, hf, scores, 1e-5, nullptr, broken).differ == 2);
 }
 
 }  // namespace parity::harness

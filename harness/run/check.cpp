@@ -101,10 +101,8 @@ class FollowHfTies final : public RoutingPolicy {
   IndexArray resolve(const std::string& router, const IndexArray& own, const Array& scores) const override {
     const std::optional<IndexArray> hf = hf_index(fixture_, router, own);
     if (!hf) return own;
-    const Array* floor_scores = floor_ ? floor_->scores_of(router) : nullptr;
-    const std::optional<FloorTie> tie =
-        floor_scores ? std::optional<FloorTie>(FloorTie{*floor_scores, budget_.near_tie_floor_ratio}) : std::nullopt;
-    return resolve_near_ties(own, *hf, scores, budget_.near_tie_rel, tie ? &*tie : nullptr);
+    const FloorTie tie = floor_ ? floor_->tie_for(router, budget_.near_tie_floor_ratio) : FloorTie{};
+    return resolve_near_ties(own, *hf, scores, budget_.near_tie_rel, tie);
   }
 
   // HF's top-k of `router` when the fixture holds one of own's shape.

@@ -9,9 +9,9 @@ const Array* FloorCapture::find(const std::string& key) const {
   return it == values_.end() ? nullptr : &it->second;
 }
 
-const Array* FloorCapture::scores_of(const std::string& router) const {
+FloorTie FloorCapture::tie_for(const std::string& router, double factor) const {
   auto it = scores_.find(router);
-  return it == scores_.end() ? nullptr : &it->second;
+  return it == scores_.end() ? FloorTie{} : FloorTie{&it->second, factor};
 }
 
 std::unique_ptr<ReferenceModel> floor_model_of(const Fixture& fixture, const WeightSource& weights,

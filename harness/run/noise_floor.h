@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "gate/tensor_metrics.h"
 #include "io/fixture.h"
 #include "models/model.h"
 #include "numerics.h"
@@ -33,7 +34,8 @@ class FloorCapture final : public HookSink {
     scores_[key.substr(0, key.rfind('@'))] = top_k.scores;
   }
   const Array* find(const std::string& key) const;
-  const Array* scores_of(const std::string& router) const;
+  // The near-tie allowance its scores of `router` give (an empty one when it emitted none).
+  FloorTie tie_for(const std::string& router, double factor) const;
   void clear() { values_.clear(), scores_.clear(); }
 
  private:

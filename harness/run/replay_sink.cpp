@@ -84,11 +84,10 @@ void ReplaySink::emit_top_k(const std::string& key, const TopK& top_k) {
     } else if (info.shape != index.shape) {
       r->message = shape_mismatch(index.shape, info.shape, kCheckSides);
     } else {
-      const Array* floor_scores = floor_ ? floor_->scores_of(key.substr(0, key.rfind('@'))) : nullptr;
-      const std::optional<FloorTie> floor_tie =
-          floor_scores ? std::optional<FloorTie>(FloorTie{*floor_scores, budget_.near_tie_floor_ratio}) : std::nullopt;
+      const FloorTie tie = floor_ ? floor_->tie_for(key.substr(0, key.rfind('@')), budget_.near_tie_floor_ratio)
+                                  : FloorTie{};
       gate_top_k(*r, compare_top_k(index, to_index_array(fixture_.read("hooks", key), key), top_k.scores,
-                                   budget_.near_tie_rel, nullptr, floor_tie ? &*floor_tie : nullptr));
+                                   budget_.near_tie_rel, nullptr, tie));
     }
   }
   results_.push_back(std::move(*r));
