@@ -1,5 +1,8 @@
 #include "numerics.h"
 
+#include <cmath>
+#include <cstring>
+
 namespace parity {
 
 std::string_view precision_name(Precision precision) {
@@ -23,11 +26,37 @@ std::optional<Precision> precision_for_run_dtype(std::string_view dtype) {
   return std::nullopt;
 }
 
+double round_bf16(double x, Rounding rounding) {
+  const double nearest = bf16_to_f32(f32_to_bf16(static_cast<float>(x)));
+  if (rounding == Rounding::kNearest || !std::isfinite(nearest) || x == nearest) return nearest;
+  // The two bf16 neighbours of x: truncated toward zero, and one bf16 ulp further out.
+  const float f = static_cast<float>(x);
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t inner_bits = bits & 0xFFFF0000u, outer_bits = inner_bits + 0x10000u;
+  float inner, outer;
+  std::memcpy(&inner, &inner_bits, sizeof inner);
+  std::memcpy(&outer, &outer_bits, sizeof outer);
+  if (!std::isfinite(outer)) return nearest;
+  const double midpoint = (static_cast<double>(inner) + static_cast<double>(outer)) / 2;
+  if (std::abs(x - midpoint) > kBf16FlipWindow * std::abs(x)) return nearest;
+  return nearest == inner ? outer : inner;
+}
+
+double Numerics::act_sum(double x) const {
+  return precision_ == Precision::BF16 ? round_bf16(x, rounding_) : act(x);
+}
+
+void Numerics::act_sum(Array& a) const {
+  if (precision_ == Precision::F64) return;
+  for (double& x : a.data) x = act_sum(x);
+}
+
 double Numerics::act(double x) const {
   switch (precision_) {
     case Precision::F64: return x;
     case Precision::F32: return static_cast<float>(x);
-    case Precision::BF16: return bf16_to_f32(f32_to_bf16(static_cast<float>(x)));
+    case Precision::BF16: return round_bf16(x, Rounding::kNearest);
   }
   return x;
 }

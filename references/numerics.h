@@ -30,12 +30,28 @@ std::optional<Precision> precision_for_run_dtype(std::string_view dtype);
 // points, differing only in how they accumulate, drift apart on these inputs.
 enum class Accumulation { kExact, kFloat };
 
+// How act_sum() rounds to bfloat16: kNearest as HF (round to nearest even); kFlipNearMidpoints is
+// the bf16 second opinion's "one-ulp roundings": a value within kBf16FlipWindow x |x| of the
+// midpoint between its two bf16 neighbours goes to the other neighbour. An engine's float sums put
+// such a value on either side of the midpoint (their error is of that size), so the flip is a
+// rounding a correct engine may make; float accumulation alone flips too few of them to measure a
+// bf16 floor. Only the rounding of a reduction's result flips (act_sum): an elementwise op on bf16
+// operands is computed exactly in float and rounds the same in every engine, and f32 roundings
+// are the float accumulation's own.
+enum class Rounding { kNearest, kFlipNearMidpoints };
+// 2^-20 relative: on the golden and unseen bf16 dumps (ci/measure_noise_floor.py) the reference's
+// act() values flip at a rate at least HF's own measured rate against the exact math (docs/budgets.md
+// "bf16 floor").
+inline constexpr double kBf16FlipWindow = 0x1p-20;
+
 class Numerics {
  public:
-  explicit Numerics(Precision precision = Precision::F64, Accumulation accumulation = Accumulation::kExact)
-      : precision_(precision), accumulation_(accumulation) {}
+  explicit Numerics(Precision precision = Precision::F64, Accumulation accumulation = Accumulation::kExact,
+                    Rounding rounding = Rounding::kNearest)
+      : precision_(precision), accumulation_(accumulation), rounding_(rounding) {}
   Precision precision() const { return precision_; }
   Accumulation accumulation() const { return accumulation_; }
+  Rounding rounding() const { return rounding_; }
   bool float_sums() const { return accumulation_ == Accumulation::kFloat; }
   // The sum of n terms: in f64, or with float_sums() pairwise in float (torch's reductions are
   // blocked and pairwise; a sequential float sum would overstate the error on long rows).
@@ -44,11 +60,19 @@ class Numerics {
   double act(double x) const;
   double f32(double x) const;
   void act(Array& a) const;
+  // act() of a value that came out of a reduction (a matmul, a norm's rsqrt of a sum, a softmax):
+  // the same rounding, except that the bf16 second opinion may flip it (Rounding).
+  double act_sum(double x) const;
+  void act_sum(Array& a) const;
   void f32(Array& a) const;
 
  private:
   Precision precision_;
   Accumulation accumulation_;
+  Rounding rounding_;
 };
+
+// x rounded to bfloat16 as rounding says (kFlipNearMidpoints: see Rounding), widened back.
+double round_bf16(double x, Rounding rounding);
 
 }  // namespace parity

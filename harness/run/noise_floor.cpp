@@ -18,8 +18,10 @@ std::unique_ptr<ReferenceModel> floor_model_of(const Fixture& fixture, const Wei
                                                const Variants& variants) {
   const std::optional<Precision> run = precision_for_run_dtype(fixture.meta_string("dtype"));
   if (!run) return nullptr;
-  return make_reference_model(fixture.config(), weights, Numerics(*run, Accumulation::kFloat), /*keep_weights=*/false,
-                              variants);
+  // bf16: the one-ulp roundings too (numerics.h Rounding); float sums alone rarely flip a bf16 rounding.
+  const Rounding rounding = *run == Precision::BF16 ? Rounding::kFlipNearMidpoints : Rounding::kNearest;
+  return make_reference_model(fixture.config(), weights, Numerics(*run, Accumulation::kFloat, rounding),
+                              /*keep_weights=*/false, variants);
 }
 
 }  // namespace parity::harness

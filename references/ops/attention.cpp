@@ -62,16 +62,16 @@ AttentionResult attention(const Array& q, const Array& k, const Array& v, const 
       double* p = r.probs.data.data() + (b * heads + h) * seq * seq;
       matmul_abt(qh, heads * dim, kh, kv_heads * dim, p, seq, seq, seq, dim, numerics);
       const double* m = mask.data.data() + b * seq * seq;
-      for (int64_t ij = 0; ij < seq * seq; ++ij) p[ij] = numerics.act(numerics.act(numerics.act(p[ij]) * scaling) + m[ij]);
+      for (int64_t ij = 0; ij < seq * seq; ++ij) p[ij] = numerics.act(numerics.act(numerics.act_sum(p[ij]) * scaling) + m[ij]);
       for (int64_t i = 0; i < seq; ++i) {
         softmax_rows_f32(p + i * seq, seq, numerics);
-        for (int64_t j = 0; j < seq; ++j) p[i * seq + j] = numerics.act(p[i * seq + j]);
+        for (int64_t j = 0; j < seq; ++j) p[i * seq + j] = numerics.act_sum(p[i * seq + j]);
       }
       double* out = r.context.data.data() + b * seq * heads * dim + h * dim;
       matmul_ab(p, seq, vh, kv_heads * dim, out, heads * dim, seq, dim, seq, numerics);
     }
   }
-  numerics.act(r.context);
+  numerics.act_sum(r.context);
   return r;
 }
 

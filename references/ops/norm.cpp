@@ -38,9 +38,9 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
     for (int64_t i = 0; i < n; ++i) {
       const double normed = numerics.f32(xr[i] * inv_rms);
       switch (placement) {
-        case NormWeight::kAfterCast: yr[i] = numerics.act(weight_at(i) * numerics.act(normed)); break;
-        case NormWeight::kInFloat32: yr[i] = numerics.act(numerics.f32(normed * weight_at(i))); break;
-        case NormWeight::kNone: yr[i] = numerics.act(normed); break;
+        case NormWeight::kAfterCast: yr[i] = numerics.act(weight_at(i) * numerics.act_sum(normed)); break;
+        case NormWeight::kInFloat32: yr[i] = numerics.act_sum(numerics.f32(normed * weight_at(i))); break;
+        case NormWeight::kNone: yr[i] = numerics.act_sum(normed); break;
       }
     }
   }
