@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 
 namespace parity {
 
@@ -26,7 +27,9 @@ std::optional<Precision> precision_for_run_dtype(std::string_view dtype) {
   return std::nullopt;
 }
 
-double round_bf16(double x, Rounding rounding) {
+double bf16_flip_window(int64_t terms) { return 0x1p-24 * std::sqrt(static_cast<double>(std::max<int64_t>(terms, 1))); }
+
+double round_bf16(double x, Rounding rounding, double window) {
   const double nearest = bf16_to_f32(f32_to_bf16(static_cast<float>(x)));
   if (rounding == Rounding::kNearest || !std::isfinite(nearest) || x == nearest) return nearest;
   // The two bf16 neighbours of x: truncated toward zero, and one bf16 ulp further out.
@@ -39,17 +42,18 @@ double round_bf16(double x, Rounding rounding) {
   std::memcpy(&outer, &outer_bits, sizeof outer);
   if (!std::isfinite(outer)) return nearest;
   const double midpoint = (static_cast<double>(inner) + static_cast<double>(outer)) / 2;
-  if (std::abs(x - midpoint) > kBf16FlipWindow * std::abs(x)) return nearest;
+  if (std::abs(x - midpoint) > window * std::abs(x)) return nearest;
   return nearest == inner ? outer : inner;
 }
 
-double Numerics::act_sum(double x) const {
-  return precision_ == Precision::BF16 ? round_bf16(x, rounding_) : act(x);
+double Numerics::act_sum(double x, int64_t terms) const {
+  return precision_ == Precision::BF16 ? round_bf16(x, rounding_, bf16_flip_window(terms)) : act(x);
 }
 
-void Numerics::act_sum(Array& a) const {
+void Numerics::act_sum(Array& a, int64_t terms) const {
   if (precision_ == Precision::F64) return;
-  for (double& x : a.data) x = act_sum(x);
+  const double window = bf16_flip_window(terms);
+  for (double& x : a.data) x = precision_ == Precision::BF16 ? round_bf16(x, rounding_, window) : act(x);
 }
 
 double Numerics::act(double x) const {

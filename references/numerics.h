@@ -31,18 +31,20 @@ std::optional<Precision> precision_for_run_dtype(std::string_view dtype);
 enum class Accumulation { kExact, kFloat };
 
 // How act_sum() rounds to bfloat16: kNearest as HF (round to nearest even); kFlipNearMidpoints is
-// the bf16 second opinion's "one-ulp roundings": a value within kBf16FlipWindow x |x| of the
-// midpoint between its two bf16 neighbours goes to the other neighbour. An engine's float sums put
-// such a value on either side of the midpoint (their error is of that size), so the flip is a
-// rounding a correct engine may make; float accumulation alone flips too few of them to measure a
-// bf16 floor. Only the rounding of a reduction's result flips (act_sum): an elementwise op on bf16
-// operands is computed exactly in float and rounds the same in every engine, and f32 roundings
-// are the float accumulation's own.
+// the bf16 second opinion's "one-ulp roundings": a reduction's result within bf16_flip_window(n) x
+// |x| of the midpoint between its two bf16 neighbours goes to the other neighbour. An engine's
+// float sums of n terms put such a value on either side of the midpoint (their error is of that
+// size), so the flip is a rounding a correct engine may make; float accumulation alone flips too
+// few of them to measure a bf16 floor. Only a reduction's result flips (act_sum): an elementwise op
+// on bf16 operands is computed exactly in float and rounds the same in every engine, and f32
+// roundings are the float accumulation's own.
 enum class Rounding { kNearest, kFlipNearMidpoints };
-// 2^-20 relative: on the golden and unseen bf16 dumps (ci/measure_noise_floor.py) the reference's
-// act() values flip at a rate at least HF's own measured rate against the exact math (docs/budgets.md
-// "bf16 floor").
-inline constexpr double kBf16FlipWindow = 0x1p-20;
+// The relative error of a float sum of n terms of mixed sign: about 2^-24 x sqrt(n) (a random walk
+// of n float roundings, relative to a result of the size of one term times sqrt(n)). Measured on
+// the golden and unseen bf16 dumps (ci/measure_noise_floor.py; docs/budgets.md "Noise floor"):
+// every window from 2^-22 to 2^-20 at their reduction lengths (24 to 512) leaves the clean hooks
+// within their budget, 2^-24 does not.
+double bf16_flip_window(int64_t terms);
 
 class Numerics {
  public:
@@ -60,10 +62,11 @@ class Numerics {
   double act(double x) const;
   double f32(double x) const;
   void act(Array& a) const;
-  // act() of a value that came out of a reduction (a matmul, a norm's rsqrt of a sum, a softmax):
-  // the same rounding, except that the bf16 second opinion may flip it (Rounding).
-  double act_sum(double x) const;
-  void act_sum(Array& a) const;
+  // act() of a value that came out of a reduction of `terms` terms (a matmul over K, a norm's
+  // rsqrt of a sum over its row, a softmax over its row): the same rounding, except that the bf16
+  // second opinion may flip it (Rounding).
+  double act_sum(double x, int64_t terms) const;
+  void act_sum(Array& a, int64_t terms) const;
   void f32(Array& a) const;
 
  private:
@@ -72,7 +75,8 @@ class Numerics {
   Rounding rounding_;
 };
 
-// x rounded to bfloat16 as rounding says (kFlipNearMidpoints: see Rounding), widened back.
-double round_bf16(double x, Rounding rounding);
+// x rounded to bfloat16 as rounding says (kFlipNearMidpoints: flipped within window x |x| of a
+// midpoint, see Rounding), widened back.
+double round_bf16(double x, Rounding rounding, double window = 0);
 
 }  // namespace parity

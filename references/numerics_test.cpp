@@ -90,30 +90,37 @@ TEST_CASE("numerics: BF16 rounds act() to bfloat16 to nearest even but f32() onl
   CHECK(b.data == std::vector<double>{tie_down, tie_up, static_cast<double>(0.1f)});
 }
 
-TEST_CASE("numerics: the one-ulp roundings flip a reduction's bf16 rounding only within the window of a midpoint") {
+TEST_CASE("numerics: the one-ulp roundings flip a reduction's bf16 rounding only within its window of a midpoint") {
+  // The window is a float sum's relative error: 2^-24 x sqrt(terms).
+  CHECK(bf16_flip_window(64) == 0x1p-21);
+  CHECK(bf16_flip_window(1024) == 0x1p-19);
+  CHECK(bf16_flip_window(0) == 0x1p-24);  // an empty reduction is treated as one term
+  const double window = bf16_flip_window(64);
   // 1 and 1 + 2^-7 are neighbours in bf16; their midpoint is 1 + 2^-8.
   const double mid = 1.0 + 0x1p-8, ulp_up = 1.0 + 0x1p-7;
-  const double inside_below = mid - 0.5 * kBf16FlipWindow, outside_below = mid - 4 * kBf16FlipWindow;
+  const double inside_below = mid - 0.5 * window, outside_below = mid - 3 * window;
   CHECK(round_bf16(inside_below, Rounding::kNearest) == 1.0);
-  CHECK(round_bf16(inside_below, Rounding::kFlipNearMidpoints) == ulp_up);  // HF's sums may have put it above
-  CHECK(round_bf16(outside_below, Rounding::kFlipNearMidpoints) == 1.0);    // too far for float sums to cross
-  const double inside_above = mid + 0.5 * kBf16FlipWindow;
+  CHECK(round_bf16(inside_below, Rounding::kFlipNearMidpoints, window) == ulp_up);  // float sums may cross
+  CHECK(round_bf16(outside_below, Rounding::kFlipNearMidpoints, window) == 1.0);    // too far for 64 terms
+  CHECK(round_bf16(outside_below, Rounding::kFlipNearMidpoints, bf16_flip_window(1024)) == ulp_up);  // not for 1024
+  const double inside_above = mid + 0.5 * window;
   CHECK(round_bf16(inside_above, Rounding::kNearest) == ulp_up);
-  CHECK(round_bf16(inside_above, Rounding::kFlipNearMidpoints) == 1.0);
-  CHECK(round_bf16(-inside_below, Rounding::kFlipNearMidpoints) == -ulp_up);  // sign-symmetric
-  CHECK(round_bf16(1.0, Rounding::kFlipNearMidpoints) == 1.0);                // exact values never move
+  CHECK(round_bf16(inside_above, Rounding::kFlipNearMidpoints, window) == 1.0);
+  CHECK(round_bf16(-inside_below, Rounding::kFlipNearMidpoints, window) == -ulp_up);  // sign-symmetric
+  CHECK(round_bf16(1.0, Rounding::kFlipNearMidpoints, window) == 1.0);                // exact values never move
 
   // act() is an elementwise op's rounding (exact in float, the same in every engine): never flipped.
   const Numerics second(Precision::BF16, Accumulation::kFloat, Rounding::kFlipNearMidpoints);
   CHECK(second.act(inside_below) == 1.0);
-  CHECK(second.act_sum(inside_below) == ulp_up);
-  CHECK(Numerics(Precision::BF16).act_sum(inside_below) == 1.0);
+  CHECK(second.act_sum(inside_below, 64) == ulp_up);
+  CHECK(second.act_sum(outside_below, 64) == 1.0);
+  CHECK(Numerics(Precision::BF16).act_sum(inside_below, 64) == 1.0);
   // Only bf16 roundings flip: in an f32 run act_sum is act.
   const Numerics f32_second(Precision::F32, Accumulation::kFloat, Rounding::kFlipNearMidpoints);
-  CHECK(f32_second.act_sum(inside_below) == static_cast<float>(inside_below));
+  CHECK(f32_second.act_sum(inside_below, 64) == static_cast<float>(inside_below));
   Array a({2});
   a.data = {inside_below, outside_below};
-  second.act_sum(a);
+  second.act_sum(a, 64);
   CHECK(a.data[0] == ulp_up);
   CHECK(a.data[1] == 1.0);
 }

@@ -49,10 +49,13 @@ CONFIGS = {"gemma4": UNSEEN_GEMMA4, "olmoe": UNSEEN_OLMOE}
 FIRST_FAILURE = {name: bug.lives_at for name, bug in BUGS.items()}
 
 
-def unseen_dump(tmp_path: Path, family: str, bug: str | None) -> Path:
+def unseen_dump(tmp_path: Path, family: str, bug: str | None, dtype: str | None = None) -> Path:
+    """A dump of the unseen model of `family`, with `bug` planted, in `dtype` (default: the run dtype
+    of the bug's zoo fixture, so a bf16 cast-point bug is dumped in bf16; float32 when clean)."""
     config = tmp_path / f"unseen_{family}.json"
     config.write_text(json.dumps(CONFIGS[family]))
-    model = random_model(config, seed=37)
+    dtype = dtype or (BUGS[bug].fixture["dtype"] if bug else "float32")
+    model = random_model(config, seed=37, dtype=dtype)
     ids = random_input_ids(38, 2, 9, CONFIGS[family]["vocab_size"])
     out = tmp_path / f"{bug or 'clean'}.h5"
     if bug:
@@ -95,9 +98,10 @@ def test_a_bug_in_an_unseen_config_fails_where_it_lives_and_diagnose_names_it(tm
     assert diagnosis["also_matching"] == []
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 @pytest.mark.parametrize("family", sorted(CONFIGS))
-def test_a_clean_dump_of_an_unseen_config_matches_hf(tmp_path, family):
-    fixture = unseen_dump(tmp_path, family, None)
+def test_a_clean_dump_of_an_unseen_config_matches_hf(tmp_path, family, dtype):
+    fixture = unseen_dump(tmp_path, family, None, dtype)
     for mode in ("isolated", "chained"):
         assert check_json(tmp_path, fixture, mode)[0] == 0
     code, diagnosis, text = diagnose_json(tmp_path, fixture)
@@ -105,7 +109,20 @@ def test_a_clean_dump_of_an_unseen_config_matches_hf(tmp_path, family):
     assert diagnosis["first_seen"] is None and diagnosis["variant"] is None
     tried = {r["variant"] for r in diagnosis["ranking"]}
     assert "hf" in tried and len(tried) > 1
-    assert all(not r["passed"] for r in diagnosis["ranking"] if r["variant"] != "hf" and r["changes_model"])
+    assert all(not r["passed"] for r in diagnosis["ranking"]
+               if r["variant"] != "hf" and r["changes_model"] and r["variant"] not in _INVISIBLE[dtype]), text
+
+
+# Variants a clean dump of the unseen model cannot tell from HF's math at this run dtype, and why.
+_INVISIBLE = {
+    # The bf16 cast-point bugs move where a bf16 run rounds; in float32 their steps are HF's up to
+    # an f32 rounding (the bf16-softmax and bf16-norm steps rounded to float: rel_l2 < 1e-7).
+    "float32": {name for name, bug in BUGS.items() if bug.fixture["dtype"] == "bfloat16"},
+    # softcap 30 on this model's logits (|x| < 2) changes them by 1.3e-3 relative (measured in
+    # float32), under the bf16 min_rel_l2 of 1.5e-3: one rounding of the logits. Its zoo fixture
+    # (softcap 1.5, float32) and real models (softcap 30 on logits up to 30) are far over it.
+    "bfloat16": {"gemma4_no_final_softcap"},
+}
 
 
 @pytest.mark.parametrize("fixture", sorted(GOLDEN.glob("*.h5")), ids=lambda p: p.name)

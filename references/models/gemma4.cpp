@@ -94,20 +94,24 @@ Shape Gemma4::weight_shape(const std::string& module) const {
 
 // --- model level -----------------------------------------------------------------------------------
 
+// Gemma4TextScaledWordEmbedding: embed_scale (float32 √dim) is cast to the weight's dtype, which is
+// the run dtype T (bf16: √2816 = 53.07 -> 53.0). gemma4_embed_scale_not_bf16: the float32 scale
+// itself (torch multiplies a bf16 tensor by a float32 0-d tensor in float, then rounds).
+double Gemma4::embed_scale(int64_t dim) const {
+  const double scale = std::sqrt(static_cast<double>(dim));
+  return variants_.has(Variant::kGemma4EmbedScaleNotBf16) ? numerics_.f32(scale) : numerics_.act(scale);
+}
+
 Array Gemma4::embed_tokens(const IndexArray& input_ids) const {
   const auto table = weight(module_path("embed_tokens.weight"), {config_.vocab_size, config_.hidden_size});
-  // Gemma4TextScaledWordEmbedding: embed_scale (float32 √H) is cast to the weight's dtype, which is
-  // the run dtype T (bf16: √2816 = 53.07 -> 53.0).
-  const double embed_scale = numerics_.act(std::sqrt(static_cast<double>(config_.hidden_size)));
-  return ops::scale(ops::embedding(input_ids, *table), embed_scale, numerics_);
+  return ops::scale(ops::embedding(input_ids, *table), embed_scale(config_.hidden_size), numerics_);
 }
 
 Array Gemma4::embed_tokens_per_layer(const IndexArray& input_ids) const {
   const Gemma4Config& c = config_;
   const auto table = weight(module_path("embed_tokens_per_layer.weight"),
                             {c.vocab_size_per_layer_input, c.num_hidden_layers * c.hidden_size_per_layer_input});
-  const double embed_scale = numerics_.act(std::sqrt(static_cast<double>(c.hidden_size_per_layer_input)));
-  return ops::scale(ops::embedding(input_ids, *table), embed_scale, numerics_);
+  return ops::scale(ops::embedding(input_ids, *table), embed_scale(c.hidden_size_per_layer_input), numerics_);
 }
 
 Array Gemma4::per_layer_norm_input(const Array& projection) const {
@@ -167,7 +171,13 @@ Array Gemma4::norm(const std::string& module, const Array& x) const {
   const auto w = weight(module + ".weight", weight_shape(module));
   // rmsnorm_one_plus_weight: x_hat_f32 * (1 + w.float()), Gemma 1-3's norm.
   const double offset = variants_.has(Variant::kRmsNormOnePlusWeight) ? 1.0 : 0.0;
-  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, numerics_, module, offset);
+  return ops::rms_norm(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, numerics_, module, offset,
+                       norm_arithmetic());
+}
+
+// gemma4_rmsnorm_bf16: every norm, with a weight or without, computed in the activation dtype.
+ops::NormArithmetic Gemma4::norm_arithmetic() const {
+  return variants_.has(Variant::kGemma4RmsNormBf16) ? ops::NormArithmetic::kActivation : ops::NormArithmetic::kFloat32;
 }
 
 void Gemma4::rotate(int64_t layer, Array& x, const ops::RotaryTables& rope) const {
@@ -183,7 +193,8 @@ void Gemma4::rotate(int64_t layer, Array& x, const ops::RotaryTables& rope) cons
 }
 
 Array Gemma4::norm_without_scale(const Array& x) const {
-  return ops::rms_norm(x, nullptr, config_.rms_norm_eps, ops::NormWeight::kNone, numerics_, "norm without scale");
+  return ops::rms_norm(x, nullptr, config_.rms_norm_eps, ops::NormWeight::kNone, numerics_, "norm without scale",
+                       0.0, norm_arithmetic());
 }
 
 Array Gemma4::linear(const std::string& module, const Array& x) const {
@@ -234,7 +245,10 @@ Gemma4::AttentionTrace Gemma4::self_attn(int64_t layer, const Array& x, const op
   const double scaling = variants_.has(Variant::kGemma4AttentionScaleInvSqrtD)
                              ? numerics_.f32(std::pow(static_cast<double>(dim), -0.5))
                              : 1.0;
-  ops::AttentionResult a = ops::attention(q, t.kv.key, t.kv.value, mask, scaling, numerics_);
+  const ops::SoftmaxArithmetic softmax = variants_.has(Variant::kGemma4AttentionSoftmaxBf16)
+                                             ? ops::SoftmaxArithmetic::kActivation
+                                             : ops::SoftmaxArithmetic::kFloat32;
+  ops::AttentionResult a = ops::attention(q, t.kv.key, t.kv.value, mask, scaling, numerics_, softmax);
   t.context = std::move(a.context);
   t.probs = std::move(a.probs);
   t.out = linear(p + "o_proj", t.context);
@@ -271,6 +285,20 @@ Array Gemma4::router_proj(int64_t layer, const Array& proj_in) const {
   return ops::linear(proj_in, folded, numerics_, m);
 }
 
+namespace {
+
+// top_k_weights /= top_k_weights.sum(-1, keepdim=True) on a bf16 tensor: the sum accumulated in
+// float and rounded once, each quotient rounded (gemma4_router_bf16).
+void renormalise_in_act_dtype(Array& weights, const Numerics& numerics) {
+  for (int64_t t = 0; t < weights.rows(); ++t) {
+    double* row = weights.row(t);
+    const double sum = numerics.act_sum(numerics.sum(row, weights.last_dim()), weights.last_dim());
+    for (int64_t j = 0; j < weights.last_dim(); ++j) row[j] = numerics.act(row[j] / sum);
+  }
+}
+
+}  // namespace
+
 Gemma4::RouterTrace Gemma4::router(int64_t layer, const Array& x, const IndexArray* replay_index,
                                    const RoutingPolicy* routing) const {
   const Gemma4Config& c = config_;
@@ -280,16 +308,22 @@ Gemma4::RouterTrace Gemma4::router(int64_t layer, const Array& x, const IndexArr
   t.proj_in = router_proj_input(layer, t.norm);
   t.logits = router_proj(layer, t.proj_in);
   t.probs = ops::router_probs(t.logits, numerics_);  // float32 softmax over ALL experts (v5.13+)
+  // gemma4_router_bf16: softmax(scores) without dtype=float32 (computed in float, rounded to bf16),
+  // so the choice, the renormalisation and the scale all see bf16 probabilities and round in bf16.
+  const bool in_bf16 = variants_.has(Variant::kGemma4RouterBf16);
+  if (in_bf16) numerics_.act_sum(t.probs, c.num_experts);
   t.top_k_index = ops::top_k_rows(t.probs, c.top_k_experts);
   if (replay_index) t.routed = *replay_index;
   else if (routing) t.routed = routing->resolve(p, t.top_k_index, t.probs);
   else t.routed = t.top_k_index;
   // Always renormalised, then times per_expert_scale (so the weights need not sum to 1); float32.
-  t.top_k_weights = ops::gather_top_k(t.probs, t.routed, /*renormalise=*/true, numerics_);
+  t.top_k_weights = ops::gather_top_k(t.probs, t.routed, /*renormalise=*/!in_bf16, numerics_);
+  if (in_bf16) renormalise_in_act_dtype(t.top_k_weights, numerics_);
   const auto per_expert_scale = weight(p + ".per_expert_scale", {c.num_experts});
-  for (int64_t i = 0; i < t.top_k_weights.numel(); ++i)
-    t.top_k_weights.data[i] =
-        numerics_.f32(t.top_k_weights.data[i] * per_expert_scale->data[static_cast<size_t>(t.routed.data[i])]);
+  for (int64_t i = 0; i < t.top_k_weights.numel(); ++i) {
+    const double scaled = t.top_k_weights.data[i] * per_expert_scale->data[static_cast<size_t>(t.routed.data[i])];
+    t.top_k_weights.data[i] = in_bf16 ? numerics_.act(scaled) : numerics_.f32(scaled);
+  }
   return t;
 }
 
@@ -345,7 +379,14 @@ Gemma4::LayerTrace Gemma4::decoder_layer(int64_t layer, const Array& h, const Ar
   t.input_layernorm = norm(p + "input_layernorm", h);
   t.attn = self_attn(layer, t.input_layernorm, rope, mask, shared);
   t.post_attention_layernorm = norm(p + "post_attention_layernorm", t.attn.out);
-  t.residual = ops::add(h, t.post_attention_layernorm, numerics_, "attention residual");
+  // gemma4_residual_fp32_rounded_late: the residual stream is summed in fp32 and rounded to the
+  // activation dtype once, before layer_scalar; each branch reads the rounded stream.
+  const bool late = variants_.has(Variant::kGemma4ResidualFp32RoundedLate);
+  const Numerics fp32(Precision::F32);
+  const Numerics& stream_sum = late ? fp32 : numerics_;
+  Array stream = ops::add(h, t.post_attention_layernorm, stream_sum, "attention residual");
+  t.residual = stream;
+  if (late) numerics_.act(t.residual);
   t.pre_feedforward_layernorm = norm(p + "pre_feedforward_layernorm", t.residual);
   // MoE: normed2 = pre_feedforward_layernorm_2(h1) once, for the experts (and, under
   // gemma4_mlp_on_pre_feedforward_layernorm_2, the dense MLP: pre_feedforward_layernorm's output unused).
@@ -362,14 +403,16 @@ Gemma4::LayerTrace Gemma4::decoder_layer(int64_t layer, const Array& h, const Ar
     ffn = &t.moe->sum;
   }
   t.post_feedforward_layernorm = norm(p + "post_feedforward_layernorm", *ffn);
-  Array h2 = ops::add(t.residual, t.post_feedforward_layernorm, numerics_, "feed-forward residual");
+  stream = ops::add(stream, t.post_feedforward_layernorm, stream_sum, "feed-forward residual");
   if (config_.has_ple()) {
     PARITY_CHECK(per_layer_input != nullptr, "[gemma4] layer {} needs its per-layer input", layer);
-    t.ple_residual = h2;
-    t.ple = ple(layer, h2, *per_layer_input);
-    h2 = ops::add(h2, t.ple->norm, numerics_, "per-layer-input residual");
+    t.ple_residual = stream;
+    if (late) numerics_.act(t.ple_residual);
+    t.ple = ple(layer, t.ple_residual, *per_layer_input);
+    stream = ops::add(stream, t.ple->norm, stream_sum, "per-layer-input residual");
   }
-  t.out = scale_by_layer_scalar(layer, h2);
+  if (late) numerics_.act(stream);
+  t.out = scale_by_layer_scalar(layer, stream);
   return t;
 }
 

@@ -30,6 +30,7 @@
 
 #include "gemma4_config.h"
 #include "model.h"
+#include "ops/norm.h"
 #include "ops/rope.h"
 #include "variants.h"
 
@@ -112,6 +113,7 @@ class Gemma4 final : public ReferenceModel {
   std::string layer_prefix(int64_t layer) const;  // "model.layers.3." (or "model.language_model.layers.3.")
 
   Array embed_tokens(const IndexArray& input_ids) const;
+  double embed_scale(int64_t dim) const;  // √dim as the embedding multiplies by it
   Array embed_tokens_per_layer(const IndexArray& input_ids) const;
   Array per_layer_norm_input(const Array& projection) const;  // · H^-½, reshaped to [B, S, L, P]
   Array combine_per_layer_inputs(const Array& norm, const Array& tokens) const;
@@ -123,6 +125,7 @@ class Gemma4 final : public ReferenceModel {
   Array norm(const std::string& module, const Array& x) const;  // any Gemma4RMSNorm with a weight
   void rotate(int64_t layer, Array& x, const ops::RotaryTables& rope) const;  // RoPE of q or k [B, S, N, d], in place
   Array norm_without_scale(const Array& x) const;               // v_norm, router.norm
+  ops::NormArithmetic norm_arithmetic() const;
   Array linear(const std::string& module, const Array& x) const;
   Array activation(const Array& x) const;  // hidden_activation, elementwise
   // shared: the source layer's K/V, required on KV-shared layers and ignored elsewhere.

@@ -290,6 +290,14 @@ bool Gemma4::replay_inline_step(int64_t layer, const std::string& step, const st
   if (step == ".router.proj@in") return emit(router_proj_input(layer, hf(p + "router.norm")));
   if (step == ".post_feedforward_layernorm@in")
     return emit(sum_of(p + "post_feedforward_layernorm_1", p + "post_feedforward_layernorm_2"));
+  if (step == ".per_layer_input_gate@in" && variants_.has(Variant::kGemma4ResidualFp32RoundedLate)) {
+    // The fp32 stream is not a hook: rebuild it from the layer's input and both branches, rounded once.
+    const Numerics fp32(Precision::F32);
+    Array stream = ops::add(ops::add(hf(base + "@in"), hf(p + "post_attention_layernorm"), fp32, m),
+                            hf(p + "post_feedforward_layernorm"), fp32, m);
+    numerics_.act(stream);
+    return emit(stream);
+  }
   if (step == ".per_layer_input_gate@in")
     return emit(sum_of(p + "pre_feedforward_layernorm@in", p + "post_feedforward_layernorm"));
   if (step == ".per_layer_projection@in")

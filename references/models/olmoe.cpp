@@ -188,7 +188,7 @@ Olmoe::RouterTrace Olmoe::gate(int64_t layer, const Array& x, const IndexArray* 
   t.top_k_weights = variants_.has(Variant::kOlmoeRouterTopkSoftmax)
                         ? ops::softmax_top_k_logits(t.logits, t.routed, c.norm_topk_prob, numerics_)
                         : ops::gather_top_k(t.probs, t.routed, c.norm_topk_prob, numerics_);
-  numerics_.act_sum(t.top_k_weights);  // router_top_value.to(router_logits.dtype)
+  numerics_.act_sum(t.top_k_weights, c.num_experts);  // router_top_value.to(router_logits.dtype)
   return t;
 }
 

@@ -33,6 +33,11 @@ constexpr std::array<std::pair<Variant, std::string_view>, kVariantCount> kRegis
     {Variant::kGemma4KEqVAfterNormRope, "gemma4_k_eq_v_after_norm_and_rope"},
     {Variant::kGemma4LayerScalarIgnored, "gemma4_layer_scalar_ignored"},
     {Variant::kGemma4RouterFoldedBf16, "gemma4_router_folded_bf16"},
+    {Variant::kGemma4EmbedScaleNotBf16, "gemma4_embed_scale_not_bf16"},
+    {Variant::kGemma4AttentionSoftmaxBf16, "gemma4_attention_softmax_bf16"},
+    {Variant::kGemma4RmsNormBf16, "gemma4_rmsnorm_bf16"},
+    {Variant::kGemma4ResidualFp32RoundedLate, "gemma4_residual_fp32_rounded_late"},
+    {Variant::kGemma4RouterBf16, "gemma4_router_bf16"},
 }};
 
 constexpr bool every_value_bound_in_enum_order() {

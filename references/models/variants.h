@@ -31,6 +31,12 @@ enum class Variant {
   kGemma4KEqVAfterNormRope,        // k_eq_v values taken after k_norm and RoPE
   kGemma4LayerScalarIgnored,       // layer_scalar not applied to the layer output
   kGemma4RouterFoldedBf16,         // router.scale * H^-1/2 folded into router.proj, rounded to bf16
+  // The bf16 cast-point bugs: each changes where a bf16 run rounds (a float32 run computes the same).
+  kGemma4EmbedScaleNotBf16,        // embed_scale applied as float32, not rounded to bf16 first
+  kGemma4AttentionSoftmaxBf16,     // attention softmax computed in bf16 (exp, sum, quotient rounded)
+  kGemma4RmsNormBf16,              // every RMSNorm computed in bf16 instead of float32
+  kGemma4ResidualFp32RoundedLate,  // a layer's residual adds accumulated in fp32, rounded once at the end
+  kGemma4RouterBf16,               // router softmax and renormalisation in bf16 instead of float32
   kCount
 };
 

@@ -41,8 +41,17 @@ void softmax_rows_f32(double* row, int64_t n, const Numerics& numerics) {
   for (int64_t j = 0; j < n; ++j) row[j] = numerics.f32(row[j] / sum);
 }
 
+// softmax computed in the activation dtype, as `w - w.amax(-1)`, `.exp()`, `/ .sum(-1)` on a bf16
+// tensor: each elementwise result rounded, the sum accumulated in float and rounded once.
+void softmax_row_in_act_dtype(double* row, int64_t n, const Numerics& numerics) {
+  const double max = *std::max_element(row, row + n);
+  for (int64_t j = 0; j < n; ++j) row[j] = numerics.act(numerics.f32(std::exp(numerics.act(row[j] - max))));
+  const double sum = numerics.act_sum(numerics.sum(row, n), n);
+  for (int64_t j = 0; j < n; ++j) row[j] = numerics.act(row[j] / sum);
+}
+
 AttentionResult attention(const Array& q, const Array& k, const Array& v, const Array& mask, double scaling,
-                          const Numerics& numerics) {
+                          const Numerics& numerics, SoftmaxArithmetic softmax) {
   PARITY_CHECK(q.shape.size() == 4 && k.shape.size() == 4 && v.shape == k.shape,
                "[attention] want q [B, S, Nh, D] and k, v [B, S, Nkv, D], got {}, {}, {}", shape_str(q.shape),
                shape_str(k.shape), shape_str(v.shape));
@@ -62,16 +71,20 @@ AttentionResult attention(const Array& q, const Array& k, const Array& v, const 
       double* p = r.probs.data.data() + (b * heads + h) * seq * seq;
       matmul_abt(qh, heads * dim, kh, kv_heads * dim, p, seq, seq, seq, dim, numerics);
       const double* m = mask.data.data() + b * seq * seq;
-      for (int64_t ij = 0; ij < seq * seq; ++ij) p[ij] = numerics.act(numerics.act(numerics.act_sum(p[ij]) * scaling) + m[ij]);
+      for (int64_t ij = 0; ij < seq * seq; ++ij) p[ij] = numerics.act(numerics.act(numerics.act_sum(p[ij], dim) * scaling) + m[ij]);
       for (int64_t i = 0; i < seq; ++i) {
+        if (softmax == SoftmaxArithmetic::kActivation) {
+          softmax_row_in_act_dtype(p + i * seq, seq, numerics);
+          continue;
+        }
         softmax_rows_f32(p + i * seq, seq, numerics);
-        for (int64_t j = 0; j < seq; ++j) p[i * seq + j] = numerics.act_sum(p[i * seq + j]);
+        for (int64_t j = 0; j < seq; ++j) p[i * seq + j] = numerics.act_sum(p[i * seq + j], seq);
       }
       double* out = r.context.data.data() + b * seq * heads * dim + h * dim;
       matmul_ab(p, seq, vh, kv_heads * dim, out, heads * dim, seq, dim, seq, numerics);
     }
   }
-  numerics.act_sum(r.context);
+  numerics.act_sum(r.context, seq);
   return r;
 }
 

@@ -21,8 +21,12 @@ struct AttentionResult {
 };
 
 // q [B, S, Nh, D], k and v [B, S, Nkv, D], mask [B, 1, S, S] (additive).
+// How the attention softmax computes: kFloat32 as HF (softmax(dtype=float32).to(dtype)); kActivation
+// in the activation dtype, every step rounded (the gemma4_attention_softmax_bf16 bug).
+enum class SoftmaxArithmetic { kFloat32, kActivation };
+
 AttentionResult attention(const Array& q, const Array& k, const Array& v, const Array& mask, double scaling,
-                          const Numerics& numerics);
+                          const Numerics& numerics, SoftmaxArithmetic softmax = SoftmaxArithmetic::kFloat32);
 
 // Softmax over the last dim computed in float32 (torch softmax(dtype=float32)); no cast back.
 void softmax_rows_f32(double* row, int64_t n, const Numerics& numerics);

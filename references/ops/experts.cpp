@@ -37,7 +37,7 @@ Array run_expert(const Array& rows, int64_t e, const Dims& d, const ExpertWeight
   Array gate_up({n, 2 * d.inter});
   matmul_xwt(rows.data.data(), n, d.hidden, w.gate_up_proj.data.data() + e * 2 * d.inter * d.hidden, 2 * d.inter,
              gate_up.data.data(), numerics);
-  numerics.act_sum(gate_up);
+  numerics.act_sum(gate_up, d.hidden);
   Array hidden({n, d.inter});
   for (int64_t r = 0; r < n; ++r)
     for (int64_t i = 0; i < d.inter; ++i) {
@@ -47,7 +47,7 @@ Array run_expert(const Array& rows, int64_t e, const Dims& d, const ExpertWeight
   Array out({n, d.hidden});
   matmul_xwt(hidden.data.data(), n, d.inter, w.down_proj.data.data() + e * d.hidden * d.inter, d.hidden,
              out.data.data(), numerics);
-  numerics.act_sum(out);
+  numerics.act_sum(out, d.inter);
   return out;
 }
 

@@ -73,7 +73,7 @@ Array linear(const Array& x, const Weight& weight, const Numerics& numerics, std
   shape.back() = out;
   Array y(shape);
   matmul_xwt(x.data.data(), x.rows(), in, weight.data.data(), out, y.data.data(), numerics);
-  numerics.act_sum(y);
+  numerics.act_sum(y, in);
   return y;
 }
 

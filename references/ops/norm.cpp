@@ -1,12 +1,29 @@
 #include "norm.h"
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
 namespace parity::ops {
 
+namespace {
+
+// One row as NormArithmetic::kActivation computes it (weight: nullptr for a weight-less norm).
+void rms_norm_row_in_act_dtype(const double* xr, double* yr, int64_t n, const std::function<double(int64_t)>* weight,
+                               double eps32, const Numerics& numerics, std::vector<double>& squares) {
+  for (int64_t i = 0; i < n; ++i) squares[static_cast<size_t>(i)] = numerics.act(xr[i] * xr[i]);
+  const double mean_sq = numerics.act_sum(numerics.sum(squares.data(), n) / static_cast<double>(n), n);
+  const double inv_rms = numerics.act(1.0 / numerics.act(std::sqrt(numerics.act(mean_sq + eps32))));
+  for (int64_t i = 0; i < n; ++i) {
+    const double normed = numerics.act(xr[i] * inv_rms);
+    yr[i] = weight ? numerics.act(normed * (*weight)(i)) : normed;
+  }
+}
+
+}  // namespace
+
 Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight placement, const Numerics& numerics,
-               std::string_view name, double weight_offset) {
+               std::string_view name, double weight_offset, NormArithmetic arithmetic) {
   const int64_t n = x.last_dim();
   PARITY_CHECK(n > 0, "[{}] cannot normalise an empty last dim, input {}", name, shape_str(x.shape));
   if (placement != NormWeight::kNone) {
@@ -26,9 +43,15 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
   const double eps32 = numerics.f32(eps);  // torch adds the Python float eps to a float32 tensor
   Array y(x.shape);
   std::vector<double> squares(static_cast<size_t>(n));
+  const std::function<double(int64_t)> weight_fn = weight_at;
   for (int64_t r = 0; r < x.rows(); ++r) {
     const double* xr = x.row(r);
     double* yr = y.row(r);
+    if (arithmetic == NormArithmetic::kActivation) {
+      rms_norm_row_in_act_dtype(xr, yr, n, placement == NormWeight::kNone ? nullptr : &weight_fn, eps32, numerics,
+                                squares);
+      continue;
+    }
     // The reference sums exact squares in f64; an engine (float_sums) squares and sums in float32.
     for (int64_t i = 0; i < n; ++i)
       squares[static_cast<size_t>(i)] = numerics.float_sums() ? numerics.f32(xr[i] * xr[i]) : xr[i] * xr[i];
@@ -38,9 +61,9 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
     for (int64_t i = 0; i < n; ++i) {
       const double normed = numerics.f32(xr[i] * inv_rms);
       switch (placement) {
-        case NormWeight::kAfterCast: yr[i] = numerics.act(weight_at(i) * numerics.act_sum(normed)); break;
-        case NormWeight::kInFloat32: yr[i] = numerics.act_sum(numerics.f32(normed * weight_at(i))); break;
-        case NormWeight::kNone: yr[i] = numerics.act_sum(normed); break;
+        case NormWeight::kAfterCast: yr[i] = numerics.act(weight_at(i) * numerics.act_sum(normed, n)); break;
+        case NormWeight::kInFloat32: yr[i] = numerics.act_sum(numerics.f32(normed * weight_at(i)), n); break;
+        case NormWeight::kNone: yr[i] = numerics.act_sum(normed, n); break;
       }
     }
   }

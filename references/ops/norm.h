@@ -18,7 +18,13 @@ namespace parity::ops {
 enum class NormWeight { kAfterCast, kInFloat32, kNone };
 
 // Normalises every row of x (its last dim); weight is [last dim] (ignored for kNone).
+// How the norm computes: kFloat32 as HF (x.float(), cast back at the end); kActivation in the
+// activation dtype, every step rounded (the gemma4_rmsnorm_bf16 bug): x^2, the mean (accumulated in
+// float, rounded once), + eps, its square root, the reciprocal, x times it, times the weight.
+enum class NormArithmetic { kFloat32, kActivation };
+
 Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight placement, const Numerics& numerics,
-               std::string_view name = "rms_norm", double weight_offset = 0.0);
+               std::string_view name = "rms_norm", double weight_offset = 0.0,
+               NormArithmetic arithmetic = NormArithmetic::kFloat32);
 
 }  // namespace parity::ops
