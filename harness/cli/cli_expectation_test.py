@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
 import pytest
 
 from helpers import GOLDEN, REPO, run_parity
+from parity.zoo.patches import BUGS
 
 ZOO_CASE = REPO / "cases" / "zoo" / "gemma4_router_on_normed_input.toml"
 
@@ -106,3 +108,44 @@ def test_an_expectation_for_a_mode_the_case_does_not_run_is_refused(tmp_path):
     case = case_file(tmp_path, GOLDEN / "gemma4_full.h5", 'isolated = "x"\nchained = "y"', modes='["isolated"]')
     result = run_parity("check", "--case", case)
     assert result.returncode == 2 and 'names mode "chained", which the case does not run' in result.stderr
+
+
+# The bf16 budget before the noise floor (issue: bf16 gates tight enough to catch cast bugs).
+_OLD_BF16_BUDGET = """near_tie_rel = 1e-2
+[isolated]
+default = { rel_l2 = 1e-2 }
+[chained]
+default = { rel_l2 = 5e-2 }
+"""
+_BF16_CAST_BUGS = sorted(name for name, bug in BUGS.items() if bug.fixture["dtype"] == "bfloat16")
+
+
+def _first_failure(tmp_path: Path, fixture: Path, mode: str, *budget) -> str | None:
+    out = tmp_path / f"{mode}.json"
+    result = run_parity("check", fixture, "--mode", mode, "--json", out, *budget)
+    assert result.returncode in (0, 1), result.stderr
+    report = json.loads(out.read_text())
+    assert (result.returncode == 1) == (report["first_failure"] is not None)
+    return report["first_failure"]["hook"] if report["first_failure"] else None
+
+
+def test_the_bf16_zoo_holds_the_five_cast_point_bugs():
+    assert _BF16_CAST_BUGS == ["gemma4_attention_softmax_bf16", "gemma4_embed_scale_not_bf16", "gemma4_residual_fp32_rounded_late",
+                               "gemma4_rmsnorm_bf16", "gemma4_router_bf16"]
+
+
+@pytest.mark.parametrize("bug", _BF16_CAST_BUGS)
+def test_the_old_fixed_bf16_budget_missed_each_cast_point_bug_that_the_floor_budget_catches(tmp_path, bug):
+    entry = BUGS[bug]
+    fixture = GOLDEN / "zoo" / entry.fixture["file"]
+    old = tmp_path / "old.toml"
+    old.write_text(_OLD_BF16_BUDGET)
+    # The old 1e-2 passed every one isolated; chained, 5e-2 either passed or failed only layers later,
+    # away from where the bug lives (the embedding bug: at layer 2's post_per_layer_input_norm).
+    assert _first_failure(tmp_path, fixture, "isolated", "--budget", old) is None
+    late = _first_failure(tmp_path, fixture, "chained", "--budget", old)
+    assert late is None or not fnmatch.fnmatchcase(late, entry.first_failure["chained"]), late
+    # The built-in bf16 budget (2 x the noise floor, min 1.5e-3) fails first where it lives.
+    for mode in ("isolated", "chained"):
+        first = _first_failure(tmp_path, fixture, mode)
+        assert first is not None and fnmatch.fnmatchcase(first, entry.first_failure[mode]), (mode, first)
