@@ -28,7 +28,7 @@ struct CompareOptions {
   const WeightSource* weights = nullptr;  // --weights: replay both sides with these; else each side's
                                           // own /weights, else the other side's
   // What judges each side's own replay (its [isolated] section); nullptr: the built-in budget of
-  // that side's run dtype (a float32 base at 1e-5, a bfloat16 target at 1e-2).
+  // that side's run dtype (a float32 base at rel_l2 1e-5, a bfloat16 target at 2 x its noise floor).
   const Budget* isolated_budget = nullptr;
 };
 
