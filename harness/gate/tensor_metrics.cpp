@@ -156,6 +156,7 @@ TopKMetrics compare_top_k(const IndexArray& ref, const IndexArray& hf, const Arr
                           (other_scores && is_near_tie(*other_scores, t, diff, near_tie_rel)) ||
                           is_floor_tie(scores, t, diff, floor);
     near_tie ? ++m.near_ties : ++m.differ;
+    if (near_tie) m.near_tie_tokens.push_back(t);
     if (m.first_token >= 0 && (near_tie || m.differ > 1)) continue;  // keep the first real difference
     m.first_token = t;
     std::vector<std::string> s;

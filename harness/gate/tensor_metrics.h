@@ -54,6 +54,7 @@ struct TopKMetrics {
   int64_t differ = 0;     // tokens whose expert set differs beyond a near-tie: a routing failure
   int64_t near_ties = 0;  // tokens whose sets differ only between experts scored within noise
   int64_t first_token = -1;  // first token in `differ` (or, if none, the first near-tie)
+  std::vector<int64_t> near_tie_tokens;  // the tokens counted in near_ties, ascending
   std::string first_detail;  // "token 5: ref {1, 3} hf {1, 4}, scores ..."
 };
 

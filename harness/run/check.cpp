@@ -99,19 +99,10 @@ class FollowHfTies final : public RoutingPolicy {
   FollowHfTies(const Fixture& fixture, const Budget& budget, const FloorCapture* floor)
       : fixture_(fixture), budget_(budget), floor_(floor) {}
   IndexArray resolve(const std::string& router, const IndexArray& own, const Array& scores) const override {
-    const std::optional<IndexArray> hf = hf_index(fixture_, router, own);
+    const std::optional<IndexArray> hf = dump_top_k_index(fixture_, router, own.shape);
     if (!hf) return own;
     const FloorTie tie = floor_ ? floor_->tie_for(router, budget_.near_tie_floor_ratio) : FloorTie{};
     return resolve_near_ties(own, *hf, scores, budget_.near_tie_rel, tie);
-  }
-
-  // HF's top-k of `router` when the fixture holds one of own's shape.
-  static std::optional<IndexArray> hf_index(const Fixture& fixture, const std::string& router, const IndexArray& own) {
-    const std::string key = router + "@top_k_index";
-    if (!fixture.has("hooks", key)) return std::nullopt;
-    IndexArray hf = to_index_array(fixture.read("hooks", key), key);
-    if (hf.shape != own.shape) return std::nullopt;
-    return hf;
   }
 
  private:
@@ -120,25 +111,14 @@ class FollowHfTies final : public RoutingPolicy {
   const FloorCapture* floor_;
 };
 
-// The second opinion routes as HF did wherever it can: its outputs are then what a correct
-// implementation routed like HF computes, the floor of every hook the reference reaches by
-// following HF (through its near-ties), and its router scores are taken before that choice.
-class FollowHf final : public RoutingPolicy {
- public:
-  explicit FollowHf(const Fixture& fixture) : fixture_(fixture) {}
-  IndexArray resolve(const std::string& router, const IndexArray& own, const Array&) const override {
-    return FollowHfTies::hf_index(fixture_, router, own).value_or(own);
-  }
-
- private:
-  const Fixture& fixture_;
-};
-
 void run_chained(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
                  ReplaySink& sink, CheckReport& report, const Budget& budget) {
   const ForwardInputs forward = forward_inputs(fixture);
   FloorCapture floor;
-  const FollowHf floor_routing(fixture);
+  // The second opinion routes as HF did wherever it can: its outputs are then what a correct
+  // implementation routed like HF computes, the floor of every hook the reference reaches by
+  // following HF (through its near-ties), and its router scores are taken before that choice.
+  const RouteAs floor_routing(fixture);
   capture_floor(floor_model, floor, [&](const ReferenceModel& m) { m.forward(forward, floor, &floor_routing); });
   const FollowHfTies routing(fixture, budget, floor_model ? &floor : nullptr);
   sink.set_floor(&floor);

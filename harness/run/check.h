@@ -41,6 +41,7 @@ struct HookResult {
   std::optional<double> measured;  // the gated metric's value
   std::string budget_rule;         // "cases/x.toml:12", or "default"
   std::string message;             // why it failed or was skipped
+  std::string note;                // what was left out of the comparison and why (parity compare's near-tie tokens)
   // Forward order: the fixture position of the hook (or, for a hook the fixture lacks, of the
   // fixture hook emitted just before it), then the order the reference emitted them.
   int64_t order = 0;

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include "io/fixture_sources.h"
+#include "run/compare_floor.h"
 #include "run/hook_gate.h"
 #include "gate/json_difference.h"
 #include "models/model.h"
@@ -65,8 +66,8 @@ std::set<int64_t> row_set(const IndexArray& a, int64_t t) {
 // Compares one key of both dumps.
 class Comparer {
  public:
-  Comparer(const Fixture& base, const Fixture& target, const Budget& budget)
-      : base_(base), target_(target), budget_(budget) {}
+  Comparer(const Fixture& base, const Fixture& target, const Budget& budget, const CompareFloor& floor)
+      : base_(base), target_(target), budget_(budget), floor_(floor) {}
 
   HookResult compare(const KeyPlace& place) const {
     HookResult r;
@@ -137,18 +138,29 @@ class Comparer {
     return std::nullopt;
   }
 
+  // Both dumps' choice of `router` compared: routing failures and near-ties by token. `scores` gets
+  // the scores the near-ties were judged by (the base's, else the target's), if any.
+  TopKMetrics router_top_k(const std::string& router, const IndexArray& base, const IndexArray& target,
+                           std::optional<std::pair<std::string, Array>>* scores_used = nullptr,
+                           const char** scored_by = nullptr) const {
+    // A near-tie by either dump's scores is one, so the verdict does not depend on the argument order.
+    const auto base_scores = router_scores(base_, router, base), target_scores = router_scores(target_, router, target);
+    const auto& scores = base_scores ? base_scores : target_scores;
+    if (scores_used) *scores_used = scores;
+    if (scored_by) *scored_by = base_scores ? kBase : kTarget;
+    // Without scores nothing is a near-tie: a [T, 1] NaN column scores every expert NaN.
+    const Array none(Shape{base.shape[0], 1}, std::vector<double>(base.shape[0], NAN));
+    return compare_top_k(target, base, scores ? scores->second : none, budget_.near_tie_rel,
+                         base_scores && target_scores ? &target_scores->second : nullptr);
+  }
+
   void compare_top_k_sets(HookResult& r, const FixtureKey& where, const DatasetInfo& b) const {
     const IndexArray base = to_index_array(base_.read(where.group, where.name), r.hook);
     const IndexArray target = to_index_array(target_.read(where.group, where.name), r.hook);
     const std::string router = *routed_by(r.hook, b, "@top_k_index");
-    // A near-tie by either dump's scores is one, so the verdict does not depend on the argument order.
-    const auto base_scores = router_scores(base_, router, base), target_scores = router_scores(target_, router, target);
-    const auto& scores = base_scores ? base_scores : target_scores;  // shown in the message
-    const char* scored_by = base_scores ? kBase : kTarget;
-    // Without scores nothing is a near-tie: a [T, 1] NaN column scores every expert NaN.
-    const Array none(Shape{base.shape[0], 1}, std::vector<double>(base.shape[0], NAN));
-    r.top_k = compare_top_k(target, base, scores ? scores->second : none, budget_.near_tie_rel,
-                            base_scores && target_scores ? &target_scores->second : nullptr);
+    std::optional<std::pair<std::string, Array>> scores;
+    const char* scored_by = kBase;
+    r.top_k = router_top_k(router, base, target, &scores, &scored_by);
     TopKMetrics& m = *r.top_k;
     if (m.first_token >= 0) {
       const int64_t t = m.first_token;
@@ -193,22 +205,66 @@ class Comparer {
   }
 
   void compare_float_tensors(HookResult& r, const FixtureKey& where, const DatasetInfo& b, const DatasetInfo& t) const {
-    const std::vector<double> base = base_.read(where.group, where.name).to_f64();
+    std::vector<double> base = base_.read(where.group, where.name).to_f64();
     std::vector<double> target = target_.read(where.group, where.name).to_f64();
+    std::optional<std::vector<double>> floor_base, floor_target;
+    // A module input the dump links to its producer's output has that hook's floor.
+    const std::string floor_key =
+        b.link_target.starts_with("/hooks/") ? b.link_target.substr(std::string_view("/hooks/").size()) : r.hook;
+    if (auto fb = floor_.base.find(floor_key), ft = floor_.target.find(floor_key);
+        fb != floor_.base.end() && ft != floor_.target.end() && fb->second.shape == b.shape &&
+        ft->second.shape == t.shape)
+      floor_base = fb->second.data, floor_target = ft->second.data;
     // Top-k weights follow their experts: the target's aligned on the base's indices (the order of
-    // the k slots can differ when two selected experts score almost alike).
+    // the k slots can differ when two selected experts score almost alike), and a token whose
+    // experts differ only at a near-tie is left out (its weights belong to other experts).
     if (const auto router = routed_by(r.hook, b, "@top_k_weights"); router && b.shape.size() == 2) {
       const auto bi = index_of(base_, *router, b.shape), ti = index_of(target_, *router, b.shape);
-      if (bi && ti) target = align_top_k_weights(Array(t.shape, std::move(target)), *ti, *bi).data;
+      if (bi && ti) {
+        target = align_top_k_weights(Array(t.shape, std::move(target)), *ti, *bi).data;
+        const std::vector<int64_t> ties = router_top_k(*router, *bi, *ti).near_tie_tokens;
+        if (floor_base) {
+          auto fbi = floor_.base_index.find(*router), fti = floor_.target_index.find(*router);
+          if (fbi != floor_.base_index.end() && fti != floor_.target_index.end() && fti->second.shape == t.shape &&
+              fbi->second.shape == b.shape)
+            floor_target = align_top_k_weights(Array(t.shape, std::move(*floor_target)), fti->second, fbi->second).data;
+          else
+            floor_base.reset(), floor_target.reset();
+        }
+        if (!ties.empty()) {
+          const int64_t k = b.shape[1];
+          for (auto* v : {&base, &target}) *v = without_rows(*v, ties, k);
+          if (floor_base) *floor_base = without_rows(*floor_base, ties, k), *floor_target = without_rows(*floor_target, ties, k);
+          r.note = fmt::format("{} near-tie token(s) left out (their experts differ): {}", ties.size(),
+                               fmt::join(ties, ", "));
+        }
+      }
     }
+    if (floor_base) r.floor = compare_floats(*floor_target, *floor_base);
     gate_floats(r, compare_floats(target, base), kCompareSides);
     if (r.measured && lower_precision_of(t.dtype, b.dtype))
       r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
   }
 
+  // The rows of a [T, k] tensor (flat) but `tokens` (ascending).
+  static std::vector<double> without_rows(const std::vector<double>& v, const std::vector<int64_t>& tokens, int64_t k) {
+    std::vector<double> out;
+    out.reserve(v.size());
+    size_t next = 0;
+    for (int64_t t = 0; t * k < static_cast<int64_t>(v.size()); ++t) {
+      if (next < tokens.size() && tokens[next] == t) {
+        ++next;
+        continue;
+      }
+      out.insert(out.end(), v.begin() + t * k, v.begin() + (t + 1) * k);
+    }
+    return out;
+  }
+
   const Fixture& base_;
   const Fixture& target_;
   const Budget& budget_;
+  const CompareFloor& floor_;
 };
 
 // --- the three-way view ---------------------------------------------------------------------------
@@ -465,7 +521,10 @@ CheckReport run_compare(const Fixture& base, const Fixture& target, const Budget
   const std::optional<std::string> dtype = gate_dtype(base.meta_string("dtype"), target.meta_string("dtype"));
   report.precision = dtype ? precision_for_run_dtype(*dtype).value_or(Precision::F64) : Precision::F64;
   report.budget_source = budget.source;
-  const Comparer comparer(base, target, budget);
+  const CompareFloor floor = options.reference ? compare_floor(base, target, options.weights) : CompareFloor{};
+  if (!options.reference) report.notes.push_back("noise floor: off (--no-reference)");
+  else if (!floor.note.empty()) report.notes.push_back("noise floor: none: " + floor.note);
+  const Comparer comparer(base, target, budget, floor);
   std::set<std::string> one_sided;
   for (const KeyPlace& place : merge_keys(comparable_keys(base), comparable_keys(target))) {
     if (!options.hooks_glob.empty() && !glob_match(options.hooks_glob, place.key)) continue;

@@ -14,6 +14,14 @@ FloorTie FloorCapture::tie_for(const std::string& router, double factor) const {
   return it == scores_.end() ? FloorTie{} : FloorTie{&it->second, factor};
 }
 
+std::optional<IndexArray> dump_top_k_index(const Fixture& dump, const std::string& router, const Shape& shape) {
+  const std::string key = router + "@top_k_index";
+  if (!dump.has("hooks", key)) return std::nullopt;
+  IndexArray index = to_index_array(dump.read("hooks", key), key);
+  if (index.shape != shape) return std::nullopt;
+  return index;
+}
+
 std::unique_ptr<ReferenceModel> floor_model_of(const Fixture& fixture, const WeightSource& weights,
                                                const Variants& variants) {
   const std::optional<Precision> run = precision_for_run_dtype(fixture.meta_string("dtype"));

@@ -15,6 +15,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "gate/tensor_metrics.h"
@@ -41,6 +42,22 @@ class FloorCapture final : public HookSink {
  private:
   std::map<std::string, Array> values_;
   std::map<std::string, Array> scores_;
+};
+
+// A dump's top-k of `router` (its @top_k_index) when it holds one of `shape`.
+std::optional<IndexArray> dump_top_k_index(const Fixture& dump, const std::string& router, const Shape& shape);
+
+// Routes a forward as `dump` did wherever it holds the router's choice (else by the model's own):
+// a second opinion routed like the dump it measures the floor of.
+class RouteAs final : public RoutingPolicy {
+ public:
+  explicit RouteAs(const Fixture& dump) : dump_(dump) {}
+  IndexArray resolve(const std::string& router, const IndexArray& own, const Array&) const override {
+    return dump_top_k_index(dump_, router, own.shape).value_or(own);
+  }
+
+ private:
+  const Fixture& dump_;
 };
 
 // The second opinion for a fixture: the reference at the fixture's run dtype (F32 or BF16: the

@@ -150,6 +150,7 @@ void emit_moe(const std::string& p, const Array& residual, const Gemma4::MoeTrac
   sink.emit(p + "pre_feedforward_layernorm_2", t.pre_feedforward_layernorm_2);
   sink.emit(p + "experts@in", t.pre_feedforward_layernorm_2);
   sink.emit(p + "experts", t.experts);
+  sink.emit(p + "post_feedforward_layernorm_2@in", reshaped(t.experts, residual.shape));  // [T, H] -> [B, S, H]
   sink.emit(p + "post_feedforward_layernorm_2", t.post_feedforward_layernorm_2);
   sink.emit(p + "post_feedforward_layernorm@in", t.sum);
 }
