@@ -5,6 +5,9 @@ both modes and prints, per run:
   ratio   the largest rel_l2 / floor over hooks whose rel_l2 is above the min_rel_l2 of the dtype
   zero    the largest rel_l2 of a hook whose floor is exactly zero (elementwise ops)
   failed  hooks the built-in budget fails (a clean dump must fail none)
+and `parity compare` (its floor: run/compare_floor.h) of each float32 dump against the bfloat16 one
+and against a float32 dump of the same model made on torch's scalar CPU kernels
+(ATEN_CPU_CAPABILITY=default: other float sums, a second correct float32 implementation).
 
     .venv/bin/python ci/measure_noise_floor.py [--only NAME] [--keep DIR]
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -82,15 +86,26 @@ def main() -> None:
             if args.only and args.only != name:
                 continue
             config = config_file(tmp / "configs", base, overrides)
+            fixtures = {}
             for dtype in ("float32", "bfloat16"):
-                fixture = tmp / f"{name}_{dtype}.h5"
-                subprocess.run([sys.executable, "-m", "parity.dump.cli", "--config", str(config), "--seed", "3",
-                                "--out", str(fixture), "--dtype", dtype, "--quiet"], check=True)
+                fixtures[dtype] = dump_fixture(config, tmp / f"{name}_{dtype}.h5", dtype)
                 for mode in ("isolated", "chained"):
                     out = tmp / f"{name}_{dtype}_{mode}.json"
-                    subprocess.run([str(args.parity), "check", str(fixture), "--mode", mode, "--json", str(out)],
+                    subprocess.run([str(args.parity), "check", str(fixtures[dtype]), "--mode", mode, "--json", str(out)],
                                    capture_output=True, text=True)
                     print(f"{name:24s} {dtype:8s} {mode:8s} {summarise(json.loads(out.read_text()), mode)}", flush=True)
+            scalar = dump_fixture(config, tmp / f"{name}_float32_scalar.h5", "float32", {"ATEN_CPU_CAPABILITY": "default"})
+            for label, target in (("vs_bf16", fixtures["bfloat16"]), ("vs_scalar", scalar)):
+                out = tmp / f"{name}_compare_{label}.json"
+                subprocess.run([str(args.parity), "compare", str(fixtures["float32"]), str(target), "--json", str(out)],
+                               capture_output=True, text=True)
+                print(f"{name:24s} {label:8s} compare  {summarise(json.loads(out.read_text()), 'compare')}", flush=True)
+
+
+def dump_fixture(config: Path, out: Path, dtype: str, env: dict | None = None) -> Path:
+    subprocess.run([sys.executable, "-m", "parity.dump.cli", "--config", str(config), "--seed", "3",
+                    "--out", str(out), "--dtype", dtype, "--quiet"], check=True, env={**os.environ, **(env or {})})
+    return out
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
 #include "html_charts.h"
 #include "html_page.h"
 #include "html_report.h"
+#include "report_util.h"
 
 namespace parity::reports::html {
 
@@ -126,6 +127,9 @@ std::string compare_note(const json& h) {
                        num(h["lower_precision"].at("rel_l2")), num(h["lower_precision"].at("floor")));
   if (h.contains("reference") && !h["reference"].is_null())
     out += " · reference: " + h["reference"].at("verdict").get<std::string>();
+  if (h.contains("near_tie_tokens") && !h["near_tie_tokens"].empty())
+    out += " · near-ties" + near_tie_tokens_text(h["near_tie_tokens"].get<std::vector<int64_t>>());
+  if (h.contains("note") && h["note"].is_string()) out += " · " + h["note"].get<std::string>();
   return out;
 }
 

@@ -93,6 +93,7 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
     j["tokens"] = h.top_k->tokens;
     j["tokens_differ"] = h.top_k->differ;
     j["near_ties"] = h.top_k->near_ties;
+    j["near_tie_tokens"] = h.top_k->near_tie_tokens;
     j["first_difference"] = h.top_k->first_detail;
   }
   j["budget"] = h.limit ? nlohmann::json{{"metric", harness::metric_name(h.limit->metric)},
@@ -103,6 +104,7 @@ nlohmann::json hook_json(const CheckReport& run, const HookResult& h) {
                                          {"bound", h.limit->metric == harness::Metric::kCosine ? "min" : "max"},
                                          {"rule", h.budget_rule}}
                         : nlohmann::json();
+  j["note"] = h.note.empty() ? nlohmann::json() : nlohmann::json(h.note);  // what the comparison left out, and why
   j["measured"] = h.measured ? number(*h.measured) : nlohmann::json();
   j["lower_precision"] = lower_precision_json(h.lower_precision);
   j["reference"] = reference_json(h.reference);

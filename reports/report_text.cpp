@@ -38,7 +38,8 @@ std::string metrics_cell(const HookResult& h) {
                        num(m.max_abs, "{:.3e}"), num(m.max_rel, "{:.3e}"), num(m.cosine, "{:.9f}"), at);
   }
   if (h.top_k)
-    return fmt::format("{} of {} tokens differ, {} near-ties", h.top_k->differ, h.top_k->tokens, h.top_k->near_ties);
+    return fmt::format("{} of {} tokens differ, {} near-ties{}", h.top_k->differ, h.top_k->tokens, h.top_k->near_ties,
+                       near_tie_tokens_text(h.top_k->near_tie_tokens));
   return "";
 }
 
@@ -74,6 +75,7 @@ std::string row(size_t index, const HookResult& h, size_t width, bool first, boo
                                  metrics_cell(h));
   if (h.limit) line += fmt::format("  [{}]", h.limit->str());
   line += compare_cells(h);
+  if (!h.note.empty()) line += "  [" + h.note + "]";
   if (!h.message.empty() && h.status != Status::kPass) line += "  " + h.message;
   if (first) line += "  <<< first failure";
   return line + off + "\n";

@@ -1,11 +1,15 @@
 // Escaping and number formatting every report writer shares.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 namespace parity::reports {
@@ -17,6 +21,15 @@ inline constexpr const char* kReset = "\033[0m";
 
 // JSON has no NaN or Inf: such values are written as null (the status already says why).
 inline nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(); }
+
+// " (tokens 3, 7, 12)": a top-k hook's near-tie tokens, the first 8 and a count of the rest; "" for none.
+inline std::string near_tie_tokens_text(const std::vector<int64_t>& tokens) {
+  if (tokens.empty()) return "";
+  constexpr size_t kShown = 8;
+  const std::vector<int64_t> shown(tokens.begin(), tokens.begin() + std::min(tokens.size(), kShown));
+  const std::string rest = tokens.size() > kShown ? fmt::format(" and {} more", tokens.size() - kShown) : "";
+  return fmt::format(" (token{} {}{})", tokens.size() == 1 ? "" : "s", fmt::join(shown, ", "), rest);
+}
 
 // A JUnit XML document around <testsuite> elements.
 inline std::string junit_document(const std::string& suites) {

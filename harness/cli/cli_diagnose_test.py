@@ -15,55 +15,15 @@ from pathlib import Path
 import pytest
 
 from helpers import GOLDEN, run_parity, zoo_family
+from unseen_models import CONFIGS, UNSEEN_GEMMA4, unseen_dump
 from parity.dump import dump
 from parity.dump.build import random_input_ids, random_model
 from parity.zoo.patches import BUGS
-
-# Unseen: sizes, head dims, rotary fractions, layer patterns, expert counts and softcap differ from
-# every config in golden/configs/.
-UNSEEN_GEMMA4 = {
-    "model_type": "gemma4_text", "vocab_size": 96, "hidden_size": 24, "intermediate_size": 40,
-    "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 12,
-    "global_head_dim": 24, "num_global_key_value_heads": 1, "attention_k_eq_v": True,
-    "layer_types": ["sliding_attention", "full_attention", "full_attention"], "sliding_window": 3,
-    "rope_parameters": {
-        "sliding_attention": {"rope_type": "default", "rope_theta": 5000.0},
-        "full_attention": {"rope_type": "proportional", "partial_rotary_factor": 0.5, "rope_theta": 200000.0},
-    },
-    "enable_moe_block": True, "num_experts": 6, "top_k_experts": 3, "moe_intermediate_size": 12,
-    "hidden_size_per_layer_input": 4, "vocab_size_per_layer_input": 96, "num_kv_shared_layers": 0,
-    "final_logit_softcapping": 30.0, "rms_norm_eps": 1e-06, "tie_word_embeddings": True,
-    "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 1,
-}
-UNSEEN_OLMOE = {
-    "model_type": "olmoe", "vocab_size": 80, "hidden_size": 48, "intermediate_size": 24,
-    "num_hidden_layers": 3, "num_attention_heads": 6, "num_key_value_heads": 3, "num_experts": 6,
-    "num_experts_per_tok": 3, "rms_norm_eps": 1e-05, "rope_parameters": {"rope_type": "default", "rope_theta": 20000.0},
-    "tie_word_embeddings": False, "pad_token_id": 1, "bos_token_id": None, "eos_token_id": 2, "norm_topk_prob": False,
-}
-CONFIGS = {"gemma4": UNSEEN_GEMMA4, "olmoe": UNSEEN_OLMOE}
 
 # Where each bug lives, as the first failing hook of each mode must show it on these configs: the
 # registry's lives_at (references/models/known_bugs.toml). Layer 1 is the first full_attention
 # layer of UNSEEN_GEMMA4; its first weighted RMSNorm is the per-layer projection norm.
 FIRST_FAILURE = {name: bug.lives_at for name, bug in BUGS.items()}
-
-
-def unseen_dump(tmp_path: Path, family: str, bug: str | None, dtype: str | None = None) -> Path:
-    """A dump of the unseen model of `family`, with `bug` planted, in `dtype` (default: the run dtype
-    of the bug's zoo fixture, so a bf16 cast-point bug is dumped in bf16; float32 when clean)."""
-    config = tmp_path / f"unseen_{family}.json"
-    config.write_text(json.dumps(CONFIGS[family]))
-    dtype = dtype or (BUGS[bug].fixture["dtype"] if bug else "float32")
-    model = random_model(config, seed=37, dtype=dtype)
-    ids = random_input_ids(38, 2, 9, CONFIGS[family]["vocab_size"])
-    out = tmp_path / f"{bug or 'clean'}.h5"
-    if bug:
-        with BUGS[bug].patch(model):
-            dump(model, ids, out, progress=False)
-    else:
-        dump(model, ids, out, progress=False)
-    return out
 
 
 def check_json(tmp_path: Path, fixture: Path, mode: str) -> tuple[int, dict]:

@@ -210,9 +210,12 @@ Budget builtin_budget(const std::string& run_dtype) {
     // experts at layer 24 whose probabilities differ by 3.3e-4 relative, after the router's input
     // drifted 1.7 x its floor. 16 = the chained floor_ratio of 8 for each of the two experts.
     b.near_tie_floor_ratio = 16;
-    // parity compare: two full forwards of the same model, each drifting from the math as a chained
-    // reference run does, so their difference gets the chained limit.
-    b.modes[Mode::kCompare].float_default = {Metric::kRelL2, 1e-4};
+    // parity compare: two full forwards, gated against the compare floor (run/compare_floor.h): how
+    // far the reference at the base's precision and its second opinion at the target's drift apart
+    // on the dumps' inputs, each routed as its dump. Limits as chained (measured: docs/budgets.md
+    // "compare"); without a floor, the fixed chained limit this budget had before the floor.
+    b.modes[Mode::kCompare].float_default = {Metric::kFloorRatio, 8, 2.4e-7};
+    b.modes[Mode::kCompare].no_floor_default = Limit{Metric::kRelL2, 1e-4};
   } else if (run_dtype == "bfloat16") {
     // Both modes gate against the bf16 noise floor: the reference's second opinion accumulates in
     // float and flips every reduction's bf16 rounding that lies within 2^-20 of a midpoint
@@ -227,7 +230,8 @@ Budget builtin_budget(const std::string& run_dtype) {
     b.modes[Mode::kIsolated].float_default = {Metric::kFloorRatio, 2, 1.5e-3};
     b.modes[Mode::kChained].float_default = {Metric::kFloorRatio, 2, 1.5e-3};
     b.near_tie_rel = 1e-2;  // a router logit near 2 has a bf16 ulp of 2^-7
-    b.modes[Mode::kCompare].float_default = {Metric::kRelL2, 5e-2};  // as chained (see float32 above)
+    b.modes[Mode::kCompare].float_default = {Metric::kFloorRatio, 2, 1.5e-3};  // as chained (see float32 above)
+    b.modes[Mode::kCompare].no_floor_default = Limit{Metric::kRelL2, 5e-2};
   } else {
     throw InputError(fmt::format("[budget] no built-in budget for run dtype {}; pass --budget", run_dtype));
   }
@@ -247,7 +251,7 @@ Budget effective_budget(const std::optional<Budget>& file, const std::string& ru
   b.is_case = file->is_case;
   for (const auto& [mode, section] : file->modes) {
     ModeBudget& into = b.modes[mode];
-    if (section.float_default) into.float_default = section.float_default;
+    if (section.float_default) into.float_default = section.float_default, into.no_floor_default.reset();
     into.top_k_default = section.top_k_default;
     into.rules.insert(into.rules.end(), section.rules.begin(), section.rules.end());
   }

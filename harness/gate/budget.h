@@ -60,6 +60,10 @@ struct Skip {
 
 struct ModeBudget {
   std::optional<Limit> float_default;  // nullopt in a file: the built-in default
+  // The built-in parity compare default gates against a noise floor the reference computes; where
+  // it cannot (no weights of a dump's run dtype, a model it does not know, a hook it does not
+  // emit) the default falls back to this fixed limit. Cleared when a file states the default.
+  std::optional<Limit> no_floor_default;
   Limit top_k_default{Metric::kTokensDiffer, 0};
   std::vector<Rule> rules;
 };

@@ -28,8 +28,23 @@ TEST_CASE("budget: the built-in float32 chained default is relative to the noise
   CHECK(b.modes.at(Mode::kChained).float_default->metric == Metric::kFloorRatio);
   CHECK(b.modes.at(Mode::kChained).float_default->min_rel_l2 > 0);  // a zero floor must not demand exactness
   CHECK(b.modes.at(Mode::kIsolated).float_default->metric == Metric::kRelL2);
-  // parity compare has no floor (yet): it keeps an absolute bound rather than failing every hook.
-  CHECK(b.modes.at(Mode::kCompare).float_default->metric == Metric::kRelL2);
+}
+
+TEST_CASE("budget: compare gates against its floor, with a fixed fallback a budget file's default replaces") {
+  for (const char* dtype : {"float32", "bfloat16"}) {
+    const Budget b = builtin_budget(dtype);
+    const ModeBudget& compare = b.modes.at(Mode::kCompare);
+    CHECK(compare.float_default->metric == Metric::kFloorRatio);
+    REQUIRE(compare.no_floor_default.has_value());
+    CHECK(compare.no_floor_default->metric == Metric::kRelL2);
+  }
+  const Budget file = parse_budget("[compare]\ndefault = { rel_l2 = 3e-4 }\n", "b.toml");
+  const Budget b = effective_budget(file, "float32");
+  CHECK(b.modes.at(Mode::kCompare).float_default->value == doctest::Approx(3e-4));
+  CHECK_FALSE(b.modes.at(Mode::kCompare).no_floor_default.has_value());  // the file's default is the whole rule
+  // A file that leaves the compare default alone keeps the built-in one and its fallback.
+  const Budget rules_only = effective_budget(parse_budget("[compare]\n", "b.toml"), "float32");
+  CHECK(rules_only.modes.at(Mode::kCompare).no_floor_default.has_value());
 }
 
 }  // namespace parity::harness

@@ -150,8 +150,24 @@ class Comparer {
     if (scored_by) *scored_by = base_scores ? kBase : kTarget;
     // Without scores nothing is a near-tie: a [T, 1] NaN column scores every expert NaN.
     const Array none(Shape{base.shape[0], 1}, std::vector<double>(base.shape[0], NAN));
+    const std::optional<Array> drifted = scores ? floor_drifted(scores->first, scores->second) : std::nullopt;
+    const FloorTie tie = drifted ? FloorTie{&*drifted, budget_.near_tie_floor_ratio} : FloorTie{};
     return compare_top_k(target, base, scores ? scores->second : none, budget_.near_tie_rel,
-                         base_scores && target_scores ? &target_scores->second : nullptr);
+                         base_scores && target_scores ? &target_scores->second : nullptr, tie);
+  }
+
+  // `scores` (a dump's router scores, hook `key`) moved by the drift the noise floor's two forwards
+  // show there (target side minus base side): as a FloorTie, a swap between experts whose scores lie
+  // within the drift two correct implementations at these precisions make is a near-tie, as in
+  // check (run/check.cpp FollowHfTies). None without a floor of that shape.
+  std::optional<Array> floor_drifted(const std::string& key, const Array& scores) const {
+    const auto fb = floor_.base.find(key), ft = floor_.target.find(key);
+    if (fb == floor_.base.end() || ft == floor_.target.end() || fb->second.shape != scores.shape ||
+        ft->second.shape != scores.shape)
+      return std::nullopt;
+    Array drifted = scores;
+    for (size_t i = 0; i < drifted.data.size(); ++i) drifted.data[i] += ft->second.data[i] - fb->second.data[i];
+    return drifted;
   }
 
   void compare_top_k_sets(HookResult& r, const FixtureKey& where, const DatasetInfo& b) const {
@@ -235,15 +251,28 @@ class Comparer {
           const int64_t k = b.shape[1];
           for (auto* v : {&base, &target}) *v = without_rows(*v, ties, k);
           if (floor_base) *floor_base = without_rows(*floor_base, ties, k), *floor_target = without_rows(*floor_target, ties, k);
-          r.note = fmt::format("{} near-tie token(s) left out (their experts differ): {}", ties.size(),
-                               fmt::join(ties, ", "));
+          // The first few by number: a real run can have thousands (the JSON's near_tie_tokens lists all).
+          const std::vector<int64_t> shown(ties.begin(), ties.begin() + std::min<size_t>(ties.size(), 8));
+          r.note = fmt::format("{} near-tie token(s) left out (their experts differ): {}{}", ties.size(),
+                               fmt::join(shown, ", "), ties.size() > shown.size() ? ", ..." : "");
         }
       }
     }
     if (floor_base) r.floor = compare_floats(*floor_target, *floor_base);
+    else use_no_floor_default(r);
     gate_floats(r, compare_floats(target, base), kCompareSides);
     if (r.measured && lower_precision_of(t.dtype, b.dtype))
       r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
+  }
+
+  // The built-in default gates against the floor; where the reference gave none for this hook it
+  // falls back to its fixed limit (budget.h no_floor_default). A rule a file states is kept as it
+  // is: a floor_ratio rule without a floor fails closed (hook_gate.cpp).
+  void use_no_floor_default(HookResult& r) const {
+    const std::optional<Limit>& fallback = budget_.section(Mode::kCompare).no_floor_default;
+    if (r.budget_rule != "default" || !fallback || r.limit->metric != Metric::kFloorRatio) return;
+    r.limit = *fallback;
+    r.budget_rule = "default (no noise floor: fixed limit)";
   }
 
   // The rows of a [T, k] tensor (flat) but `tokens` (ascending).

@@ -117,6 +117,7 @@ void Olmoe::forward(const ForwardInputs& in, HookSink& sink, const RoutingPolicy
   sink.emit("model.rotary_emb@cos", rope.cos);
   sink.emit("model.rotary_emb@sin", rope.sin);
   const Array mask = ops::causal_mask(in.attention_mask, /*sliding_window=*/std::nullopt, numerics_);
+  sink.emit("model.layers.0@in.attention_mask", mask);  // every later layer's mask key links to it
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     const std::string p = layer_prefix(l);
     LayerTrace t = decoder_layer(l, h, rope, mask, /*replay_index=*/nullptr, routing);
@@ -124,6 +125,10 @@ void Olmoe::forward(const ForwardInputs& in, HookSink& sink, const RoutingPolicy
     emit_attention(p + "self_attn", t.attn, sink);
     sink.emit(p + "post_attention_layernorm@in", t.residual);
     sink.emit(p + "post_attention_layernorm", t.post_attention_layernorm);
+    // The router reads the norm's output flattened to [T, H], a tensor of its own in the dump (the
+    // experts' input links to it): emitted so that check gates it and compare finds its floor.
+    sink.emit(p + "mlp.gate@in",
+              reshaped(t.post_attention_layernorm, {t.post_attention_layernorm.rows(), config_.hidden_size}));
     emit_router(p + "mlp.gate", t.router, sink);
     sink.emit(p + "mlp.experts", t.experts);
     sink.emit(p + "mlp", reshaped(t.experts, with_last_dim(h.shape, config_.hidden_size)));
