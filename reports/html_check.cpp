@@ -125,7 +125,7 @@ std::string compare_note(const json& h) {
   if (h.contains("lower_precision") && !h["lower_precision"].is_null())
     out += fmt::format(" · {} rounded: rel_l2 {} (floor {})", h["lower_precision"].at("dtype").get<std::string>(),
                        num(h["lower_precision"].at("rel_l2")), num(h["lower_precision"].at("floor")));
-  if (h.contains("reference") && !h["reference"].is_null())
+  if (h.contains("reference") && !h["reference"].is_null() && h.value("status", "") != "pass")
     out += " · reference: " + h["reference"].at("verdict").get<std::string>();
   if (h.contains("near_tie_tokens") && !h["near_tie_tokens"].empty())
     out += " · near-ties" + near_tie_tokens_text(h["near_tie_tokens"].get<std::vector<int64_t>>());
@@ -210,7 +210,7 @@ std::string compare_details(const json& h) {
                        "{} alone costs {} (the floor).</p>", esc(lp.at("dtype")), num(lp.at("rel_l2")),
                        esc(lp.at("higher_side")), num(lp.at("floor")));
   }
-  if (h.contains("reference") && !h["reference"].is_null())
+  if (h.contains("reference") && !h["reference"].is_null() && h.value("status", "") != "pass")
     out += fmt::format("<p class=\"three-way\"><b>Against the C++ reference</b> (replayed on each side's own inputs): "
                        "{}</p>", esc(h["reference"].at("verdict")));
   return out;

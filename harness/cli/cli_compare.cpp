@@ -46,7 +46,7 @@ CLI::App* add_compare_command(CLI::App& app, CompareFlags& f) {
                                         "runs' dtype, or the lower precision of the two)");
   cmd->add_option("--hooks", f.hooks, "only hooks matching this glob, e.g. 'model.layers.1.*'")->check(non_empty_glob());
   cmd->add_option("--weights", f.weights, "HF checkpoint folder the reference replays both sides with (three-way)");
-  cmd->add_flag("--no-reference", f.no_reference, "no three-way view: do not replay the reference on either side");
+  cmd->add_flag("--no-reference", f.no_reference, "do not run the reference: no noise floor (fixed limits) and no three-way view");
   cmd->add_option("--json", f.json_out, "write the JSON report here");
   cmd->add_option("--junit", f.junit_out, "write a JUnit XML report here (one testcase per hook)");
   cmd->add_option("--html", f.html_out, "write the self-contained HTML report here");

@@ -9,9 +9,13 @@
 //                                 both sides to the lower precision, beside the floor that rounding
 //                                 alone costs (a bf16 noise floor told apart from a bug); the gate
 //                                 uses the raw metric;
-//   three-way                     at the first divergence and at every failing float hook, the C++
-//                                 reference is replayed isolated on each side's own inputs, saying
-//                                 which side departs from it.
+//   noise floor                   the built-in default gates each difference against the compare
+//                                 floor (run/compare_floor.h), with a fixed fallback where there is
+//                                 none; router near-ties (by either dump's scores or the floor's
+//                                 drift) are counted, listed, and left out of top_k_weights;
+//   three-way                     at every float and top-k hook, the C++ reference is replayed
+//                                 isolated on each side's own inputs, saying which side departs
+//                                 from it; a hook whose difference passes fails where one does.
 #pragma once
 
 #include <optional>
@@ -24,7 +28,7 @@ namespace parity::harness {
 
 struct CompareOptions {
   std::string hooks_glob;                 // "" = every hook
-  bool reference = true;                  // the three-way replay (--no-reference: off)
+  bool reference = true;                  // the noise floor and the three-way replay (--no-reference: off)
   const WeightSource* weights = nullptr;  // --weights: replay both sides with these; else each side's
                                           // own /weights, else the other side's
   // What judges each side's own replay (its [isolated] section); nullptr: the built-in budget of

@@ -110,7 +110,7 @@ void bind_check(py::module_& m) {
       },
       py::arg("base"), py::arg("target"), py::arg("budget") = py::none(), py::arg("reference") = true,
       py::arg("weights") = py::none(),
-      "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no three-way view).");
+      "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no noise floor and no three-way view).");
   m.def(
       "diagnose",
       [](const py::handle& target_path, const py::handle& budget_path) {
