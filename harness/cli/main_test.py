@@ -69,7 +69,7 @@ def external_link(f):
 
 
 BAD_FIXTURES = {
-    "wrong schema version": (set_attr("meta", "schema_version", np.int64(7)), "schema_version 7, this build reads 1"),
+    "wrong schema version": (set_attr("meta", "schema_version", np.int64(7)), "schema_version 7, this build reads 1 and 2"),
     "schema version array": (set_attr("meta", "schema_version", np.array([1, 1], np.int64)), "no integer schema_version"),
     "schema version string": (set_attr("meta", "schema_version", "1"), "no integer schema_version"),
     "model_type string array": (set_attr("meta", "model_type", np.array([b"olmoe", b"x"])), "missing string attribute model_type"),

@@ -28,6 +28,15 @@ void Fixture::open() {
   read_meta();
   for (std::string_view group : kGroups)
     if (group != "meta") names_.emplace(std::string(group), file_.list_datasets(fmt::format("/{}", group)));
+  if (has_gradients()) {
+    for (std::string_view group : kGradGroups) {
+      if (!file_.exists(fmt::format("/{}", group)))
+        fail(fmt::format("/{}", group), "missing group of a gradient fixture (schema_version 2)");
+      names_.emplace(std::string(group), file_.list_datasets(fmt::format("/{}", group)));
+    }
+    meta_string("grad_loss");
+    if (!has("loss", "value")) fail("/loss/value", "missing dataset of a gradient fixture (schema_version 2)");
+  }
   for (const auto& [group, name] : {std::pair{"inputs", "input_ids"}, {"outputs", "logits"}})
     if (!has(group, name)) fail(fmt::format("/{}/{}", group, name), "missing dataset");
   check_run_dtype();
@@ -52,9 +61,11 @@ void Fixture::read_meta() {
   auto version = meta_.find("schema_version");
   if (version == meta_.end() || !std::holds_alternative<int64_t>(version->second))
     fail("/meta", "no integer schema_version attribute; not a parity fixture");
-  int64_t found = std::get<int64_t>(version->second);
-  if (found != kSchemaVersion)
-    fail("/meta", fmt::format("schema_version {}, this build reads {}{}", found, kSchemaVersion, kHint));
+  const int64_t found = std::get<int64_t>(version->second);
+  if (found != kSchemaVersion && found != kGradSchemaVersion)
+    fail("/meta", fmt::format("schema_version {}, this build reads {} and {}{}", found, kSchemaVersion,
+                              kGradSchemaVersion, kHint));
+  schema_version_ = found;
   for (const char* key : {"model_type", "dtype"}) meta_string(key);
   std::optional<std::string> text = file_.string_dataset("/meta/config");
   if (!text) fail("/meta/config", "missing or not a string dataset");
@@ -78,7 +89,7 @@ std::string Fixture::meta_string(const std::string& key) const {
 
 const std::vector<std::string>& Fixture::names(std::string_view group) const {
   auto it = names_.find(group);
-  if (it == names_.end()) fail(fmt::format("/{}", group), "no such group in format v1");
+  if (it == names_.end()) fail(fmt::format("/{}", group), "no such group in this fixture");
   return it->second;
 }
 

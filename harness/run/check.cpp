@@ -238,6 +238,11 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
   sink.finish(report);
   if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
     report.problems.push_back("empty comparison: no hook was compared");
+  if (fixture.has_gradients())  // said, so that a pass is never read as a gradient verdict
+    report.notes.push_back(fmt::format("gradients: the fixture holds {} module and {} parameter gradients (loss {}); "
+                                       "this check gates the forward pass only",
+                                       fixture.names("grad_hooks").size(), fixture.names("grads").size(),
+                                       fixture.meta_string("grad_loss")));
   return report;
 }
 

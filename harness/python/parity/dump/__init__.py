@@ -22,6 +22,8 @@ from tqdm import tqdm
 
 from .capture import DecoderLayers, Recorder
 from .errors import DumpError
+from .grad import (LOSSES, GradRecorder, checked_loss_weights, gradients, labels_for, logprob_sum,
+                   training_mode_without_dropout)
 from .writer import FixtureWriter
 
 PRODUCER = "parity.dump 1"
@@ -34,6 +36,7 @@ class DumpResult:
     hooks: int
     weights: int
     hooked_layers: list[int]
+    gradients: int = 0  # /grad_hooks + /grads tensors (a gradient dump)
 
 
 def dump(
@@ -47,6 +50,8 @@ def dump(
     weights: str = "auto",
     meta: dict | None = None,
     progress: bool | None = None,
+    grad: str | None = None,
+    loss_weights: torch.Tensor | None = None,
 ) -> DumpResult:
     """Runs `model` once on `input_ids` [B, S] and writes every hooked tensor to `path`.
 
@@ -64,6 +69,12 @@ def dump(
         meta: extra /meta attributes (seed, source, your own keys); keys the dumper records from
             the run (dtype, versions, ...) are refused.
         progress: show a progress bar; default when stderr is a terminal.
+        grad: None (a forward fixture, format v1), or a loss (grad.LOSSES: "logprob_sum", "ce_mean"):
+            the forward runs in training mode with dropout off, a backward from that loss follows,
+            and the fixture (format v2) also stores every parameter's gradient (/grads) and each
+            hooked module's output and input gradients (/grad_hooks), the loss and its inputs.
+        loss_weights: logprob_sum only: [B, S-1] float weights per scored next token (advantages,
+            a mask); default: the next token's attention mask.
     """
     _check_output_path(Path(path))
     input_ids, attention_mask, position_ids = _checked_inputs(model, input_ids, attention_mask, position_ids)
@@ -71,16 +82,31 @@ def dump(
     if weights not in WEIGHT_MODES:
         raise DumpError(f"weights must be one of {', '.join(WEIGHT_MODES)}, got {weights!r}")
     _check_meta(meta or {})
+    if grad is not None:
+        loss_weights = checked_loss_weights(grad, loss_weights, input_ids, attention_mask)
+    elif loss_weights is not None:
+        raise DumpError("loss_weights need grad=\"logprob_sum\"")
     implementations = _force_eager(model)
     model.eval()
-    recorder = Recorder()
+    recorder, grad_recorder = Recorder(), GradRecorder() if grad else None
     recorder.attach(model, layer_set)
+    if grad_recorder:
+        grad_recorder.attach(model, layer_set)
+    labels = labels_for(input_ids, attention_mask) if grad == "ce_mean" else None
+    mode = training_mode_without_dropout(model) if grad else torch.no_grad()
     try:
-        with _full_fp32_precision(), torch.no_grad(), _layer_progress(model, progress):
-            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+        with _full_fp32_precision(), mode, _layer_progress(model, progress):
+            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
+                           **({"labels": labels} if labels is not None else {}))
     finally:
         recorder.detach()
-    logits = output.logits
+        if grad_recorder:
+            grad_recorder.detach()
+    if grad:
+        loss = output.loss if grad == "ce_mean" else logprob_sum(output.logits, input_ids, loss_weights)
+        parameters = list(model.named_parameters(remove_duplicate=False))
+        hook_grads, param_grads = gradients(loss, grad_recorder.kept, parameters)
+    logits = output.logits.detach()
     logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)
     weight_mode = weights if weights != "auto" else ("all" if layer_set is None else "hooked")
     stored_weights = _selected_weights(model, weight_mode, recorder.fired)
@@ -100,9 +126,10 @@ def dump(
         "weights": weight_mode,
         "batch": int(input_ids.shape[0]),
         "seq_len": int(input_ids.shape[1]),
+        **({"grad_loss": grad, "grad_loss_definition": LOSSES[grad], "grad_mode": "train, dropout off"} if grad else {}),
         **(meta or {}),
     }
-    with FixtureWriter(path) as writer:
+    with FixtureWriter(path, gradients=bool(grad)) as writer:
         writer.meta(attrs, model.config.to_json_string(use_diff=False))
         writer.tensor("inputs", "input_ids", input_ids)
         writer.tensor("inputs", "attention_mask", attention_mask)
@@ -113,13 +140,32 @@ def dump(
             writer.tensor("hooks", item.key, item.tensor, module=item.module_class, derived=item.derived)
         writer.tensor("outputs", "logits", logits)
         writer.tensor("outputs", "logprobs", logprobs)
-    return DumpResult(Path(path), len(recorder.captured), len(stored_weights), hooked_layers)
+        if grad:
+            _write_gradients(writer, grad, loss, loss_weights, labels, hook_grads, grad_recorder.kept, param_grads)
+    return DumpResult(Path(path), len(recorder.captured), len(stored_weights), hooked_layers,
+                      sum(g is not None for g in hook_grads) + sum(g is not None for _, g in param_grads) if grad else 0)
+
+
+def _write_gradients(writer, grad, loss, loss_weights, labels, hook_grads, kept, param_grads) -> None:
+    """The loss, its inputs, and every gradient that flowed (none is stored where none flows: an
+    unused output such as attn_weights, a frozen parameter)."""
+    writer.tensor("loss", "value", loss.detach())
+    if loss_weights is not None:
+        writer.tensor("loss", "weights", loss_weights)
+    if labels is not None:
+        writer.tensor("loss", "labels", labels)
+    for item, g in zip(kept, hook_grads):
+        if g is not None:
+            writer.tensor("grad_hooks", item.key, g, module=item.module_class)
+    for name, g in param_grads:
+        if g is not None:
+            writer.tensor("grads", name, g)
 
 
 # Facts the dumper records itself; a caller may add keys and set seed / source, never rewrite these.
 RECORDED_META = {"schema_version", "model_type", "model_class", "transformers_version", "torch_version", "dtype",
                  "attn_implementation", "experts_implementation", "producer", "created_utc", "hooked_layers",
-                 "weights", "batch", "seq_len"}
+                 "weights", "batch", "seq_len", "grad_loss", "grad_loss_definition", "grad_mode"}
 
 
 def _check_meta(meta: dict) -> None:

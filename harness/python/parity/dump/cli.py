@@ -9,10 +9,12 @@ import argparse
 import json
 import sys
 
+import numpy as np
 import torch
 import transformers
 
 from . import WEIGHT_MODES, dump
+from .grad import LOSSES
 from .build import DTYPES, checkpoint_model, random_input_ids, random_model
 from .errors import DumpError
 
@@ -52,6 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", choices=WEIGHT_MODES, default="auto",
                         help="weights to store: all, hooked (the hooked layers + non-layer modules), none; "
                         "auto = all, or hooked with --layers")
+    parser.add_argument("--grad", choices=sorted(LOSSES),
+                        help="also a backward from this loss: every parameter's and hooked module's gradient "
+                        "(fixture format v2)")
+    parser.add_argument("--loss-weights", help="with --grad logprob_sum: a .npy of [batch, seq_len - 1] float weights "
+                        "per scored next token (e.g. advantages); default: the attention mask")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -68,6 +75,18 @@ def input_ids_from(args: argparse.Namespace, vocab_size: int) -> torch.Tensor:
             raise DumpError("--ids must be a JSON list of equal-length lists of integers")
         return torch.tensor(rows, dtype=torch.int64)
     return random_input_ids(args.seed, args.batch, args.seq_len, vocab_size)
+
+
+def load_loss_weights(path: str | None) -> torch.Tensor | None:
+    if path is None:
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise DumpError(f"--loss-weights {path}: not a readable .npy file ({error})") from None
+    if not np.issubdtype(array.dtype, np.floating):
+        raise DumpError(f"--loss-weights {path}: dtype {array.dtype}, expected a float array")
+    return torch.from_numpy(array.astype(np.float32))
 
 
 def parse_layers(text: str | None) -> list[int] | None:
@@ -95,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             meta = {"seed": args.seed, "source": f"checkpoint:{args.model}"}
         ids = input_ids_from(args, model.config.get_text_config().vocab_size)
         result = dump(model, ids, args.out, layers=layers, weights=args.weights, meta=meta,
-                      progress=False if args.quiet else None)
+                      progress=False if args.quiet else None, grad=args.grad,
+                      loss_weights=load_loss_weights(args.loss_weights))
     except DumpError as error:
         print(f"parity-dump: error: {error}", file=sys.stderr)
         return 2
@@ -103,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         first_line = (str(error).splitlines() or [""])[0]
         print(f"parity-dump: error: unexpected {type(error).__name__}: {first_line}", file=sys.stderr)
         return 2
-    print(f"wrote {result.path}: {result.hooks} hooks, {result.weights} weights, layers {result.hooked_layers}")
+    grads = f", {result.gradients} gradients ({args.grad})" if args.grad else ""
+    print(f"wrote {result.path}: {result.hooks} hooks, {result.weights} weights{grads}, layers {result.hooked_layers}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Writes fixture format v1 (golden/README.md) with h5py.
+"""Writes fixture format v1, or v2 with gradients (golden/README.md), with h5py.
 
 Every dataset carries a `dtype` attribute naming the torch dtype HF produced. bfloat16, which
 HDF5 has no type for, is stored losslessly as its uint16 bit pattern; bool as uint8. A tensor
@@ -20,8 +20,11 @@ import torch
 
 from .errors import DumpError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # a forward fixture
+GRAD_SCHEMA_VERSION = 2  # v1 plus gradients (golden/README.md "Gradients"); written only when there are some
 GROUPS = ("meta", "inputs", "weights", "hooks", "outputs")
+# Parameter gradients by HF name; module gradients by hook key; the loss (value, and its weights or labels).
+GRAD_GROUPS = ("grads", "grad_hooks", "loss")
 
 
 def dtype_name(tensor: torch.Tensor) -> str:
@@ -41,8 +44,10 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
 class FixtureWriter:
     """Context manager: `with FixtureWriter(path) as w: w.meta(...); w.tensor("hooks", k, t)`."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, gradients: bool = False):
         self.path = Path(path)
+        self.schema_version = GRAD_SCHEMA_VERSION if gradients else SCHEMA_VERSION
+        self.groups = GROUPS + (GRAD_GROUPS if gradients else ())
         self._partial = self.path.with_name(self.path.name + ".partial")
         self._seen: dict[tuple, str] = {}
 
@@ -52,7 +57,7 @@ class FixtureWriter:
             self._file = h5py.File(self._partial, "w", track_order=True)
         except OSError as error:
             raise DumpError(f"cannot write {self.path}: {error}") from None
-        for group in GROUPS:
+        for group in self.groups:
             self._file.create_group(group, track_order=True)
         return self
 
@@ -67,7 +72,7 @@ class FixtureWriter:
         if "schema_version" in attrs:
             raise DumpError("meta may not set schema_version: the writer owns the format version")
         group = self._file["meta"]
-        group.attrs["schema_version"] = np.int64(SCHEMA_VERSION)
+        group.attrs["schema_version"] = np.int64(self.schema_version)
         for key, value in attrs.items():
             group.attrs[key] = np.int64(value) if isinstance(value, (bool, int)) else str(value)
         group.create_dataset("config", data=config_json)

@@ -1,0 +1,196 @@
+"""Gradients for a fixture (format v2, golden/README.md "Gradients"): HF's forward in training mode
+with dropout off, a backward from a defined scalar loss, and the gradient of every hooked module's
+float outputs and inputs and of every parameter.
+
+How each gradient is taken, and why:
+- Each hooked module's float outputs that are in the autograd graph are kept, and the module's
+  caller receives a clone instead (a forward hook may replace the output). HF edits some outputs in
+  place after the call (OLMoE clip_qkv, Gemma-4 layer_scalar); the edits then land on the clone and
+  the kept tensor is still the module's own output, whose only consumer is the clone: its gradient
+  is dL/d(output) as the module produced it.
+- The module receives clones of its float inputs (a forward pre-hook may replace the arguments), so
+  each clone's only consumer is the module: its gradient is the module's own vector-Jacobian
+  product, J_inᵀ·dL/d(outputs) — what a module's backward computes from its output gradient, not
+  the total gradient of a tensor that other modules (a residual add) read too.
+- One `torch.autograd.grad` over every kept tensor and every parameter then gives all of them from
+  a single backward, as training computes it. A clone is exact, so the forward's values (and the
+  activations the forward recorder stores) are HF's own; tested against a hook-free backward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import naming
+from .capture import DecoderLayers, is_rotary, rotary_layer_type, selected
+from .errors import DumpError
+
+# The scalar losses a gradient dump can start from (golden/README.md "Gradients").
+LOSSES = {
+    "logprob_sum": "sum over b, s of loss_weights[b, s] * log_softmax(float32(logits[b, s]))[input_ids[b, s + 1]]",
+    "ce_mean": "HF's own labels loss (ForCausalLMLoss): mean cross-entropy of the next token over labels != -100, "
+               "labels = input_ids with -100 where attention_mask is 0",
+}
+
+
+@dataclass
+class Kept:
+    """A float tensor of the graph whose gradient is stored under `key` in /grad_hooks."""
+
+    key: str
+    tensor: torch.Tensor
+    module_class: str
+
+
+@dataclass
+class GradRecorder:
+    """Hooks that keep each hooked module's float inputs and outputs in the graph (see the module doc)."""
+
+    kept: list[Kept] = field(default_factory=list)
+    _calls: dict[str, int] = field(default_factory=dict)
+    _handles: list = field(default_factory=list)
+
+    def attach(self, model: torch.nn.Module, layers: set[int] | None = None) -> None:
+        decoder_layers = DecoderLayers.of(model)
+        for path, module in model.named_modules():
+            if path and selected(path, model, decoder_layers, layers):
+                self._handles.append(module.register_forward_pre_hook(self._pre(path), with_kwargs=True))
+                self._handles.append(module.register_forward_hook(self._post(path), with_kwargs=True))
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _pre(self, path: str):
+        def hook(module, args, kwargs):
+            call = self._calls.get(path, 0)
+            self._calls[path] = call + 1
+            if is_rotary(module):
+                return None  # its input only carries the dtype
+            if not args and torch.is_tensor(kwargs.get("hidden_states")):  # the primary input, by keyword
+                args, kwargs = (), dict(kwargs)
+                primary = {"hidden_states": self._clone_tree(path, naming.INPUT, call, kwargs.pop("hidden_states"), module)}
+            else:
+                primary = {}
+            new_args = tuple(self._clone_tree(path, naming.INPUT if i == 0 else f"{naming.INPUT}{i}", call, value, module)
+                             for i, value in enumerate(args))
+            new_kwargs = {name: self._clone_tree(path, f"{naming.INPUT}.{name}", call, value, module)
+                          for name, value in kwargs.items()}
+            return new_args, {**primary, **new_kwargs}
+
+        return hook
+
+    def _post(self, path: str):
+        def hook(module, args, kwargs, output):
+            call = self._calls[path] - 1
+            layer_type = rotary_layer_type(module, args, kwargs)
+            repeat = 0 if layer_type else call
+            if torch.is_tensor(output):
+                return self._keep_clone(path, "", repeat, output, module)
+            if isinstance(output, tuple) and not isinstance(output, Mapping) and not is_rotary(module):
+                names = dict(naming.output_slots(module, output))  # slot -> tensor, for the slot names
+                by_id = {id(t): slot for slot, t in names.items()}
+                return tuple(self._keep_clone(path, by_id.get(id(item), f"out{i}"), repeat, item, module)
+                             if _differentiable(item) else item for i, item in enumerate(output))
+            return None  # mappings (ModelOutput) and rotary tables: nothing to differentiate
+
+        return hook
+
+    def _clone_tree(self, path: str, slot: str, call: int, value: Any, module) -> Any:
+        """`value` with every differentiable tensor replaced by a kept clone (nested tuples/lists/dicts)."""
+        if torch.is_tensor(value):
+            return self._keep_clone(path, slot, call, value, module) if _differentiable(value) else value
+        if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
+            return type(value)(self._clone_tree(path, f"{slot}.{i}", call, v, module) for i, v in enumerate(value))
+        if type(value) is dict:
+            return {k: self._clone_tree(path, f"{slot}.{k}", call, v, module) for k, v in value.items()}
+        return value
+
+    def _keep_clone(self, path: str, slot: str, call: int, tensor: torch.Tensor, module) -> torch.Tensor:
+        if not _differentiable(tensor):
+            return tensor
+        clone = tensor.clone()
+        # An input: the module reads the clone, whose gradient is the module's own VJP. An output:
+        # the caller reads the clone, and the module's own output is kept.
+        kept = clone if slot.startswith(naming.INPUT) else tensor
+        self.kept.append(Kept(naming.hook_key(path, slot, call), kept, type(module).__name__))
+        return clone
+
+
+def _differentiable(value: Any) -> bool:
+    return torch.is_tensor(value) and value.is_floating_point() and value.requires_grad
+
+
+@contextmanager
+def training_mode_without_dropout(model: torch.nn.Module):
+    """HF's training-mode forward (`self.training` paths) with every dropout probability at 0, so the
+    gradient is deterministic; restores the mode and the probabilities after."""
+    was_training = model.training
+    saved: list[tuple[Any, str, float]] = []
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            saved.append((module, "p", module.p))
+            module.p = 0.0
+        for name in ("attention_dropout", "dropout"):
+            if isinstance(getattr(module, name, None), float) and not isinstance(module, torch.nn.Dropout):
+                saved.append((module, name, getattr(module, name)))
+                setattr(module, name, 0.0)
+    model.train()
+    try:
+        yield
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+        model.train(was_training)
+
+
+def checked_loss_weights(loss: str, weights: torch.Tensor | None, input_ids: torch.Tensor,
+                         attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """The per-token weights of `logprob_sum` ([B, S-1] float32; default: the next token's attention
+    mask), or None for `ce_mean`, which takes none."""
+    if loss not in LOSSES:
+        raise DumpError(f"grad must be one of {', '.join(LOSSES)}, got {loss!r}")
+    batch, seq_len = input_ids.shape
+    if loss == "ce_mean":
+        if weights is not None:
+            raise DumpError("loss_weights belong to the logprob_sum loss; ce_mean is HF's unweighted labels loss")
+        return None
+    if weights is None:
+        return attention_mask[:, 1:].to(torch.float32)
+    if not torch.is_tensor(weights) or tuple(weights.shape) != (batch, seq_len - 1) or not weights.is_floating_point():
+        raise DumpError(f"loss_weights must be a float tensor of shape {(batch, seq_len - 1)} (one weight per scored "
+                        f"next token), got {getattr(weights, 'shape', type(weights).__name__)}")
+    weights = weights.detach().to(device=input_ids.device, dtype=torch.float32)
+    if not torch.isfinite(weights).all():
+        raise DumpError("loss_weights holds NaN or Inf")
+    return weights
+
+
+def labels_for(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """HF's labels for `ce_mean`: the input ids, -100 (ignored) where the mask is 0."""
+    return input_ids.masked_fill(attention_mask == 0, -100)
+
+
+def logprob_sum(logits: torch.Tensor, input_ids: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The `logprob_sum` loss (LOSSES): float32 log-softmax, as /outputs/logprobs is computed."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    return (weights * logprobs).sum()
+
+
+def gradients(loss: torch.Tensor, kept: list[Kept], parameters: list[tuple[str, torch.Tensor]]):
+    """One backward: d loss / d each kept tensor and each parameter (None where none flows)."""
+    if not loss.requires_grad:
+        raise DumpError("the loss does not depend on any parameter: are the model's parameters frozen "
+                        "(requires_grad = False)?")
+    unique = {id(p): p for _, p in parameters}
+    tensors = [k.tensor for k in kept] + list(unique.values())
+    grads = torch.autograd.grad(loss, tensors, allow_unused=True)
+    hook_grads = grads[:len(kept)]
+    by_param = dict(zip(unique.keys(), grads[len(kept):]))
+    return list(hook_grads), [(name, by_param[id(p)]) for name, p in parameters]
