@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from .capture import DecoderLayers, Recorder
 from .errors import DumpError
-from .grad import (LOSSES, GradRecorder, checked_loss_weights, gradients, labels_for, logprob_sum,
-                   training_mode_without_dropout)
+from .grad import (LOSSES, GradRecorder, checked_loss_weights, labels_for, logprob_sum, module_gradients,
+                   parameter_gradients, training_mode_without_dropout)
 from .writer import FixtureWriter
 
 PRODUCER = "parity.dump 1"
@@ -88,24 +88,21 @@ def dump(
         raise DumpError("loss_weights need grad=\"logprob_sum\"")
     implementations = _force_eager(model)
     model.eval()
-    recorder, grad_recorder = Recorder(), GradRecorder() if grad else None
-    recorder.attach(model, layer_set)
-    if grad_recorder:
-        grad_recorder.attach(model, layer_set)
+    recorder = Recorder()
     labels = labels_for(input_ids, attention_mask) if grad == "ce_mean" else None
-    mode = training_mode_without_dropout(model) if grad else torch.no_grad()
-    try:
-        with _full_fp32_precision(), mode, _layer_progress(model, progress):
-            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
-                           **({"labels": labels} if labels is not None else {}))
-    finally:
-        recorder.detach()
-        if grad_recorder:
-            grad_recorder.detach()
+    inputs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
+                  **({"labels": labels} if labels is not None else {}))
+    with _full_fp32_precision(), recorder.attached(model, layer_set):
+        # The forward (and, for a gradient dump, HF's training backward, untouched by any hook: the
+        # recorder only copies tensors out).
+        with (training_mode_without_dropout(model) if grad else torch.no_grad()), _layer_progress(model, progress):
+            output = model(**inputs)
+        if grad:
+            loss = _loss(grad, output, input_ids, loss_weights)
+            parameters = list(model.named_parameters(remove_duplicate=False))
+            param_grads = parameter_gradients(loss, parameters)
     if grad:
-        loss = output.loss if grad == "ce_mean" else logprob_sum(output.logits, input_ids, loss_weights)
-        parameters = list(model.named_parameters(remove_duplicate=False))
-        hook_grads, param_grads = gradients(loss, grad_recorder.kept, parameters)
+        hook_grads, grad_recorder = _module_gradients(model, layer_set, inputs, grad, input_ids, loss_weights, loss)
     logits = output.logits.detach()
     logprobs = torch.log_softmax(logits.float(), dim=-1)[:, :-1].gather(-1, input_ids[:, 1:, None]).squeeze(-1)
     weight_mode = weights if weights != "auto" else ("all" if layer_set is None else "hooked")
@@ -144,6 +141,23 @@ def dump(
             _write_gradients(writer, grad, loss, loss_weights, labels, hook_grads, grad_recorder.kept, param_grads)
     return DumpResult(Path(path), len(recorder.captured), len(stored_weights), hooked_layers,
                       sum(g is not None for g in hook_grads) + sum(g is not None for _, g in param_grads) if grad else 0)
+
+
+def _loss(grad: str, output, input_ids: torch.Tensor, loss_weights: torch.Tensor | None) -> torch.Tensor:
+    return output.loss if grad == "ce_mean" else logprob_sum(output.logits, input_ids, loss_weights)
+
+
+def _module_gradients(model, layer_set, inputs: dict, grad: str, input_ids, loss_weights, loss: torch.Tensor):
+    """A second forward and backward with the module gradients kept (grad.py): the same values (a
+    clone is exact; checked on the loss), a backward whose sums over a tensor's several consumers
+    may accumulate in another order than the first one's."""
+    grad_recorder = GradRecorder()
+    with _full_fp32_precision(), grad_recorder.attached(model, layer_set), training_mode_without_dropout(model):
+        again = _loss(grad, model(**inputs), input_ids, loss_weights)
+        if not torch.equal(again.detach(), loss.detach()):
+            raise DumpError(f"the model is not deterministic: two identical training forwards gave losses "
+                            f"{float(loss):.9g} and {float(again):.9g}")
+        return module_gradients(again, grad_recorder.kept), grad_recorder
 
 
 def _write_gradients(writer, grad, loss, loss_weights, labels, hook_grads, kept, param_grads) -> None:

@@ -8,6 +8,7 @@ reference kept until after the forward would record the wrong values.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -77,6 +78,14 @@ class Recorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+    @contextmanager
+    def attached(self, model: torch.nn.Module, layers: set[int] | None = None):
+        self.attach(model, layers)
+        try:
+            yield self
+        finally:
+            self.detach()
 
     def _pre(self, path: str):
         def hook(module, args, kwargs):
