@@ -70,6 +70,12 @@ def external_link(f):
 
 BAD_FIXTURES = {
     "wrong schema version": (set_attr("meta", "schema_version", np.int64(7)), "schema_version 7, this build reads 1 and 2"),
+    "v2 without its gradient groups": (set_attr("meta", "schema_version", np.int64(2)),
+                                       "/grads: missing group of a gradient fixture (schema_version 2)"),
+    "v2 without a loss": (lambda f: (set_attr("meta", "schema_version", np.int64(2))(f), f.create_group("grads"),
+                                     f.create_group("grad_hooks"), f.create_group("loss"),
+                                     f["meta"].attrs.__setitem__("grad_loss", "ce_mean")),
+                          "/loss/value: missing dataset of a gradient fixture"),
     "schema version array": (set_attr("meta", "schema_version", np.array([1, 1], np.int64)), "no integer schema_version"),
     "schema version string": (set_attr("meta", "schema_version", "1"), "no integer schema_version"),
     "model_type string array": (set_attr("meta", "model_type", np.array([b"olmoe", b"x"])), "missing string attribute model_type"),

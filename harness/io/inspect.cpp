@@ -51,6 +51,8 @@ std::string inspect_text(const Fixture& fixture) {
   for (const std::string& line : config_summary(fixture.config())) out += fmt::format("  {}\n", line);
   for (std::string_view group : Fixture::kGroups)
     if (group != "meta") out += section(fixture, group);
+  if (fixture.has_gradients())
+    for (std::string_view group : Fixture::kGradGroups) out += section(fixture, group);
   return out;
 }
 

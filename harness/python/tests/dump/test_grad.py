@@ -173,6 +173,10 @@ def test_the_cli_dumps_gradients_and_check_says_it_gates_the_forward_only(tmp_pa
     result = run_parity("check", out, "--mode", "chained")
     assert result.returncode == 0, result.stdout
     assert "note: gradients: the fixture holds" in result.stdout and "gates the forward pass only" in result.stdout
+    shown = run_parity("inspect", out).stdout
+    with h5py.File(out) as f:
+        for group in ("grads", "grad_hooks", "loss"):
+            assert f"\n{group} ({len(f[group])})\n" in shown
 
 
 @pytest.mark.parametrize("kwargs, message", [
