@@ -25,4 +25,19 @@ double activate(Activation activation, double x, const Numerics& numerics) {
   return x;
 }
 
+double activate_derivative(Activation activation, double x) {
+  switch (activation) {
+    case Activation::kSilu: {
+      const double sigmoid = 1.0 / (1.0 + std::exp(-x));
+      return sigmoid * (1.0 + x * (1.0 - sigmoid));
+    }
+    case Activation::kGeluTanh: {
+      const double k = std::sqrt(2.0 / std::numbers::pi);
+      const double t = std::tanh(k * (x + 0.044715 * x * x * x));
+      return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x);
+    }
+  }
+  return 1.0;
+}
+
 }  // namespace parity::ops

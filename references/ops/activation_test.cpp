@@ -65,4 +65,18 @@ TEST_CASE("activation: F32 gives the float-rounded value and BF16 the bfloat16-r
     }
 }
 
+TEST_CASE("activation derivatives agree with central finite differences") {
+  const Numerics f64(Precision::F64);
+  for (Activation a : {Activation::kSilu, Activation::kGeluTanh})
+    for (double x = -6.0; x <= 6.0; x += 0.37) {
+      CAPTURE(x);
+      const double h = 1e-5;
+      const double numeric = (activate(a, x + h, f64) - activate(a, x - h, f64)) / (2 * h);
+      CHECK(activate_derivative(a, x) == doctest::Approx(numeric).epsilon(1e-8).scale(1.0));
+    }
+  // Closed forms at 0: silu'(0) = 1/2, gelu'(0) = 1/2.
+  CHECK(activate_derivative(Activation::kSilu, 0.0) == 0.5);
+  CHECK(activate_derivative(Activation::kGeluTanh, 0.0) == 0.5);
+}
+
 }  // namespace parity::ops

@@ -18,4 +18,12 @@ Array multiply_last_dim(const Array& a, const Weight& w, const Numerics& numeric
 // a · s for a Python float s.
 Array scale(const Array& a, double s, const Numerics& numerics);
 
+// Backwards at the exact math. add passes dy to both operands and multiply sends dy ⊙ b to a and
+// dy ⊙ a to b (no function needed); these two have a weight or a converted scalar:
+// multiply_last_dim: returns da = dy ⊙ w and adds Σ_rows dy ⊙ a to `dweight` ([n], when given).
+Array multiply_last_dim_backward(const Array& a, const Weight& w, const Array& dy, Array* dweight,
+                                 std::string_view what = "scale");
+// scale: da = dy · f32(s), the float32 value torch multiplied by.
+Array scale_backward(const Array& dy, double s, const Numerics& numerics);
+
 }  // namespace parity::ops

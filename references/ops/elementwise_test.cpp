@@ -1,6 +1,10 @@
 #include "elementwise.h"
 
+#include <random>
+
 #include <doctest/doctest.h>
+
+#include "test_util.h"
 
 namespace parity::ops {
 
@@ -32,6 +36,22 @@ TEST_CASE("elementwise: operands of another shape throw naming the step") {
   CHECK_THROWS_WITH_AS(add(a, b, n, "residual"), doctest::Contains("[residual]"), Error);
   CHECK_THROWS_AS(multiply(a, b, n), Error);
   CHECK_THROWS_AS(multiply_last_dim(a, Weight{{3}, {1.0f, 1.0f, 1.0f}}, n), Error);
+}
+
+TEST_CASE("multiply_last_dim and scale backward agree with central finite differences") {
+  std::mt19937 rng(47);
+  const Array a = test::random_array({2, 3, 5}, rng);
+  const Weight w = test::random_weight({5}, rng);
+  const Array dy = test::random_array({2, 3, 5}, rng);
+  const Numerics f64(Precision::F64);
+  Array dw({5});
+  const Array da = multiply_last_dim_backward(a, w, dy, &dw);
+  CHECK(test::gradient_close(da.data, test::numeric_gradient([&](const Array& v) { return multiply_last_dim(v, w, f64); }, a, dy), 1e-8));
+  CHECK(test::gradient_close(dw.data, test::numeric_weight_gradient([&](const Weight& v) { return multiply_last_dim(a, v, f64); }, w, dy), 1e-8));
+  // scale multiplies by the float32 of the Python float (at HF's cast points), in the backward too.
+  CHECK(scale_backward(dy, 0.1, Numerics(Precision::F32)).data[0] == dy.data[0] * static_cast<double>(0.1f));
+  const Array ds = scale_backward(dy, 0.1, f64);
+  CHECK(test::gradient_close(ds.data, test::numeric_gradient([&](const Array& v) { return scale(v, 0.1, f64); }, a, dy), 1e-8));
 }
 
 }  // namespace parity::ops

@@ -18,4 +18,18 @@ Array embedding(const IndexArray& ids, const Weight& table) {
   return out;
 }
 
+void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable) {
+  PARITY_CHECK(dtable.shape.size() == 2 && dy.rows() == ids.numel() && dy.last_dim() == dtable.shape[1],
+               "[embedding backward] output gradient {} does not fit {} ids and table {}", shape_str(dy.shape),
+               ids.numel(), shape_str(dtable.shape));
+  const int64_t vocab = dtable.shape[0], hidden = dtable.shape[1];
+  for (int64_t t = 0; t < ids.numel(); ++t) {
+    const int64_t id = ids.data[static_cast<size_t>(t)];
+    PARITY_CHECK(id >= 0 && id < vocab, "[embedding backward] token id {} at flat position {} outside 0..{}", id, t,
+                 vocab - 1);
+    double* row = dtable.data.data() + id * hidden;
+    for (int64_t i = 0; i < hidden; ++i) row[i] += dy.row(t)[i];
+  }
+}
+
 }  // namespace parity::ops

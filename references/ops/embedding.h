@@ -8,4 +8,8 @@ namespace parity::ops {
 // ids [B, S] -> [B, S, H]; throws naming the first id outside 0..V-1.
 Array embedding(const IndexArray& ids, const Weight& table);
 
+// The backward of embedding: adds each token's output gradient dy [B, S, H] to its row of
+// `dtable` [V, H] (a token that occurs twice adds twice). Token ids carry no gradient.
+void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable);
+
 }  // namespace parity::ops

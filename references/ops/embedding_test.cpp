@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "test_util.h"
+
 namespace parity::ops {
 
 TEST_CASE("embedding: copies the table row of every id, keeping the ids' shape") {
@@ -42,6 +44,19 @@ TEST_CASE("embedding: throws naming an id outside the vocabulary and on a table 
   CHECK_THROWS_WITH_AS(embedding(IndexArray{{1, 2}, {1, -1}}, table), doctest::Contains("token id -1"), Error);
   CHECK_NOTHROW(embedding(IndexArray{{1, 2}, {3, 0}}, table));
   CHECK_THROWS_AS(embedding(IndexArray{{1, 1}, {0}}, Weight{{8}, table.data}), Error);
+}
+
+TEST_CASE("embedding backward: each token's gradient lands on its row, repeated ids add up") {
+  std::mt19937 rng(53);
+  const IndexArray ids{{2, 3}, {1, 3, 1, 0, 3, 3}};
+  const Weight table = test::random_weight({5, 4}, rng);
+  const Array dy = test::random_array({2, 3, 4}, rng);
+  Array dtable({5, 4});
+  embedding_backward(ids, dy, dtable);
+  CHECK(test::gradient_close(dtable.data, test::numeric_weight_gradient([&](const Weight& v) { return embedding(ids, v); }, table, dy), 1e-8));
+  for (int64_t i = 0; i < 4; ++i) CHECK(dtable.data[static_cast<size_t>(2 * 4 + i)] == 0.0);  // id 2 never occurs
+  CHECK_THROWS_WITH(embedding_backward(IndexArray{{1, 1}, {9}}, test::random_array({1, 1, 4}, rng), dtable),
+                    doctest::Contains("token id 9"));
 }
 
 }  // namespace parity::ops

@@ -77,4 +77,30 @@ Array linear(const Array& x, const Weight& weight, const Numerics& numerics, std
   return y;
 }
 
+Array linear_backward(const Array& x, const Weight& weight, const Array& dy, Array* dweight, std::string_view name) {
+  PARITY_CHECK(weight.shape.size() == 2, "[{} backward] weight must be [out, in], got {}", name, shape_str(weight.shape));
+  const int64_t out = weight.shape[0], in = weight.shape[1];
+  PARITY_CHECK(x.last_dim() == in && dy.last_dim() == out && x.rows() == dy.rows(),
+               "[{} backward] input {} and output gradient {} do not fit weight [{}, {}]", name, shape_str(x.shape),
+               shape_str(dy.shape), out, in);
+  PARITY_CHECK(!dweight || dweight->shape == weight.shape, "[{} backward] weight gradient {} is not [{}, {}]", name,
+               dweight ? shape_str(dweight->shape) : "", out, in);
+  Array dx(x.shape);
+  for (int64_t r = 0; r < x.rows(); ++r) {
+    const double* g = dy.row(r);
+    double* d = dx.row(r);
+    for (int64_t o = 0; o < out; ++o) {
+      if (g[o] == 0) continue;
+      const float* w = weight.data.data() + o * in;
+      for (int64_t i = 0; i < in; ++i) d[i] += g[o] * static_cast<double>(w[i]);
+      if (dweight) {
+        const double* xr = x.row(r);
+        double* dw = dweight->data.data() + o * in;
+        for (int64_t i = 0; i < in; ++i) dw[i] += g[o] * xr[i];
+      }
+    }
+  }
+  return dx;
+}
+
 }  // namespace parity::ops

@@ -24,4 +24,10 @@ void matmul_abt(const double* a, int64_t lda, const double* b, int64_t ldb, doub
 void matmul_ab(const double* a, int64_t lda, const double* b, int64_t ldb, double* y, int64_t ldy, int64_t m,
                int64_t n, int64_t k, const Numerics& numerics);
 
+// The backward of linear, exact in f64 (every backward of references/ops is): from dy [..., out],
+// returns dx [..., in] = dy · W and adds dyᵀ · x to `dweight` ([out, in], when given: a weight
+// several calls use sums their gradients).
+Array linear_backward(const Array& x, const Weight& weight, const Array& dy, Array* dweight,
+                      std::string_view name = "linear");
+
 }  // namespace parity::ops

@@ -105,4 +105,21 @@ TEST_CASE("linear: float accumulation differs from the exact sum by float round-
   CHECK(rel < 1e-5);   // and only that: sqrt(512) x 2^-24 x a cancellation factor
 }
 
+TEST_CASE("linear backward: dx and dW agree with central finite differences (odd shapes)") {
+  std::mt19937 rng(41);
+  const Array x = random_array({2, 3, 5}, rng);
+  const Weight w = random_weight({7, 5}, rng);
+  const Array dy = random_array({2, 3, 7}, rng);
+  Array dw({7, 5});
+  const Array dx = linear_backward(x, w, dy, &dw);
+  const Numerics f64(Precision::F64);
+  CHECK(test::gradient_close(dx.data, test::numeric_gradient([&](const Array& v) { return linear(v, w, f64); }, x, dy), 1e-8));
+  CHECK(test::gradient_close(dw.data, test::numeric_weight_gradient([&](const Weight& v) { return linear(x, v, f64); }, w, dy), 1e-8));
+  // Accumulates: a second call adds the same gradient again.
+  const std::vector<double> once = dw.data;
+  linear_backward(x, w, dy, &dw);
+  for (size_t i = 0; i < once.size(); ++i) CHECK(dw.data[i] == doctest::Approx(2 * once[i]));
+  CHECK_THROWS_WITH(linear_backward(x, w, random_array({2, 3, 6}, rng), nullptr), doctest::Contains("do not fit weight"));
+}
+
 }  // namespace parity::ops

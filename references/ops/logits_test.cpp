@@ -64,4 +64,30 @@ TEST_CASE("next_token_logprobs: float32 whatever T, stable for huge logits, and 
   CHECK_THROWS_AS(next_token_logprobs(huge, IndexArray{{2, 1}, {0, 1}}, Numerics(Precision::F64)), Error);
 }
 
+TEST_CASE("softcap and next-token logprob backward agree with central finite differences") {
+  std::mt19937 rng(59);
+  const Numerics f64(Precision::F64);
+  const Array logits = random_array({2, 4, 7}, rng, -3.0, 3.0);
+  const IndexArray ids{{2, 4}, {1, 6, 0, 6, 3, 3, 5, 2}};
+  const Array dlp = random_array({2, 3}, rng);
+  const Array dlogits = next_token_logprobs_backward(logits, ids, dlp);
+  CHECK(test::gradient_close(dlogits.data, test::numeric_gradient([&](const Array& v) { return next_token_logprobs(v, ids, f64); }, logits, dlp), 1e-8));
+  // Closed form: each row's gradient sums to 0 (onehot and softmax both sum to 1); the last
+  // position scores nothing.
+  for (int64_t r = 0; r < 8; ++r) {
+    double sum = 0;
+    for (int64_t v = 0; v < 7; ++v) sum += dlogits.row(r)[v];
+    CHECK(std::abs(sum) < 1e-15);
+  }
+  for (int64_t v = 0; v < 7; ++v) CHECK(dlogits.row(3)[v] == 0.0);
+  Array dy = random_array({2, 4, 7}, rng);
+  const Array upstream = dy;
+  softcap_backward(logits, 2.5, dy);
+  CHECK(test::gradient_close(dy.data, test::numeric_gradient([&](const Array& v) {
+    Array capped = v;
+    softcap(capped, 2.5, f64);
+    return capped;
+  }, logits, upstream), 1e-8));
+}
+
 }  // namespace parity::ops

@@ -70,4 +70,36 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
   return y;
 }
 
+Array rms_norm_backward(const Array& x, const Weight* weight, double eps, NormWeight placement, const Array& dy,
+                        Array* dweight, double weight_offset, std::string_view name) {
+  const int64_t n = x.last_dim();
+  PARITY_CHECK(n > 0 && dy.shape == x.shape, "[{} backward] output gradient {} does not match input {}", name,
+               shape_str(dy.shape), shape_str(x.shape));
+  const bool weighted = placement != NormWeight::kNone;
+  PARITY_CHECK(!weighted || (weight != nullptr && weight->shape == Shape{n}), "[{} backward] weight {} does not match "
+               "the last dim {}", name, weighted && weight ? shape_str(weight->shape) : "missing", n);
+  PARITY_CHECK(!dweight || (weighted && dweight->shape == Shape{n}), "[{} backward] no weight gradient of shape [{}]",
+               name, n);
+  Array dx(x.shape);
+  std::vector<double> g(static_cast<size_t>(n));
+  for (int64_t r = 0; r < x.rows(); ++r) {
+    const double* xr = x.row(r);
+    const double* dyr = dy.row(r);
+    double sum_sq = 0;
+    for (int64_t i = 0; i < n; ++i) sum_sq += xr[i] * xr[i];
+    const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(n) + eps);
+    double g_dot_x = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = weighted ? weight_offset + static_cast<double>(weight->data[i]) : 1.0;
+      g[static_cast<size_t>(i)] = dyr[i] * v;
+      g_dot_x += g[static_cast<size_t>(i)] * xr[i];
+      if (dweight) dweight->data[i] += dyr[i] * xr[i] * inv_rms;
+    }
+    const double k = inv_rms * inv_rms * g_dot_x / static_cast<double>(n);
+    double* d = dx.row(r);
+    for (int64_t i = 0; i < n; ++i) d[i] = inv_rms * (g[static_cast<size_t>(i)] - xr[i] * k);
+  }
+  return dx;
+}
+
 }  // namespace parity::ops

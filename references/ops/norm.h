@@ -27,4 +27,11 @@ Array rms_norm(const Array& x, const Weight* weight, double eps, NormWeight plac
                std::string_view name = "rms_norm", double weight_offset = 0.0,
                NormArithmetic arithmetic = NormArithmetic::kFloat32);
 
+// The backward of rms_norm at the exact math: every placement computes y = v ⊙ x · r per row, with
+// r = (mean(x²) + eps)^-½ and v = offset + w (1 for kNone); they differ only in where they round.
+// Returns dx = r·(g − x·r²·mean(g ⊙ x)), g = dy ⊙ v, and adds Σ_rows dy ⊙ x·r to `dweight` ([n],
+// when given and the norm has a weight).
+Array rms_norm_backward(const Array& x, const Weight* weight, double eps, NormWeight placement, const Array& dy,
+                        Array* dweight, double weight_offset = 0.0, std::string_view name = "rms_norm");
+
 }  // namespace parity::ops

@@ -132,4 +132,33 @@ TEST_CASE("rms_norm: under BF16 kAfterCast rounds before the weight and kInFloat
   CHECK(differ > 0);  // the two placements are distinguishable in bf16
 }
 
+TEST_CASE("rms_norm backward: every placement and offset agrees with central finite differences") {
+  std::mt19937 rng(43);
+  const Array x = random_array({3, 7}, rng);
+  const Weight w = test::random_weight({7}, rng, 0.5f, 1.5f);
+  const Array dy = random_array({3, 7}, rng);
+  const Numerics f64(Precision::F64);
+  for (NormWeight placement : {NormWeight::kAfterCast, NormWeight::kInFloat32, NormWeight::kNone})
+    for (double offset : {0.0, 1.0}) {
+      CAPTURE(static_cast<int>(placement));
+      CAPTURE(offset);
+      const bool weighted = placement != NormWeight::kNone;
+      Array dw({7});
+      const Array dx = rms_norm_backward(x, &w, 1e-6, placement, dy, weighted ? &dw : nullptr, offset);
+      auto f = [&](const Array& v, const Weight& wv) { return rms_norm(v, &wv, 1e-6, placement, f64, "n", offset); };
+      CHECK(test::gradient_close(dx.data, test::numeric_gradient([&](const Array& v) { return f(v, w); }, x, dy), 1e-8));
+      if (weighted)
+        CHECK(test::gradient_close(dw.data, test::numeric_weight_gradient([&](const Weight& v) { return f(x, v); }, w, dy),
+                                   1e-7));
+    }
+  // Closed form: a norm is scale invariant, so dx is orthogonal to x for dy = y (d|y|²/2 along x is 0).
+  const Array y = rms_norm(x, nullptr, 0.0, NormWeight::kNone, f64);
+  const Array dx = rms_norm_backward(x, nullptr, 0.0, NormWeight::kNone, y, nullptr);
+  for (int64_t r = 0; r < 3; ++r) {
+    double along = 0;
+    for (int64_t i = 0; i < 7; ++i) along += dx.row(r)[i] * x.row(r)[i];
+    CHECK(std::abs(along) < 1e-12);
+  }
+}
+
 }  // namespace parity::ops

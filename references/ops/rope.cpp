@@ -101,4 +101,24 @@ void apply_rope_contiguous_partial(Array& x, const RotaryTables& tables, int64_t
   }
 }
 
+void apply_rope_backward(Array& dy, const RotaryTables& tables) {
+  PARITY_CHECK(dy.shape.size() == 4 && tables.cos.shape == (Shape{dy.shape[0], dy.shape[1], dy.shape[3]}) &&
+                   tables.sin.shape == tables.cos.shape,
+               "[rope backward] cos/sin {} do not match gradient {} (want [B, S, D])", shape_str(tables.cos.shape),
+               shape_str(dy.shape));
+  const int64_t tokens = dy.shape[0] * dy.shape[1], heads = dy.shape[2], dim = dy.shape[3], half = dim / 2;
+  for (int64_t tok = 0; tok < tokens; ++tok) {
+    const double* c = tables.cos.row(tok);
+    const double* s = tables.sin.row(tok);
+    for (int64_t h = 0; h < heads; ++h) {
+      double* v = dy.data.data() + (tok * heads + h) * dim;
+      for (int64_t j = 0; j < half; ++j) {
+        const double a = v[j], b = v[j + half];
+        v[j] = a * c[j] + b * s[j + half];
+        v[j + half] = b * c[j + half] - a * s[j];
+      }
+    }
+  }
+}
+
 }  // namespace parity::ops

@@ -44,4 +44,9 @@ void apply_rope(Array& x, const RotaryTables& tables, const Numerics& numerics);
 // HF's apply_rope pairs j with j + D/2 over the whole head instead. Same tables and rounding as apply_rope.
 void apply_rope_contiguous_partial(Array& x, const RotaryTables& tables, int64_t angles, const Numerics& numerics);
 
+// The backward of apply_rope (in place on dy [B, S, N, D]): the rotation's transpose,
+// dx[j] = dy[j]·cos[j] + dy[j + D/2]·sin[j + D/2], dx[j + D/2] = dy[j + D/2]·cos[j + D/2] − dy[j]·sin[j].
+// cos/sin are inputs computed from integer positions: they receive no gradient.
+void apply_rope_backward(Array& dy, const RotaryTables& tables);
+
 }  // namespace parity::ops

@@ -235,4 +235,22 @@ TEST_CASE("rope: a proportional table rotates dim j with j + D/2 for j < A and p
   for (int j : {2, 3, 6, 7}) CHECK(x.data[static_cast<size_t>(j)] == static_cast<double>(j + 1));
 }
 
+TEST_CASE("rope backward agrees with central finite differences, default and proportional tables") {
+  std::mt19937 rng(61);
+  const Numerics f64(Precision::F64);
+  const IndexArray pos = positions(1, 3, {0, 4, 9});
+  for (const std::vector<double>& inv_freq : {default_inv_freq(6, 100.0, f64), proportional_inv_freq(6, 100.0, 0.5, 1.0, f64)}) {
+    const RotaryTables tables = rotary_tables(pos, inv_freq, 1.0, f64);
+    const Array x = random_array({1, 3, 2, 6}, rng);
+    const Array dy = random_array({1, 3, 2, 6}, rng);
+    Array dx = dy;
+    apply_rope_backward(dx, tables);
+    CHECK(test::gradient_close(dx.data, test::numeric_gradient([&](const Array& v) {
+      Array rotated = v;
+      apply_rope(rotated, tables, f64);
+      return rotated;
+    }, x, dy), 1e-8));
+  }
+}
+
 }  // namespace parity::ops
