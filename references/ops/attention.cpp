@@ -88,4 +88,56 @@ AttentionResult attention(const Array& q, const Array& k, const Array& v, const 
   return r;
 }
 
+AttentionGradients attention_backward(const Array& q, const Array& k, const Array& v, const Array& probs, double scaling,
+                                      const Array& dcontext) {
+  PARITY_CHECK(q.shape.size() == 4 && k.shape.size() == 4 && v.shape == k.shape && k.shape[2] > 0 &&
+                   q.shape[2] % k.shape[2] == 0,
+               "[attention backward] want q [B, S, Nh, D] and k, v [B, S, Nkv, D], got {}, {}, {}", shape_str(q.shape),
+               shape_str(k.shape), shape_str(v.shape));
+  const int64_t batch = q.shape[0], seq = q.shape[1], heads = q.shape[2], dim = q.shape[3], kv_heads = k.shape[2];
+  PARITY_CHECK(probs.shape == (Shape{batch, heads, seq, seq}) && dcontext.shape == (Shape{batch, seq, heads * dim}),
+               "[attention backward] probs {} and context gradient {} do not fit q {}", shape_str(probs.shape),
+               shape_str(dcontext.shape), shape_str(q.shape));
+  const int64_t group = heads / kv_heads;
+  AttentionGradients g{Array(q.shape), Array(k.shape), Array(v.shape)};
+  std::vector<double> dp(static_cast<size_t>(seq));
+  // Element (b, s, head, d) of a [B, S, N, D] tensor.
+  auto at = [seq, dim](int64_t b, int64_t s, int64_t n_heads, int64_t head) {
+    return ((b * seq + s) * n_heads + head) * dim;
+  };
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t kvh = h / group;
+      const double* p = probs.data.data() + (b * heads + h) * seq * seq;
+      for (int64_t i = 0; i < seq; ++i) {
+        const double* dout = dcontext.data.data() + at(b, i, heads, h);
+        double dot = 0;
+        for (int64_t j = 0; j < seq; ++j) {
+          const double* vj = v.data.data() + at(b, j, kv_heads, kvh);
+          double* dvj = g.v.data.data() + at(b, j, kv_heads, kvh);
+          double s = 0;
+          for (int64_t d = 0; d < dim; ++d) {
+            s += dout[d] * vj[d];
+            dvj[d] += p[i * seq + j] * dout[d];
+          }
+          dp[static_cast<size_t>(j)] = s;
+          dot += s * p[i * seq + j];
+        }
+        const double* qi = q.data.data() + at(b, i, heads, h);
+        double* dqi = g.q.data.data() + at(b, i, heads, h);
+        for (int64_t j = 0; j < seq; ++j) {
+          const double ds = p[i * seq + j] * (dp[static_cast<size_t>(j)] - dot) * scaling;
+          if (ds == 0) continue;
+          const double* kj = k.data.data() + at(b, j, kv_heads, kvh);
+          double* dkj = g.k.data.data() + at(b, j, kv_heads, kvh);
+          for (int64_t d = 0; d < dim; ++d) {
+            dqi[d] += ds * kj[d];
+            dkj[d] += ds * qi[d];
+          }
+        }
+      }
+    }
+  return g;
+}
+
 }  // namespace parity::ops

@@ -31,4 +31,16 @@ AttentionResult attention(const Array& q, const Array& k, const Array& v, const 
 // Softmax over the last dim computed in float32 (torch softmax(dtype=float32)); no cast back.
 void softmax_rows_f32(double* row, int64_t n, const Numerics& numerics);
 
+struct AttentionGradients {
+  Array q, k, v;  // shaped as the forward's q, k, v; a KV head sums the gradients of every query head it serves
+};
+
+// The backward of attention at the exact math, from dcontext [B, S, Nh·D] and the forward's probs
+// P [B, Nh, S, S]: dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)) (the softmax's), dQ =
+// scaling·dS·K, dK = scaling·dSᵀ·Q. Masked keys have P = 0 and so no gradient; the additive mask
+// and `scaling` are constants. A query row with every key masked (left padding) has HF's uniform
+// probabilities and, as under autograd, a gradient through them.
+AttentionGradients attention_backward(const Array& q, const Array& k, const Array& v, const Array& probs, double scaling,
+                                      const Array& dcontext);
+
 }  // namespace parity::ops

@@ -82,4 +82,57 @@ Array experts(const Array& x, const IndexArray& index, const Array& weights, con
   return out;
 }
 
+ExpertGradients experts_backward(const Array& x, const IndexArray& index, const Array& weights, const ExpertWeights& w,
+                                 Activation activation, const Array& dout) {
+  const Dims d = check_shapes(x, index, weights, w);
+  PARITY_CHECK(dout.shape == x.shape, "[experts backward] output gradient {} does not match input {}",
+               shape_str(dout.shape), shape_str(x.shape));
+  const int64_t tokens = x.shape[0], k = index.shape[1], hidden = d.hidden, inter = d.inter;
+  ExpertGradients g{Array(x.shape), Array(weights.shape), Array(w.gate_up_proj.shape), Array(w.down_proj.shape)};
+  std::vector<double> gate(static_cast<size_t>(inter)), up(static_cast<size_t>(inter)), h(static_cast<size_t>(inter)),
+      dh(static_cast<size_t>(inter));
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t e = index.data[static_cast<size_t>(t * k + j)];
+      const float* gu = w.gate_up_proj.data.data() + e * 2 * inter * hidden;  // [2I, H]
+      const float* down = w.down_proj.data.data() + e * hidden * inter;       // [H, I]
+      const double* xt = x.row(t);
+      for (int64_t i = 0; i < inter; ++i) {
+        double sg = 0, su = 0;
+        for (int64_t c = 0; c < hidden; ++c) {
+          sg += gu[i * hidden + c] * xt[c];
+          su += gu[(inter + i) * hidden + c] * xt[c];
+        }
+        gate[i] = sg, up[i] = su;
+        h[i] = activate(activation, sg, Numerics(Precision::F64)) * su;
+      }
+      const double weight = weights.row(t)[j];
+      double dw = 0;
+      std::fill(dh.begin(), dh.end(), 0.0);
+      double* ddown = g.down_proj.data.data() + e * hidden * inter;
+      for (int64_t o = 0; o < hidden; ++o) {
+        double y = 0;
+        for (int64_t i = 0; i < inter; ++i) y += down[o * inter + i] * h[i];
+        dw += dout.row(t)[o] * y;
+        const double dy = weight * dout.row(t)[o];
+        for (int64_t i = 0; i < inter; ++i) {
+          ddown[o * inter + i] += dy * h[i];
+          dh[i] += down[o * inter + i] * dy;
+        }
+      }
+      g.weights.row(t)[j] = dw;
+      double* dgu = g.gate_up_proj.data.data() + e * 2 * inter * hidden;
+      for (int64_t i = 0; i < inter; ++i) {
+        const double dg = dh[i] * up[i] * activate_derivative(activation, gate[i]);
+        const double du = dh[i] * activate(activation, gate[i], Numerics(Precision::F64));
+        for (int64_t c = 0; c < hidden; ++c) {
+          dgu[i * hidden + c] += dg * xt[c];
+          dgu[(inter + i) * hidden + c] += du * xt[c];
+          g.x.row(t)[c] += gu[i * hidden + c] * dg + gu[(inter + i) * hidden + c] * du;
+        }
+      }
+    }
+  return g;
+}
+
 }  // namespace parity::ops

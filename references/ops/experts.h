@@ -23,4 +23,17 @@ struct ExpertWeights {
 Array experts(const Array& x, const IndexArray& index, const Array& weights, const ExpertWeights& w,
               Activation activation, const Numerics& numerics);
 
+struct ExpertGradients {
+  Array x;        // [T, H]
+  Array weights;  // [T, K]: d loss / d each routing weight = <dout[t], expert_e(x[t])>, exactly
+  Array gate_up_proj, down_proj;  // shaped as the fused weights; experts no token chose get zeros
+};
+
+// The backward of experts at the exact math, from dout [T, H]. For slot (t, j) on expert e with
+// gate g = G_e x, up u = U_e x, h = act(g) ⊙ u, y = D_e h: dweights[t, j] = <dout[t], y>, and with
+// dy = w·dout[t]: dD_e += dy ⊗ h, dh = D_eᵀ dy, dg = dh ⊙ u ⊙ act'(g), du = dh ⊙ act(g),
+// dG_e += dg ⊗ x, dU_e += du ⊗ x, dx += G_eᵀ dg + U_eᵀ du. The index carries no gradient.
+ExpertGradients experts_backward(const Array& x, const IndexArray& index, const Array& weights, const ExpertWeights& w,
+                                 Activation activation, const Array& dout);
+
 }  // namespace parity::ops

@@ -90,4 +90,55 @@ Weight fold_scale_bf16(const Weight& weight, const Weight& scale, double root) {
   return folded;
 }
 
+Array router_probs_backward(const Array& probs, const Array& dprobs) {
+  PARITY_CHECK(dprobs.shape == probs.shape, "[router backward] gradient {} does not match probs {}",
+               shape_str(dprobs.shape), shape_str(probs.shape));
+  Array dlogits(probs.shape);
+  for (int64_t t = 0; t < probs.rows(); ++t) {
+    double dot = 0;
+    for (int64_t e = 0; e < probs.last_dim(); ++e) dot += dprobs.row(t)[e] * probs.row(t)[e];
+    for (int64_t e = 0; e < probs.last_dim(); ++e) dlogits.row(t)[e] = probs.row(t)[e] * (dprobs.row(t)[e] - dot);
+  }
+  return dlogits;
+}
+
+Array gather_top_k_backward(const Array& probs, const IndexArray& index, bool renormalise, const Array& dweights) {
+  const int64_t tokens = probs.rows(), experts = probs.last_dim();
+  PARITY_CHECK(index.shape.size() == 2 && index.shape[0] == tokens && dweights.shape == index.shape,
+               "[router backward] top-k index {} and gradient {} do not fit probs {}", shape_str(index.shape),
+               shape_str(dweights.shape), shape_str(probs.shape));
+  const int64_t k = index.shape[1];
+  Array dprobs(probs.shape);
+  for (int64_t t = 0; t < tokens; ++t) {
+    auto expert = [&](int64_t j) {
+      const int64_t e = index.data[static_cast<size_t>(t * k + j)];
+      PARITY_CHECK(e >= 0 && e < experts, "[router backward] expert index {} at token {} outside 0..{}", e, t,
+                   experts - 1);
+      return e;
+    };
+    double sum = 0, dot = 0;
+    for (int64_t j = 0; j < k; ++j) sum += probs.row(t)[expert(j)];
+    for (int64_t j = 0; j < k; ++j) dot += dweights.row(t)[j] * probs.row(t)[expert(j)] / sum;
+    for (int64_t j = 0; j < k; ++j)
+      dprobs.row(t)[expert(j)] += renormalise ? (dweights.row(t)[j] - dot) / sum : dweights.row(t)[j];
+  }
+  return dprobs;
+}
+
+Array per_expert_scale_backward(const Array& weights, const IndexArray& index, const Weight& scale,
+                                const Array& dscaled, Array* dscale) {
+  PARITY_CHECK(index.shape == weights.shape && dscaled.shape == weights.shape && scale.shape.size() == 1 &&
+                   (!dscale || dscale->shape == scale.shape),
+               "[router backward] per_expert_scale {}, weights {}, index {} and gradient {} do not fit",
+               shape_str(scale.shape), shape_str(weights.shape), shape_str(index.shape), shape_str(dscaled.shape));
+  Array dweights(weights.shape);
+  for (int64_t i = 0; i < weights.numel(); ++i) {
+    const int64_t e = index.data[static_cast<size_t>(i)];
+    PARITY_CHECK(e >= 0 && e < scale.shape[0], "[router backward] expert index {} outside 0..{}", e, scale.shape[0] - 1);
+    dweights.data[i] = dscaled.data[i] * static_cast<double>(scale.data[e]);
+    if (dscale) dscale->data[e] += dscaled.data[i] * weights.data[i];
+  }
+  return dweights;
+}
+
 }  // namespace parity::ops

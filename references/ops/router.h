@@ -33,4 +33,17 @@ Array softmax_top_k_logits(const Array& logits, const IndexArray& index, bool re
 // (exact in either run dtype). weight [out, in], scale [in].
 Weight fold_scale_bf16(const Weight& weight, const Weight& scale, double root);
 
+// Backwards at the exact math. The top-k index is an integer choice: no gradient flows through it,
+// only through the probabilities it selects.
+// router_probs: d loss / d logits = P ⊙ (dP − rowsum(dP ⊙ P)), per token.
+Array router_probs_backward(const Array& probs, const Array& dprobs);
+// gather_top_k: d loss / d probs [T, E], nonzero only at the selected experts. Without renormalise
+// dprobs[t, e_j] = dw[t, j]; with it (w_j = p_j / Σ p), dprobs[t, e_j] = (dw_j − Σ_i dw_i·w_i) / Σ p:
+// the denominator's share, the path a detached renormalisation drops.
+Array gather_top_k_backward(const Array& probs, const IndexArray& index, bool renormalise, const Array& dweights);
+// Gemma-4's per_expert_scale: scaled[t, j] = weights[t, j] · scale[index[t, j]]. Returns d loss /
+// d weights and adds Σ dscaled·weights over the slots that chose expert e to `dscale`[e] (when given).
+Array per_expert_scale_backward(const Array& weights, const IndexArray& index, const Weight& scale,
+                                const Array& dscaled, Array* dscale);
+
 }  // namespace parity::ops

@@ -140,4 +140,57 @@ TEST_CASE("gather_top_k: throws on an expert index out of range or an index of t
   CHECK_NOTHROW(gather_top_k(probs, IndexArray{{2, 1}, {3, 0}}, true, n));
 }
 
+TEST_CASE("router backward: softmax, top-k gather with and without renormalisation, per_expert_scale") {
+  std::mt19937 rng(71);
+  const Numerics f64(Precision::F64);
+  const Array logits = test::random_array({4, 6}, rng, -2.0, 2.0);
+  const Array probs = router_probs(logits, f64);
+  const IndexArray index = top_k_rows(probs, 2);
+  const Array dw = test::random_array({4, 2}, rng);
+  for (bool renormalise : {false, true}) {
+    CAPTURE(renormalise);
+    const Array dprobs = gather_top_k_backward(probs, index, renormalise, dw);
+    CHECK(test::gradient_close(dprobs.data, test::numeric_gradient([&](const Array& p) { return gather_top_k(p, index, renormalise, f64); }, probs, dw), 1e-8));
+    // Through the full softmax (OlmoeTopKRouter): every expert's logit gets gradient, the
+    // unselected ones through the softmax denominator (the path a top-k-only softmax drops).
+    const Array dlogits = router_probs_backward(probs, dprobs);
+    CHECK(test::gradient_close(dlogits.data, test::numeric_gradient([&](const Array& z) {
+      return gather_top_k(router_probs(z, f64), index, renormalise, f64);
+    }, logits, dw), 1e-8));
+    int64_t unselected_with_gradient = 0;
+    for (int64_t t = 0; t < 4; ++t)
+      for (int64_t e = 0; e < 6; ++e)
+        if (e != index.data[static_cast<size_t>(2 * t)] && e != index.data[static_cast<size_t>(2 * t + 1)] &&
+            dlogits.row(t)[e] != 0.0)
+          ++unselected_with_gradient;
+    // Renormalised, the full softmax's denominator cancels: w_j = exp(z_j) / Σ_selected exp(z), so
+    // the unselected logits get none (to round-off); without it all 16 do.
+    if (!renormalise) CHECK(unselected_with_gradient == 16);
+    double unselected = 0;
+    for (int64_t t = 0; t < 4; ++t)
+      for (int64_t e = 0; e < 6; ++e)
+        if (e != index.data[static_cast<size_t>(2 * t)] && e != index.data[static_cast<size_t>(2 * t + 1)])
+          unselected = std::max(unselected, std::abs(dlogits.row(t)[e]));
+    if (renormalise) CHECK(unselected < 1e-15);
+  }
+  // Renormalised weights sum to 1 whatever the probabilities: the same gradient on every slot
+  // (dw = 1) moves nothing.
+  const Array w = gather_top_k(probs, index, true, f64);
+  const Array along = gather_top_k_backward(probs, index, true, Array({4, 2}, std::vector<double>(8, 1.0)));
+  double worst = 0;
+  for (double x : along.data) worst = std::max(worst, std::abs(x));
+  CHECK(worst < 1e-15);
+  // per_expert_scale: d/dweights and d/dscale.
+  const Weight scale = test::random_weight({6}, rng, 0.5f, 1.5f);
+  auto scaled = [&](const Array& weights, const Weight& s) {
+    Array out = weights;
+    for (int64_t i = 0; i < out.numel(); ++i) out.data[i] *= s.data[index.data[static_cast<size_t>(i)]];
+    return out;
+  };
+  Array dscale({6});
+  const Array dweights = per_expert_scale_backward(w, index, scale, dw, &dscale);
+  CHECK(test::gradient_close(dweights.data, test::numeric_gradient([&](const Array& x) { return scaled(x, scale); }, w, dw), 1e-8));
+  CHECK(test::gradient_close(dscale.data, test::numeric_weight_gradient([&](const Weight& s) { return scaled(w, s); }, scale, dw), 1e-8));
+}
+
 }  // namespace parity::ops
