@@ -8,6 +8,10 @@
 
 namespace parity {
 
+void ReferenceModel::replay_backward(const std::string& module, const HookInputs&, const GradInputs&, HookSink&) const {
+  throw Error(fmt::format("[backward] the reference has no backward for module {} yet", module));
+}
+
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
                                                      const Numerics& numerics, bool keep_weights, Variants variants) {
   const std::string type = config_string(config, "model_type");

@@ -10,6 +10,7 @@
 #include "hook_key.h"  // decoder_layer_of and the hook-key grammar the families emit
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,14 @@ struct ForwardInputs {
   IndexArray position_ids;    // [B, S]
 };
 
+// Output gradients by the hook key of the tensor they are the gradient of (a fixture's
+// /grad_hooks, golden/README.md "Gradients"). nullopt: no gradient reached that tensor (zero).
+class GradInputs {
+ public:
+  virtual ~GradInputs() = default;
+  virtual std::optional<Array> grad(const std::string& key) const = 0;
+};
+
 class ReferenceModel {
  public:
   virtual ~ReferenceModel() = default;
@@ -67,6 +76,13 @@ class ReferenceModel {
   virtual void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const = 0;
   // routing: nullptr keeps the reference's own top-k everywhere.
   virtual void forward(const ForwardInputs& inputs, HookSink& sink, const RoutingPolicy* routing) const = 0;
+  // Isolated backward: one module's gradients from HF's inputs (`inputs`, as replay reads them) and
+  // HF's gradients of its outputs (`grads`), at the exact math (the ops' *_backward). Emits the
+  // module's own vector-Jacobian product for each float input under the input's hook key
+  // ("<module>@in", as /grad_hooks stores it) and this module's share of each parameter's gradient
+  // under "/grads/<HF name>". The default: an Error naming a module without a backward.
+  virtual void replay_backward(const std::string& module, const HookInputs& inputs, const GradInputs& grads,
+                               HookSink& sink) const;
 };
 
 // The reference for config["model_type"] ("olmoe", ...), or a parity::Error naming the type.

@@ -55,6 +55,10 @@ class Olmoe final : public ReferenceModel {
   std::vector<std::string> modules() const override;
   void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const override;
   void forward(const ForwardInputs& inputs, HookSink& sink, const RoutingPolicy* routing) const override;
+  // Leaf modules (olmoe_backward.cpp): embeddings, every norm, every projection and the head, the
+  // router and the experts.
+  void replay_backward(const std::string& module, const HookInputs& inputs, const GradInputs& grads,
+                       HookSink& sink) const override;
 
   // Intermediates of one module, kept so forward() can emit every hook of the layer.
   struct AttentionTrace {

@@ -105,6 +105,31 @@ class DictInputs final : public HookInputs {
   std::map<std::string, IndexArray> ints_;
 };
 
+// HF's output gradients by hook key (a fixture's /grad_hooks): float arrays; an absent key is a
+// tensor no gradient reached.
+class DictGrads final : public GradInputs {
+ public:
+  explicit DictGrads(const py::handle& grads) {
+    if (!py::isinstance<py::dict>(grads)) type_error("grads: expected a dict {{hook key: array}}, got {}", type_name(grads));
+    for (const auto& [name, value] : py::reinterpret_borrow<py::dict>(grads)) {
+      if (!py::isinstance<py::str>(name)) type_error("grads: keys are hook keys (str), got {}", type_name(name));
+      const std::string key = str_arg(name, "grads key");
+      const std::string what = "grads[\"" + key + "\"]";
+      const py::array a = as_numpy(value, what);
+      if (a.dtype().kind() != 'f')
+        type_error("{}: expected a float array, got {}", what, py::str(a.dtype()).cast<std::string>());
+      grads_[key] = to_array(a, what);
+    }
+  }
+  std::optional<Array> grad(const std::string& key) const override {
+    auto it = grads_.find(key);
+    return it == grads_.end() ? std::nullopt : std::optional<Array>(it->second);
+  }
+
+ private:
+  std::map<std::string, Array> grads_;
+};
+
 // Every tensor the reference emits, by hook key (top-k: the index the reference chose).
 class CollectingSink final : public HookSink {
  public:
@@ -258,6 +283,30 @@ void bind_reference(py::module_& m) {
       "the module reads, e.g. \"model.layers.0.mlp@in\"), weights {HF name: float32 array} or a Fixture,\n"
       "precision \"f64\"/\"f32\"/\"bf16\" (HF's cast points). Returns {hook key: array} of everything it emits.\n"
       "InputError names a bad config, module, missing or mis-shaped input or weight.");
+  m.def(
+      "replay_backward",
+      [](const py::handle& config, const py::handle& module_name, const py::handle& inputs, const py::handle& grads,
+         const py::handle& weights) {
+        ModelConfig c{config_of(config)};
+        const std::string module = str_arg(module_name, "module");
+        const std::unique_ptr<WeightSource> source = weights_of(weights);
+        const DictInputs hf(inputs, module);
+        const DictGrads hf_grads(grads);
+        check_config(c);
+        const std::unique_ptr<ReferenceModel> model = model_of(c, *source, Numerics(Precision::F64));
+        const std::vector<std::string> known = model->modules();
+        if (std::find(known.begin(), known.end(), module) == known.end())
+          input_error("module: \"{}\" is not a module of this {} config (parity.modules(config) lists them)", module,
+                      c.hf.value("model_type", std::string("?")));
+        CollectingSink sink;
+        compute("backward " + module, [&] { model->replay_backward(module, hf, hf_grads, sink); });
+        return sink.to_dict();
+      },
+      py::arg("config"), py::arg("module"), py::arg("inputs"), py::arg("grads"), py::arg("weights"),
+      "One module's backward at the exact math (f64), from HF's inputs (as replay reads them) and HF's\n"
+      "gradients of its outputs {hook key: array} (a gradient fixture's /grad_hooks). Returns the module's\n"
+      "own gradient of each float input under its hook key (\"<module>@in\") and this module's share of each\n"
+      "parameter's gradient under \"/grads/<HF name>\". OLMoE leaf modules so far; InputError otherwise.");
   m.def(
       "forward",
       [](const py::handle& config, const py::handle& input_ids, const py::handle& weights,

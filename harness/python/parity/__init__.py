@@ -8,6 +8,7 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.logprob_metrics(train, rollout, loss_mask)   logprob diffs, ESS, KL, catastrophic tokens of a batch
     parity.gate_logprobs(..., budget=path)     the same gated: `parity logprobs --json` as a dict
     parity.replay(config, module, inputs, weights)      one reference module on your tensors
+    parity.replay_backward(config, module, inputs, grads, weights)   its backward from your output gradients
     parity.forward(config, input_ids, weights) the reference end to end
     parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
     parity.check_case(case_file)               `parity check --case` (cases, checkpoints, baselines, [expect])
@@ -42,6 +43,7 @@ from ._parity import (  # noqa: F401  (the public API)
     logprobs_report,
     modules,
     replay,
+    replay_backward,
 )
 
 __version__ = "0.1.0"

@@ -3,11 +3,12 @@ with dropout off, a backward from a defined scalar loss, and the gradient of eve
 float outputs and inputs and of every parameter.
 
 How each gradient is taken, and why:
-- Each hooked module's float outputs that are in the autograd graph are kept, and the module's
-  caller receives a clone instead (a forward hook may replace the output). HF edits some outputs in
-  place after the call (OLMoE clip_qkv, Gemma-4 layer_scalar); the edits then land on the clone and
-  the kept tensor is still the module's own output, whose only consumer is the clone: its gradient
-  is dL/d(output) as the module produced it.
+- Each hooked module's float outputs that are in the autograd graph are kept as a clone, and the
+  module's caller receives a clone of that clone (a forward hook may replace the output). The kept
+  tensor's only consumer is the caller's copy, so its gradient is dL/d(output) as it arrives from
+  outside the module: not the module's own further uses of the tensor (OLMoE's router softmaxes
+  the logits it also returns), and before HF's in-place edits after the call (OLMoE clip_qkv,
+  Gemma-4 layer_scalar), which land on the caller's copy.
 - The module receives clones of its float inputs (a forward pre-hook may replace the arguments), so
   each clone's only consumer is the module: its gradient is the module's own vector-Jacobian
   product, J_inᵀ·dL/d(outputs) — what a module's backward computes from its output gradient, not
@@ -127,11 +128,12 @@ class GradRecorder:
         if not _differentiable(tensor):
             return tensor
         clone = tensor.clone()
-        # An input: the module reads the clone, whose gradient is the module's own VJP. An output:
-        # the caller reads the clone, and the module's own output is kept.
-        kept = clone if slot.startswith(naming.INPUT) else tensor
-        self.kept.append(Kept(naming.hook_key(path, slot, call), kept, type(module).__name__))
-        return clone
+        self.kept.append(Kept(naming.hook_key(path, slot, call), clone, type(module).__name__))
+        # An input: the module reads the kept clone, so its gradient is the module's own VJP. An
+        # output: the caller reads a second clone, so the kept one's gradient is what arrives from
+        # outside the module (not the module's own internal uses of that tensor, e.g. the router's
+        # softmax of the logits it also returns), and in-place edits land on the second clone.
+        return clone if slot.startswith(naming.INPUT) else clone.clone()
 
 
 def _differentiable(value: Any) -> bool:
