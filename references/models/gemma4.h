@@ -45,6 +45,10 @@ class Gemma4 final : public ReferenceModel {
   std::vector<std::string> modules() const override;
   void replay(const std::string& module, const HookInputs& inputs, HookSink& sink) const override;
   void forward(const ForwardInputs& inputs, HookSink& sink, const RoutingPolicy* routing) const override;
+  // Leaf modules and the router (gemma4_backward.cpp): scaled embeddings, every norm, every
+  // projection and the head, act_fn, the router and the experts.
+  void replay_backward(const std::string& module, const HookInputs& inputs, const GradInputs& grads,
+                       HookSink& sink) const override;
 
   // K and V as attention reads them, [B, S, Nkv, d]: after k_norm and RoPE, and after v_norm.
   struct KeyValue {
@@ -150,6 +154,13 @@ class Gemma4 final : public ReferenceModel {
   Array final_logits(const Array& lm_head_out) const;  // softcapped when the config says so
 
  private:
+  bool replay_backward_layer_module(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
+                                    const GradInputs& grads, HookSink& sink) const;
+  void replay_backward_router(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
+                              HookSink& sink) const;
+  void backward_norm(const std::string& m, bool weighted, const HookInputs& in, const GradInputs& grads,
+                     HookSink& sink) const;
+  void backward_linear(const std::string& m, const HookInputs& in, const GradInputs& grads, HookSink& sink) const;
   // replay() by kind of step (gemma4_hooks.cpp); the bool ones return whether they knew the step.
   bool replay_model_level(const std::string& m, const HookInputs& in, HookSink& sink) const;
   bool replay_layer_module(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,

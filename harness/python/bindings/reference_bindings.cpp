@@ -306,7 +306,7 @@ void bind_reference(py::module_& m) {
       "One module's backward at the exact math (f64), from HF's inputs (as replay reads them) and HF's\n"
       "gradients of its outputs {hook key: array} (a gradient fixture's /grad_hooks). Returns the module's\n"
       "own gradient of each float input under its hook key (\"<module>@in\") and this module's share of each\n"
-      "parameter's gradient under \"/grads/<HF name>\". OLMoE leaf modules so far; InputError otherwise.");
+      "parameter's gradient under \"/grads/<HF name>\". Modules with parameters, and activations; InputError otherwise.");
   m.def(
       "forward",
       [](const py::handle& config, const py::handle& input_ids, const py::handle& weights,
