@@ -130,8 +130,8 @@ def test_the_check_can_fail_a_router_backward_with_the_wrong_renormalisation(tmp
 
 def test_bad_backward_use_is_refused_naming_it(tmp_path):
     fixture, hooks, grad_hooks, _ = gradient_dump(tmp_path, GOLDEN / "configs" / "olmoe_base.json", "ce_mean")
-    with pytest.raises(parity.InputError, match="no backward for module model.layers.0.self_attn"):
-        parity.replay_backward(fixture, "model.layers.0.self_attn", hooks, grad_hooks, fixture)
+    with pytest.raises(parity.InputError, match="no backward for module model.layers.0 yet"):
+        parity.replay_backward(fixture, "model.layers.0", hooks, grad_hooks, fixture)
     with pytest.raises(parity.InputError, match="no gradient of model.layers.0.self_attn.q_proj's output"):
         parity.replay_backward(fixture, "model.layers.0.self_attn.q_proj", hooks, {}, fixture)
     with pytest.raises(parity.InputError, match="is not a module"):

@@ -97,6 +97,8 @@ class Olmoe final : public ReferenceModel {
 
  private:
   std::string layer_prefix(int64_t layer) const;
+  void self_attn_backward(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
+                          HookSink& sink) const;
   std::shared_ptr<const Weight> weight(const std::string& name, const Shape& shape) const;
   Shape weight_shape(const std::string& module) const;  // from the config, by module path
 

@@ -3,10 +3,15 @@
 // reads is its forward's (olmoe_hooks.cpp); the output gradients are /grad_hooks' keys.
 #include "olmoe.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "ops/attention.h"
 #include "ops/embedding.h"
 #include "ops/experts.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/rope.h"
 #include "ops/router.h"
 
 namespace parity {
@@ -35,7 +40,72 @@ Shape with_last(Shape shape, int64_t last) {
   return shape;
 }
 
+// clip_qkv's clamp: the gradient passes where the value lay within [-c, c] (torch's clamp backward).
+void clamp_backward(const Array& before, std::optional<double> limit, Array& grad) {
+  if (!limit) return;
+  for (int64_t i = 0; i < grad.numel(); ++i)
+    if (std::abs(before.data[i]) > *limit) grad.data[i] = 0;
+}
+
+Array clamped(Array a, std::optional<double> limit) {
+  if (limit)
+    for (double& x : a.data) x = std::clamp(x, -*limit, *limit);
+  return a;
+}
+
 }  // namespace
+
+// OlmoeAttention: x -> q/k/v_proj -> q_norm, k_norm (over all N·D columns) -> clip_qkv clamp ->
+// heads -> RoPE (q, k) -> eager attention -> o_proj, backwards; its own forward recomputed at the
+// exact math from HF's input, rotary tables and mask.
+void Olmoe::self_attn_backward(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
+                               HookSink& sink) const {
+  const OlmoeConfig& c = config_;
+  const Numerics exact(Precision::F64);
+  const Array x = in.floats(m + "@in");
+  const ops::RotaryTables rope{in.floats(m + "@in.position_embeddings.0"), in.floats(m + "@in.position_embeddings.1")};
+  const AttentionTrace t = self_attn(layer, x, rope, in.floats(m + "@in.attention_mask"));
+  auto heads = [&](Array a, int64_t n) { return reshaped(std::move(a), {x.shape[0], x.shape[1], n, c.head_dim}); };
+  Array q = heads(clamped(t.q_norm, c.clip_qkv), c.num_attention_heads);
+  Array k = heads(clamped(t.k_norm, c.clip_qkv), c.num_key_value_heads);
+  const Array v = heads(clamped(t.v_proj, c.clip_qkv), c.num_key_value_heads);
+  ops::apply_rope(q, rope, exact);
+  ops::apply_rope(k, rope, exact);
+  const double scaling = std::pow(static_cast<double>(c.head_dim), -0.5);
+  const std::string p = m + ".";
+  auto param = [&](const std::string& module, auto&& backward) {  // emits module.weight's share
+    const auto w = weight(module + ".weight", weight_shape(module));
+    Array dw(w->shape);
+    Array dx = backward(*w, dw);
+    sink.emit("/grads/" + module + ".weight", dw);
+    return dx;
+  };
+  const Array dcontext = param(p + "o_proj", [&](const Weight& w, Array& dw) {
+    return ops::linear_backward(t.context, w, output_grad(grads, m, x.shape), &dw, "o_proj");
+  });
+  ops::AttentionGradients g = ops::attention_backward(q, k, v, t.probs, scaling, dcontext);
+  ops::apply_rope_backward(g.q, rope);
+  ops::apply_rope_backward(g.k, rope);
+  Array dq = reshaped(std::move(g.q), t.q_norm.shape), dk = reshaped(std::move(g.k), t.k_norm.shape),
+        dv = reshaped(std::move(g.v), t.v_proj.shape);
+  clamp_backward(t.q_norm, c.clip_qkv, dq);
+  clamp_backward(t.k_norm, c.clip_qkv, dk);
+  clamp_backward(t.v_proj, c.clip_qkv, dv);
+  auto norm_back = [&](const std::string& module, const Array& before, const Array& dy) {
+    return param(module, [&](const Weight& w, Array& dw) {
+      return ops::rms_norm_backward(before, &w, c.rms_norm_eps, ops::NormWeight::kAfterCast, dy, &dw, 0.0, module);
+    });
+  };
+  const Array dq_proj = norm_back(p + "q_norm", t.q_proj, dq), dk_proj = norm_back(p + "k_norm", t.k_proj, dk);
+  Array dx(x.shape);
+  for (const auto& [module, dy] : {std::pair{"q_proj", &dq_proj}, {"k_proj", &dk_proj}, {"v_proj", &dv}}) {
+    const Array part = param(p + module, [&](const Weight& w, Array& dw) {
+      return ops::linear_backward(x, w, *dy, &dw, module);
+    });
+    for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] += part.data[i];
+  }
+  sink.emit(m + "@in", dx);
+}
 
 void Olmoe::replay_backward(const std::string& module, const HookInputs& in, const GradInputs& grads,
                             HookSink& sink) const {
@@ -101,6 +171,7 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     sink.emit("/grads/" + p + "gate_up_proj", g.gate_up_proj);
     return sink.emit("/grads/" + p + "down_proj", g.down_proj);
   }
+  if (ends_with(".self_attn")) return self_attn_backward(layer, module, in, grads, sink);
   ReferenceModel::replay_backward(module, in, grads, sink);
 }
 
