@@ -12,6 +12,10 @@ void ReferenceModel::replay_backward(const std::string& module, const HookInputs
   throw Error(fmt::format("[backward] the reference has no backward for module {} yet", module));
 }
 
+void ReferenceModel::forward_backward(const ForwardInputs&, const Loss&, HookSink&, const RoutingPolicy*) const {
+  throw Error("[backward] the reference has no chained backward for this family yet");
+}
+
 std::unique_ptr<ReferenceModel> make_reference_model(const nlohmann::json& config, const WeightSource& weights,
                                                      const Numerics& numerics, bool keep_weights, Variants variants) {
   const std::string type = config_string(config, "model_type");

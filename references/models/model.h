@@ -69,6 +69,13 @@ class GradInputs {
   virtual std::optional<Array> grad(const std::string& key) const = 0;
 };
 
+// The scalar loss a chained backward starts from (golden/README.md "Gradients").
+struct Loss {
+  enum class Kind { kLogprobSum, kCeMean } kind = Kind::kLogprobSum;
+  Array weights;      // kLogprobSum: [B, S - 1], each scored next token's weight
+  IndexArray labels;  // kCeMean: [B, S], HF's labels (-100: ignored)
+};
+
 class ReferenceModel {
  public:
   virtual ~ReferenceModel() = default;
@@ -83,6 +90,12 @@ class ReferenceModel {
   // under "/grads/<HF name>". The default: an Error naming a module without a backward.
   virtual void replay_backward(const std::string& module, const HookInputs& inputs, const GradInputs& grads,
                                HookSink& sink) const;
+  // Chained backward: the reference's own forward from the inputs (routed as `routing` says) and
+  // its backward from `loss`, at the exact math. Emits "/loss/value", every parameter's gradient
+  // under "/grads/<HF name>" and the output gradient of the modules it passes under their hook keys
+  // (embeddings, each decoder layer, the final norm, the head). The default: an Error.
+  virtual void forward_backward(const ForwardInputs& inputs, const Loss& loss, HookSink& sink,
+                                const RoutingPolicy* routing) const;
 };
 
 // The reference for config["model_type"] ("olmoe", ...), or a parity::Error naming the type.

@@ -59,6 +59,8 @@ class Olmoe final : public ReferenceModel {
   // router and the experts.
   void replay_backward(const std::string& module, const HookInputs& inputs, const GradInputs& grads,
                        HookSink& sink) const override;
+  void forward_backward(const ForwardInputs& inputs, const Loss& loss, HookSink& sink,
+                        const RoutingPolicy* routing) const override;
 
   // Intermediates of one module, kept so forward() can emit every hook of the layer.
   struct AttentionTrace {
@@ -97,8 +99,19 @@ class Olmoe final : public ReferenceModel {
 
  private:
   std::string layer_prefix(int64_t layer) const;
-  void self_attn_backward(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
-                          HookSink& sink) const;
+  // Backward pieces (olmoe_backward.cpp): each takes its forward's values and output gradient,
+  // returns the input gradient and adds its parameters' gradients to `params` (by HF name).
+  using ParamGrads = std::map<std::string, Array>;
+  Array norm_backward(const std::string& module, const Array& x, const Array& dy, ParamGrads& params) const;
+  Array linear_backward(const std::string& module, const Array& x, const Array& dy, ParamGrads& params) const;
+  // The router from the top-k weights' gradient (and the logits', when a loss reads them).
+  Array gate_backward(int64_t layer, const Array& x, const IndexArray& routed, const Array& dweights,
+                      const Array* dlogits, ParamGrads& params) const;
+  // The experts: returns dx; the routing weights' gradient goes to `dweights`.
+  Array experts_backward(int64_t layer, const Array& x, const IndexArray& index, const Array& weights, const Array& dy,
+                         Array& dweights, ParamGrads& params) const;
+  Array self_attn_backward(int64_t layer, const Array& x, const ops::RotaryTables& rope, const Array& mask,
+                           const Array& dy, ParamGrads& params) const;
   std::shared_ptr<const Weight> weight(const std::string& name, const Shape& shape) const;
   Shape weight_shape(const std::string& module) const;  // from the config, by module path
 

@@ -1,15 +1,19 @@
-// OLMoE's isolated backward (model.h replay_backward): each leaf module's gradients from HF's own
-// inputs and output gradients, at the exact math of references/ops' *_backward. Which keys a module
-// reads is its forward's (olmoe_hooks.cpp); the output gradients are /grad_hooks' keys.
+// OLMoE's backward at the exact math of references/ops' *_backward:
+//   replay_backward   isolated: one module from HF's own inputs and output gradients (model.h);
+//   forward_backward  chained: the reference's own forward, then its backward from the loss.
+// Both run the same pieces (norm_backward, ..., self_attn_backward), which take a module's forward
+// values and output gradient, return its input gradient and add its parameters' gradients.
 #include "olmoe.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/experts.h"
 #include "ops/linear.h"
+#include "ops/logits.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "ops/router.h"
@@ -18,26 +22,32 @@ namespace parity {
 
 namespace {
 
-// d loss / d the tensor at `key`, or zeros of `shape` when no gradient reached it.
-Array grad_or_zero(const GradInputs& grads, const std::string& key, const Shape& shape) {
+const Numerics kExact(Precision::F64);
+
+// The output gradient a module's backward starts from; a module nothing downstream read has
+// nothing to differentiate, which the caller must hear about.
+Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
   std::optional<Array> g = grads.grad(key);
-  if (!g) return Array(shape);
+  PARITY_CHECK(g.has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was differentiated", key);
   PARITY_CHECK(parity::numel(g->shape) == parity::numel(shape), "[backward] gradient of {} is {}, the tensor {}", key,
                shape_str(g->shape), shape_str(shape));
   return reshaped(std::move(*g), shape);
 }
 
-// The output gradient a module's backward starts from: a module nothing downstream read (no
-// gradient at all) has nothing to differentiate, which the caller must hear about.
-Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
-  PARITY_CHECK(grads.grad(key).has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was "
-               "differentiated", key);
-  return grad_or_zero(grads, key, shape);
-}
-
 Shape with_last(Shape shape, int64_t last) {
   shape.back() = last;
   return shape;
+}
+
+void accumulate(Array& into, const Array& add) {
+  for (int64_t i = 0; i < into.numel(); ++i) into.data[i] += add.data[i];
+}
+
+// A parameter's gradient accumulator in `params`, created as zeros of `shape`.
+Array& param_grad(std::map<std::string, Array>& params, const std::string& name, const Shape& shape) {
+  auto it = params.find(name);
+  if (it == params.end()) it = params.emplace(name, Array(shape)).first;
+  return it->second;
 }
 
 // clip_qkv's clamp: the gradient passes where the value lay within [-c, c] (torch's clamp backward).
@@ -53,37 +63,67 @@ Array clamped(Array a, std::optional<double> limit) {
   return a;
 }
 
+void emit_params(const std::map<std::string, Array>& params, HookSink& sink) {
+  for (const auto& [name, g] : params) sink.emit("/grads/" + name, g);
+}
+
 }  // namespace
 
-// OlmoeAttention: x -> q/k/v_proj -> q_norm, k_norm (over all N·D columns) -> clip_qkv clamp ->
-// heads -> RoPE (q, k) -> eager attention -> o_proj, backwards; its own forward recomputed at the
-// exact math from HF's input, rotary tables and mask.
-void Olmoe::self_attn_backward(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
-                               HookSink& sink) const {
+Array Olmoe::norm_backward(const std::string& module, const Array& x, const Array& dy, ParamGrads& params) const {
+  const auto w = weight(module + ".weight", weight_shape(module));
+  const double offset = variants_.has(Variant::kRmsNormOnePlusWeight) ? 1.0 : 0.0;
+  return ops::rms_norm_backward(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kAfterCast, dy,
+                                &param_grad(params, module + ".weight", w->shape), offset, module);
+}
+
+Array Olmoe::linear_backward(const std::string& module, const Array& x, const Array& dy, ParamGrads& params) const {
+  const bool tied_head = module == "lm_head" && config_.tie_word_embeddings;
+  const std::string name = tied_head ? "model.embed_tokens.weight" : module + ".weight";
+  const auto w = weight(name, weight_shape(module));
+  return ops::linear_backward(x, *w, dy, &param_grad(params, name, w->shape), module);
+}
+
+// logits -> full softmax -> the routed top-k (an integer choice: no gradient) -> gathered weights.
+Array Olmoe::gate_backward(int64_t layer, const Array& x, const IndexArray& routed, const Array& dweights,
+                           const Array* dlogits, ParamGrads& params) const {
   const OlmoeConfig& c = config_;
-  const Numerics exact(Precision::F64);
-  const Array x = in.floats(m + "@in");
-  const ops::RotaryTables rope{in.floats(m + "@in.position_embeddings.0"), in.floats(m + "@in.position_embeddings.1")};
-  const AttentionTrace t = self_attn(layer, x, rope, in.floats(m + "@in.attention_mask"));
+  const std::string name = layer_prefix(layer) + "mlp.gate.weight";
+  const auto w = weight(name, {c.num_experts, c.hidden_size});
+  const Array probs = ops::router_probs(ops::linear(x, *w, kExact), kExact);
+  Array d = ops::router_probs_backward(probs, ops::gather_top_k_backward(probs, routed, c.norm_topk_prob, dweights));
+  if (dlogits) accumulate(d, *dlogits);
+  return ops::linear_backward(x, *w, d, &param_grad(params, name, w->shape), "mlp.gate");
+}
+
+Array Olmoe::experts_backward(int64_t layer, const Array& x, const IndexArray& index, const Array& weights,
+                              const Array& dy, Array& dweights, ParamGrads& params) const {
+  const OlmoeConfig& c = config_;
+  const std::string p = layer_prefix(layer) + "mlp.experts.";
+  const auto gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.intermediate_size, c.hidden_size});
+  const auto down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.intermediate_size});
+  ops::ExpertGradients g = ops::experts_backward(x, index, weights, {*gate_up, *down}, c.hidden_act, dy);
+  accumulate(param_grad(params, p + "gate_up_proj", gate_up->shape), g.gate_up_proj);
+  accumulate(param_grad(params, p + "down_proj", down->shape), g.down_proj);
+  dweights = std::move(g.weights);
+  return std::move(g.x);
+}
+
+// OlmoeAttention: x -> q/k/v_proj -> q_norm, k_norm (over all N·D columns) -> clip_qkv clamp ->
+// heads -> RoPE (q, k) -> eager attention -> o_proj, backwards; its forward recomputed exactly.
+Array Olmoe::self_attn_backward(int64_t layer, const Array& x, const ops::RotaryTables& rope, const Array& mask,
+                                const Array& dy, ParamGrads& params) const {
+  const OlmoeConfig& c = config_;
+  const AttentionTrace t = self_attn(layer, x, rope, mask);
   auto heads = [&](Array a, int64_t n) { return reshaped(std::move(a), {x.shape[0], x.shape[1], n, c.head_dim}); };
   Array q = heads(clamped(t.q_norm, c.clip_qkv), c.num_attention_heads);
   Array k = heads(clamped(t.k_norm, c.clip_qkv), c.num_key_value_heads);
   const Array v = heads(clamped(t.v_proj, c.clip_qkv), c.num_key_value_heads);
-  ops::apply_rope(q, rope, exact);
-  ops::apply_rope(k, rope, exact);
-  const double scaling = std::pow(static_cast<double>(c.head_dim), -0.5);
-  const std::string p = m + ".";
-  auto param = [&](const std::string& module, auto&& backward) {  // emits module.weight's share
-    const auto w = weight(module + ".weight", weight_shape(module));
-    Array dw(w->shape);
-    Array dx = backward(*w, dw);
-    sink.emit("/grads/" + module + ".weight", dw);
-    return dx;
-  };
-  const Array dcontext = param(p + "o_proj", [&](const Weight& w, Array& dw) {
-    return ops::linear_backward(t.context, w, output_grad(grads, m, x.shape), &dw, "o_proj");
-  });
-  ops::AttentionGradients g = ops::attention_backward(q, k, v, t.probs, scaling, dcontext);
+  ops::apply_rope(q, rope, kExact);
+  ops::apply_rope(k, rope, kExact);
+  const std::string p = layer_prefix(layer) + "self_attn.";
+  const Array dcontext = linear_backward(p + "o_proj", t.context, dy, params);
+  ops::AttentionGradients g =
+      ops::attention_backward(q, k, v, t.probs, std::pow(static_cast<double>(c.head_dim), -0.5), dcontext);
   ops::apply_rope_backward(g.q, rope);
   ops::apply_rope_backward(g.k, rope);
   Array dq = reshaped(std::move(g.q), t.q_norm.shape), dk = reshaped(std::move(g.k), t.k_norm.shape),
@@ -91,20 +131,10 @@ void Olmoe::self_attn_backward(int64_t layer, const std::string& m, const HookIn
   clamp_backward(t.q_norm, c.clip_qkv, dq);
   clamp_backward(t.k_norm, c.clip_qkv, dk);
   clamp_backward(t.v_proj, c.clip_qkv, dv);
-  auto norm_back = [&](const std::string& module, const Array& before, const Array& dy) {
-    return param(module, [&](const Weight& w, Array& dw) {
-      return ops::rms_norm_backward(before, &w, c.rms_norm_eps, ops::NormWeight::kAfterCast, dy, &dw, 0.0, module);
-    });
-  };
-  const Array dq_proj = norm_back(p + "q_norm", t.q_proj, dq), dk_proj = norm_back(p + "k_norm", t.k_proj, dk);
-  Array dx(x.shape);
-  for (const auto& [module, dy] : {std::pair{"q_proj", &dq_proj}, {"k_proj", &dk_proj}, {"v_proj", &dv}}) {
-    const Array part = param(p + module, [&](const Weight& w, Array& dw) {
-      return ops::linear_backward(x, w, *dy, &dw, module);
-    });
-    for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] += part.data[i];
-  }
-  sink.emit(m + "@in", dx);
+  Array dx = linear_backward(p + "q_proj", x, norm_backward(p + "q_norm", t.q_proj, dq, params), params);
+  accumulate(dx, linear_backward(p + "k_proj", x, norm_backward(p + "k_norm", t.k_proj, dk, params), params));
+  accumulate(dx, linear_backward(p + "v_proj", x, dv, params));
+  return dx;
 }
 
 void Olmoe::replay_backward(const std::string& module, const HookInputs& in, const GradInputs& grads,
@@ -112,67 +142,127 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
   const int64_t layer = decoder_layer_of(module);
   auto ends_with = [&](std::string_view tail) { return module.ends_with(tail); };
   const OlmoeConfig& c = config_;
+  ParamGrads params;
   if (module == "model.embed_tokens") {
     const IndexArray ids = in.ints(module + "@in");
-    Shape out_shape = ids.shape;
-    out_shape.push_back(c.hidden_size);
-    Array dtable({c.vocab_size, c.hidden_size});
-    ops::embedding_backward(ids, output_grad(grads, module, out_shape), dtable);
-    return sink.emit("/grads/model.embed_tokens.weight", dtable);
-  }
-  if (module == "model.norm" || ends_with("_layernorm") || ends_with(".q_norm") || ends_with(".k_norm")) {
+    Shape out = ids.shape;
+    out.push_back(c.hidden_size);
+    ops::embedding_backward(ids, output_grad(grads, module, out),
+                            param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
+  } else if (module == "model.norm" || ends_with("_layernorm") || ends_with(".q_norm") || ends_with(".k_norm")) {
     const Array x = in.floats(module + "@in");
-    const auto w = weight(module + ".weight", weight_shape(module));
-    const double offset = variants_.has(Variant::kRmsNormOnePlusWeight) ? 1.0 : 0.0;
-    Array dw(w->shape);
-    sink.emit(module + "@in", ops::rms_norm_backward(x, w.get(), c.rms_norm_eps, ops::NormWeight::kAfterCast,
-                                                     output_grad(grads, module, x.shape), &dw, offset, module));
-    return sink.emit("/grads/" + module + ".weight", dw);
-  }
-  if (ends_with("_proj") || module == "lm_head") {
-    const bool tied_head = module == "lm_head" && c.tie_word_embeddings;
-    const std::string name = tied_head ? "model.embed_tokens.weight" : module + ".weight";
+    sink.emit(module + "@in", norm_backward(module, x, output_grad(grads, module, x.shape), params));
+  } else if (ends_with("_proj") || module == "lm_head") {
     const Array x = in.floats(module + "@in");
-    const auto w = weight(name, weight_shape(module));
-    Array dw(w->shape);
-    const Array dy = output_grad(grads, module, with_last(x.shape, w->shape[0]));
-    sink.emit(module + "@in", ops::linear_backward(x, *w, dy, &dw, module));
-    return sink.emit("/grads/" + name, dw);
-  }
-  if (ends_with(".mlp.gate")) {
-    // logits -> full softmax -> HF's top-k (an integer choice: no gradient) -> gathered weights.
+    const Shape out = with_last(x.shape, weight_shape(module)[0]);
+    sink.emit(module + "@in", linear_backward(module, x, output_grad(grads, module, out), params));
+  } else if (ends_with(".mlp.gate")) {
     // HF returns the logits too; their gradient (none unless a loss reads them) adds to the softmax's.
     const Array x = in.floats(module + "@in");
     const IndexArray index = in.ints(module + "@top_k_index");
-    const auto w = weight(module + ".weight", {c.num_experts, c.hidden_size});
-    const Array logits = ops::linear(x, *w, Numerics(Precision::F64), module);
-    const Array probs = ops::router_probs(logits, Numerics(Precision::F64));
     PARITY_CHECK(grads.grad(module + "@top_k_weights") || grads.grad(module),
                  "[backward] no gradient of {}'s outputs: nothing downstream of it was differentiated", module);
-    const Array dprobs = ops::gather_top_k_backward(probs, index, c.norm_topk_prob,
-                                                    grad_or_zero(grads, module + "@top_k_weights", index.shape));
-    Array dlogits = ops::router_probs_backward(probs, dprobs);
-    const Array direct = grad_or_zero(grads, module, logits.shape);
-    for (int64_t i = 0; i < dlogits.numel(); ++i) dlogits.data[i] += direct.data[i];
-    Array dw(w->shape);
-    sink.emit(module + "@in", ops::linear_backward(x, *w, dlogits, &dw, module));
-    return sink.emit("/grads/" + module + ".weight", dw);
-  }
-  if (ends_with(".mlp.experts")) {
-    const std::string p = layer_prefix(layer) + "mlp.experts.";
-    const auto gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.intermediate_size, c.hidden_size});
-    const auto down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.intermediate_size});
+    const std::optional<Array> dlogits = grads.grad(module);
+    const Array dweights =
+        grads.grad(module + "@top_k_weights") ? output_grad(grads, module + "@top_k_weights", index.shape) : Array(index.shape);
+    sink.emit(module + "@in", gate_backward(layer, x, index, dweights, dlogits ? &*dlogits : nullptr, params));
+  } else if (ends_with(".mlp.experts")) {
     const Array x = in.floats(module + "@in");
-    const ops::ExpertGradients g =
-        ops::experts_backward(x, in.ints(module + "@in1"), in.floats(module + "@in2"), {*gate_up, *down}, c.hidden_act,
-                              output_grad(grads, module, x.shape));
-    sink.emit(module + "@in", g.x);
-    sink.emit(module + "@in2", g.weights);
-    sink.emit("/grads/" + p + "gate_up_proj", g.gate_up_proj);
-    return sink.emit("/grads/" + p + "down_proj", g.down_proj);
+    Array dweights;
+    sink.emit(module + "@in", experts_backward(layer, x, in.ints(module + "@in1"), in.floats(module + "@in2"),
+                                               output_grad(grads, module, x.shape), dweights, params));
+    sink.emit(module + "@in2", dweights);
+  } else if (ends_with(".self_attn")) {
+    const Array x = in.floats(module + "@in");
+    const ops::RotaryTables rope{in.floats(module + "@in.position_embeddings.0"),
+                                 in.floats(module + "@in.position_embeddings.1")};
+    sink.emit(module + "@in", self_attn_backward(layer, x, rope, in.floats(module + "@in.attention_mask"),
+                                                 output_grad(grads, module, x.shape), params));
+  } else {
+    return ReferenceModel::replay_backward(module, in, grads, sink);
   }
-  if (ends_with(".self_attn")) return self_attn_backward(layer, module, in, grads, sink);
-  ReferenceModel::replay_backward(module, in, grads, sink);
+  emit_params(params, sink);
+}
+
+namespace {
+
+// d loss / d logprobs [B, S - 1] for `loss`, and the loss itself from the logprobs.
+std::pair<Array, double> loss_gradient(const Loss& loss, const Array& logprobs) {
+  Array d(logprobs.shape);
+  double value = 0;
+  if (loss.kind == Loss::Kind::kLogprobSum) {
+    PARITY_CHECK(loss.weights.shape == logprobs.shape, "[backward] loss weights {} are not [B, S - 1] = {}",
+                 shape_str(loss.weights.shape), shape_str(logprobs.shape));
+    for (int64_t i = 0; i < d.numel(); ++i) value += (d.data[i] = loss.weights.data[i]) * logprobs.data[i];
+    return {d, value};
+  }
+  const int64_t batch = logprobs.shape[0], scored = logprobs.shape[1];
+  PARITY_CHECK(loss.labels.shape == (Shape{batch, scored + 1}), "[backward] labels {} are not [B, S]",
+               shape_str(loss.labels.shape));
+  int64_t count = 0;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < scored; ++s) count += loss.labels.data[static_cast<size_t>(b * (scored + 1) + s + 1)] != -100;
+  PARITY_CHECK(count > 0, "[backward] ce_mean over no label: every label is -100");
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < scored; ++s)
+      if (loss.labels.data[static_cast<size_t>(b * (scored + 1) + s + 1)] != -100) {
+        d.data[static_cast<size_t>(b * scored + s)] = -1.0 / static_cast<double>(count);
+        value -= logprobs.data[static_cast<size_t>(b * scored + s)] / static_cast<double>(count);
+      }
+  return {d, value};
+}
+
+}  // namespace
+
+void Olmoe::forward_backward(const ForwardInputs& in, const Loss& loss, HookSink& sink,
+                             const RoutingPolicy* routing) const {
+  const OlmoeConfig& c = config_;
+  PARITY_CHECK(variants_.none(), "[backward] the chained backward computes HF's math only (no variants)");
+  // The forward, keeping each layer's input and trace.
+  const Array embedded = embed_tokens(in.input_ids);
+  const ops::RotaryTables rope = rotary_emb(in.position_ids);
+  const Array mask = ops::causal_mask(in.attention_mask, std::nullopt, numerics_);
+  std::vector<Array> inputs{embedded};
+  std::vector<LayerTrace> traces;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    traces.push_back(decoder_layer(l, inputs.back(), rope, mask, /*replay_index=*/nullptr, routing));
+    inputs.push_back(traces.back().out);
+  }
+  const Array final_norm = norm("model.norm", inputs.back());
+  const Array logits = linear("lm_head", final_norm);
+  const auto [dlogprobs, value] = loss_gradient(loss, ops::next_token_logprobs(logits, in.input_ids, kExact));
+  sink.emit("/loss/value", Array({}, {value}));
+  // The backward, emitting the output gradient of each module it passes.
+  ParamGrads params;
+  const Array dlogits = ops::next_token_logprobs_backward(logits, in.input_ids, dlogprobs);
+  sink.emit("lm_head", dlogits);
+  const Array dnorm = linear_backward("lm_head", final_norm, dlogits, params);
+  sink.emit("model.norm", dnorm);
+  Array dh = norm_backward("model.norm", inputs.back(), dnorm, params);
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+    const std::string p = layer_prefix(l);
+    const LayerTrace& t = traces[static_cast<size_t>(l)];
+    sink.emit(p.substr(0, p.size() - 1), dh);
+    // out = residual + experts(tokens), tokens = post_attention_layernorm(residual) as [T, H].
+    const Array tokens = reshaped(t.post_attention_layernorm, {dh.rows(), c.hidden_size});
+    const Array dexperts = reshaped(dh, tokens.shape);
+    sink.emit(p + "mlp.experts", dexperts);
+    Array dweights;
+    Array dtokens = experts_backward(l, tokens, t.router.routed, t.router.top_k_weights, dexperts, dweights, params);
+    sink.emit(p + "mlp.gate@top_k_weights", dweights);
+    accumulate(dtokens, gate_backward(l, tokens, t.router.routed, dweights, nullptr, params));
+    Array dresidual = dh;
+    accumulate(dresidual, norm_backward(p + "post_attention_layernorm", t.residual,
+                                        reshaped(std::move(dtokens), t.residual.shape), params));
+    // residual = h + self_attn(input_layernorm(h)).
+    sink.emit(p + "self_attn", dresidual);
+    const Array dnormed = self_attn_backward(l, t.input_layernorm, rope, mask, dresidual, params);
+    dh = dresidual;
+    accumulate(dh, norm_backward(p + "input_layernorm", inputs[static_cast<size_t>(l)], dnormed, params));
+  }
+  sink.emit("model.embed_tokens", dh);
+  ops::embedding_backward(in.input_ids, dh, param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
+  emit_params(params, sink);
 }
 
 }  // namespace parity

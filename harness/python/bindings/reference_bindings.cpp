@@ -244,6 +244,73 @@ IndexArray ids_like(const py::handle& obj, const char* what, const Shape& shape,
   return a;
 }
 
+// input_ids [B, S] (ids inside the config's vocabulary), the mask (0/1, default all ones) and the
+// positions (>= 0, default 0..S-1) of a chained run; the config is checked first.
+ForwardInputs checked_forward_inputs(ModelConfig& c, const py::handle& input_ids, const py::handle& attention_mask,
+                                     const py::handle& position_ids) {
+  ForwardInputs in{to_index_array(input_ids, "input_ids"), {}, {}};
+  check_config(c);  // before the token ids are held to its vocabulary
+  const Shape shape = in.input_ids.shape;
+  if (shape.size() != 2) input_error("input_ids must be [B, S], got {}", shape_str(shape));
+  if (shape[0] < 1 || shape[1] < 2)
+    input_error("input_ids {}: the forward needs a batch of at least 1 sequence of at least 2 tokens "
+                "(logprobs score each next token)", shape_str(shape));
+  for (int64_t i = 0; i < in.input_ids.numel(); ++i)
+    if (in.input_ids.data[i] < 0 || in.input_ids.data[i] >= c.vocab_size)
+      input_error("input_ids: token id {} at {} is outside the vocabulary 0..{}", in.input_ids.data[i],
+                  index_str(i, shape), c.vocab_size - 1);
+  in.attention_mask = attention_mask.is_none()
+                          ? IndexArray{shape, std::vector<int64_t>(in.input_ids.numel(), 1)}
+                          : ids_like(attention_mask, "attention_mask", shape, Bools::kAllow,
+                                     [](int64_t v) { return v == 0 || v == 1; }, "a mask holds only 0 and 1 (or bools)");
+  if (position_ids.is_none()) {
+    in.position_ids = IndexArray{shape, std::vector<int64_t>(in.input_ids.numel())};
+    for (int64_t i = 0; i < in.input_ids.numel(); ++i) in.position_ids.data[i] = i % shape[1];
+  } else {
+    in.position_ids = ids_like(position_ids, "position_ids", shape, Bools::kRefuse, [](int64_t v) { return v >= 0; },
+                               "positions are >= 0");
+  }
+  return in;
+}
+
+// The loss of forward_backward: "logprob_sum" with its [B, S-1] weights, or "ce_mean" with [B, S] labels.
+Loss loss_of(const py::handle& name, const py::handle& weights, const py::handle& labels, const Shape& ids) {
+  const std::string kind = str_arg(name, "loss");
+  Loss loss;
+  if (kind == "logprob_sum") {
+    if (weights.is_none()) input_error("loss logprob_sum needs loss_weights [B, S-1]");
+    loss.weights = to_array(as_numpy(weights, "loss_weights"), "loss_weights");
+    if (loss.weights.shape != (Shape{ids[0], ids[1] - 1}))
+      input_error("loss_weights {} must be [B, S-1] = [{}, {}]", shape_str(loss.weights.shape), ids[0], ids[1] - 1);
+  } else if (kind == "ce_mean") {
+    if (labels.is_none()) input_error("loss ce_mean needs labels [B, S]");
+    loss.kind = Loss::Kind::kCeMean;
+    loss.labels = ids_like(labels, "labels", ids, Bools::kRefuse, [](int64_t v) { return v >= 0 || v == -100; },
+                           "a label is a token id or -100");
+  } else {
+    input_error("loss: expected \"logprob_sum\" or \"ce_mean\", got \"{}\"", kind);
+  }
+  return loss;
+}
+
+// Routes the routers named in a {router hook key: top-k index} dict as given (where the shape fits).
+class DictRouting final : public RoutingPolicy {
+ public:
+  explicit DictRouting(const py::handle& routing) {
+    if (!py::isinstance<py::dict>(routing))
+      type_error("routing: expected a dict {{router hook key: top-k index}}, got {}", type_name(routing));
+    for (const auto& [name, value] : py::reinterpret_borrow<py::dict>(routing))
+      index_[str_arg(name, "routing key")] = to_index_array(value, "routing[\"" + str_arg(name, "routing key") + "\"]");
+  }
+  IndexArray resolve(const std::string& router, const IndexArray& own, const Array&) const override {
+    auto it = index_.find(router);
+    return it != index_.end() && it->second.shape == own.shape ? it->second : own;
+  }
+
+ private:
+  std::map<std::string, IndexArray> index_;
+};
+
 }  // namespace
 
 void bind_reference(py::module_& m) {
@@ -314,29 +381,7 @@ void bind_reference(py::module_& m) {
         ModelConfig c{config_of(config)};
         const Numerics numerics = numerics_named(precision);
         const std::unique_ptr<WeightSource> source = weights_of(weights);
-        ForwardInputs in{to_index_array(input_ids, "input_ids"), {}, {}};
-        check_config(c);  // before the token ids are held to its vocabulary
-        const Shape shape = in.input_ids.shape;
-        if (shape.size() != 2) input_error("input_ids must be [B, S], got {}", shape_str(shape));
-        if (shape[0] < 1 || shape[1] < 2)
-          input_error("input_ids {}: the forward needs a batch of at least 1 sequence of at least 2 tokens "
-                      "(logprobs score each next token)", shape_str(shape));
-        for (int64_t i = 0; i < in.input_ids.numel(); ++i)
-          if (in.input_ids.data[i] < 0 || in.input_ids.data[i] >= c.vocab_size)
-            input_error("input_ids: token id {} at {} is outside the vocabulary 0..{}", in.input_ids.data[i],
-                        index_str(i, shape), c.vocab_size - 1);
-        in.attention_mask = attention_mask.is_none()
-                                ? IndexArray{shape, std::vector<int64_t>(in.input_ids.numel(), 1)}
-                                : ids_like(attention_mask, "attention_mask", shape, Bools::kAllow,
-                                           [](int64_t v) { return v == 0 || v == 1; },
-                                           "a mask holds only 0 and 1 (or bools)");
-        if (position_ids.is_none()) {
-          in.position_ids = IndexArray{shape, std::vector<int64_t>(in.input_ids.numel())};
-          for (int64_t i = 0; i < in.input_ids.numel(); ++i) in.position_ids.data[i] = i % shape[1];
-        } else {
-          in.position_ids = ids_like(position_ids, "position_ids", shape, Bools::kRefuse,
-                                     [](int64_t v) { return v >= 0; }, "positions are >= 0");
-        }
+        const ForwardInputs in = checked_forward_inputs(c, input_ids, attention_mask, position_ids);
         const std::unique_ptr<ReferenceModel> model = model_of(c, *source, numerics);
         CollectingSink sink;
         compute("forward", [&] { model->forward(in, sink, nullptr); });
@@ -347,6 +392,29 @@ void bind_reference(py::module_& m) {
       "The reference end to end from input_ids [B, S] (chained): {hook key: array} of every hook, with\n"
       "\"/outputs/logits\" and \"/outputs/logprobs\". attention_mask (0/1) default all ones, position_ids 0..S-1.\n"
       "InputError names a bad config, a token id outside the vocabulary, a bad mask or a missing weight.");
+  m.def(
+      "forward_backward",
+      [](const py::handle& config, const py::handle& input_ids, const py::handle& weights, const py::handle& loss_name,
+         const py::handle& loss_weights, const py::handle& labels, const py::handle& routing,
+         const py::handle& attention_mask, const py::handle& position_ids) {
+        ModelConfig c{config_of(config)};
+        const std::unique_ptr<WeightSource> source = weights_of(weights);
+        const ForwardInputs in = checked_forward_inputs(c, input_ids, attention_mask, position_ids);
+        const Loss loss = loss_of(loss_name, loss_weights, labels, in.input_ids.shape);
+        const DictRouting route(routing);
+        const std::unique_ptr<ReferenceModel> model = model_of(c, *source, Numerics(Precision::F64));
+        CollectingSink sink;
+        compute("forward_backward", [&] { model->forward_backward(in, loss, sink, &route); });
+        return sink.to_dict();
+      },
+      py::arg("config"), py::arg("input_ids"), py::arg("weights"), py::arg("loss"),
+      py::arg("loss_weights") = py::none(), py::arg("labels") = py::none(), py::arg("routing") = py::dict(),
+      py::arg("attention_mask") = py::none(), py::arg("position_ids") = py::none(),
+      "The reference's chained forward and its backward from a loss, at the exact math (f64): loss\n"
+      "\"logprob_sum\" (loss_weights [B, S-1]) or \"ce_mean\" (labels [B, S], -100 ignored). routing {router\n"
+      "hook key: top-k index [T, K]} routes those routers as given (HF's own choice, at a near-tie).\n"
+      "Returns \"/loss/value\", \"/grads/<HF name>\" of every parameter and the output gradients of the\n"
+      "modules it passes by hook key. OLMoE so far; InputError otherwise.");
 }
 
 }  // namespace parity::python

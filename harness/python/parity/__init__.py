@@ -10,6 +10,7 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.replay(config, module, inputs, weights)      one reference module on your tensors
     parity.replay_backward(config, module, inputs, grads, weights)   its backward from your output gradients
     parity.forward(config, input_ids, weights) the reference end to end
+    parity.forward_backward(config, input_ids, weights, loss, ...)   and its backward from a loss
     parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
     parity.check_case(case_file)               `parity check --case` (cases, checkpoints, baselines, [expect])
     parity.html_report(result)                 the self-contained HTML page of a result dict
@@ -36,6 +37,7 @@ from ._parity import (  # noqa: F401  (the public API)
     compare_tensors,
     diagnose,
     forward,
+    forward_backward,
     gate_logprobs,
     html_report,
     known_bugs,
