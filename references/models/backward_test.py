@@ -26,6 +26,14 @@ TOLERANCE = 2e-6
 # input, where torch's own float64 autograd agrees with the reference to 3.5e-15 (measured): HF's
 # round-off near the derivative's zero crossing, not the reference's. 4x that.
 TOLERANCE_ACTIVATION = 2e-5
+# A composite module (an attention block, the Gemma-4 router) recomputes its intermediates from its
+# own input, so HF's fp32 drift inside the block is in the comparison: measured at most 2.24e-6
+# (the unseen Gemma-4 MoE's layer-0 q_norm weight through self_attn); the chained limit below.
+COMPOSITE = (".self_attn", ".router")
+
+
+def tolerance_of(module: str) -> float:
+    return CHAINED_TOLERANCE if module.endswith(COMPOSITE) else TOLERANCE
 
 UNSEEN_OLMOE = dict(hidden_size=48, intermediate_size=20, num_hidden_layers=2, num_attention_heads=6,
                     num_key_value_heads=2, num_experts=6, num_experts_per_tok=3, norm_topk_prob=True, clip_qkv=0.5,
@@ -97,25 +105,27 @@ def test_every_module_backward_matches_hf_autograd_and_covers_every_parameter(tm
                 shares.setdefault(key.removeprefix("/grads/"), {})[module] = got
                 continue
             want = grad_hooks[key]
-            tolerance = TOLERANCE_ACTIVATION if module.endswith("act_fn") else TOLERANCE
+            tolerance = TOLERANCE_ACTIVATION if module.endswith("act_fn") else tolerance_of(module)
             assert got.shape == want.shape, key
             assert rel_l2(got, want) <= tolerance, f"{key}: rel_l2 {rel_l2(got, want):.2e}"
             inputs_compared += 1
     # A parameter's gradient is the sum of the shares of the outermost modules that use it (a tied
-    # head and embedding); a module inside another (the Gemma-4 router's proj) repeats its parent's
-    # share, which must then equal it.
-    param_sums = {}
+    # head and embedding); a module inside another (the Gemma-4 router's proj, an attention block's
+    # projections) repeats its parent's share from HF's own intermediate tensors, and must give HF's
+    # gradient too.
+    param_sums, param_tolerance = {}, {}
     for name_, by_module in shares.items():
         outer = [m for m in by_module if not any(m.startswith(o + ".") for o in by_module if o != m)]
         param_sums[name_] = sum(by_module[m] for m in outer)
+        param_tolerance[name_] = max(tolerance_of(m) for m in outer)
         for m, share in by_module.items():
             if m not in outer:
-                assert rel_l2(share, param_sums[name_]) <= TOLERANCE, f"{name_}: {m}'s share"
+                assert rel_l2(share, grads[name_]) <= tolerance_of(m), f"{name_}: {m}'s share"
     # The modules cover every parameter the model has; a tied head's share is the embedding's.
     tied = {"lm_head.weight"} if fixture.config.get("tie_word_embeddings") else set()
     assert set(param_sums) == set(grads) - tied, sorted((set(grads) - tied) ^ set(param_sums))
     for name_, got in param_sums.items():
-        assert rel_l2(got, grads[name_]) <= TOLERANCE, f"{name_}: rel_l2 {rel_l2(got, grads[name_]):.2e}"
+        assert rel_l2(got, grads[name_]) <= param_tolerance[name_], f"{name_}: rel_l2 {rel_l2(got, grads[name_]):.2e}"
     assert inputs_compared > 10
 
 

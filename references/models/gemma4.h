@@ -161,6 +161,8 @@ class Gemma4 final : public ReferenceModel {
   void backward_norm(const std::string& m, bool weighted, const HookInputs& in, const GradInputs& grads,
                      HookSink& sink) const;
   void backward_linear(const std::string& m, const HookInputs& in, const GradInputs& grads, HookSink& sink) const;
+  void replay_backward_self_attn(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
+                                 HookSink& sink) const;
   // replay() by kind of step (gemma4_hooks.cpp); the bool ones return whether they knew the step.
   bool replay_model_level(const std::string& m, const HookInputs& in, HookSink& sink) const;
   bool replay_layer_module(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,

@@ -4,11 +4,13 @@
 #include "gemma4.h"
 
 #include "ops/activation.h"
+#include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/experts.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/rope.h"
 #include "ops/router.h"
 
 namespace parity {
@@ -131,7 +133,65 @@ bool Gemma4::replay_backward_layer_module(int64_t layer, const std::string& step
     replay_backward_router(layer, m, in, grads, sink);
     return true;
   }
+  if (step == ".self_attn") {
+    replay_backward_self_attn(layer, m, in, grads, sink);
+    return true;
+  }
   return false;
+}
+
+// Gemma4TextAttention on a layer whose K/V no other layer shares: x -> q_proj -> heads -> q_norm -> RoPE; k_proj ->
+// heads -> k_norm -> RoPE; v_proj (k_eq_v: the raw k_proj heads) -> v_norm (no weight); eager
+// attention at scaling 1 -> o_proj. Backwards, its forward recomputed at the exact math.
+void Gemma4::replay_backward_self_attn(int64_t layer, const std::string& m, const HookInputs& in,
+                                       const GradInputs& grads, HookSink& sink) const {
+  const Gemma4Layer& l = layer_config(layer);
+  // KV sharing couples layers: a shared layer's K/V gradient belongs to the source layer, and a
+  // source layer's K/V also receive the gradients of every layer that reads them (through HF's
+  // shared_kv_states, not through this module's output). Neither is a module-local backward.
+  bool read_by_others = false;
+  for (int64_t other = layer + 1; other < config_.num_hidden_layers; ++other)
+    read_by_others = read_by_others || (layer_config(other).kv_shared && layer_config(other).kv_source == layer);
+  PARITY_CHECK(!l.kv_shared && !read_by_others, "[backward] the reference has no backward for module {} yet (its "
+               "K/V are shared with other layers)", m);
+  PARITY_CHECK(variants_.none(), "[backward] the attention backward computes HF's math only (no variants)");
+  const Array x = in.floats(m + "@in");
+  const ops::RotaryTables rope{in.floats(m + "@in.position_embeddings.0"), in.floats(m + "@in.position_embeddings.1")};
+  const AttentionTrace t = self_attn(layer, x, rope, in.floats(m + "@in.attention_mask"), nullptr);
+  Array q = t.q_norm;
+  ops::apply_rope(q, rope, kExact);
+  const std::string p = m + ".";
+  auto heads = [&](const Array& a) { return reshaped(a, {x.shape[0], x.shape[1], a.shape[2] / l.head_dim, l.head_dim}); };
+  auto flat = [&](Array a) { return reshaped(std::move(a), {x.shape[0], x.shape[1], a.shape[2] * a.shape[3]}); };
+  std::map<std::string, Array> params;
+  auto linear_back = [&](const std::string& module, const Array& input, const Array& dy) {
+    const auto w = weight(module + ".weight", weight_shape(module));
+    Array& dw = params.try_emplace(module + ".weight", Array(w->shape)).first->second;
+    return ops::linear_backward(input, *w, dy, &dw, module);
+  };
+  auto norm_back = [&](const std::string& module, const Array& input, const Array& dy) {
+    const auto w = weight(module + ".weight", weight_shape(module));
+    Array& dw = params.try_emplace(module + ".weight", Array(w->shape)).first->second;
+    return ops::rms_norm_backward(input, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, dy, &dw, 0.0, module);
+  };
+  const Array dcontext = linear_back(p + "o_proj", t.context, output_grad(grads, m, x.shape));
+  ops::AttentionGradients g = ops::attention_backward(q, t.kv.key, t.kv.value, t.probs, 1.0, dcontext);
+  ops::apply_rope_backward(g.q, rope);
+  ops::apply_rope_backward(g.k, rope);
+  Array dx = linear_back(p + "q_proj", x, flat(norm_back(p + "q_norm", heads(t.q_proj), g.q)));
+  Array dk_raw = norm_back(p + "k_norm", heads(t.k_proj), g.k);
+  const Array dv_in = ops::rms_norm_backward(t.v_norm_in, nullptr, config_.rms_norm_eps, ops::NormWeight::kNone, g.v,
+                                             nullptr);
+  if (l.k_eq_v) {
+    for (int64_t i = 0; i < dk_raw.numel(); ++i) dk_raw.data[i] += dv_in.data[i];
+  } else {
+    const Array dxv = linear_back(p + "v_proj", x, flat(dv_in));
+    for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] += dxv.data[i];
+  }
+  const Array dxk = linear_back(p + "k_proj", x, flat(std::move(dk_raw)));
+  for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] += dxk.data[i];
+  sink.emit(m + "@in", dx);
+  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
 }
 
 // Gemma4TextRouter: x -> norm (no weight) -> ⊙ scale · H^-½ -> proj -> softmax over all experts ->
