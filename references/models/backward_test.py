@@ -176,3 +176,33 @@ def test_bad_backward_use_is_refused_naming_it(tmp_path):
         parity.replay_backward(fixture, "lm_head", hooks, [1], fixture)
     with pytest.raises(TypeError, match="expected a float array"):
         parity.replay_backward(fixture, "lm_head", hooks, {"lm_head": np.zeros((2, 8, 128), np.int64)}, fixture)
+    with pytest.raises(parity.InputError, match="gradient of lm_head is"):
+        parity.replay_backward(fixture, "lm_head", hooks, {"lm_head": np.zeros((2, 8, 3))}, fixture)
+
+
+def test_bad_chained_backward_use_is_refused_naming_it(tmp_path):
+    fixture, hooks, _, _ = gradient_dump(tmp_path, GOLDEN / "configs" / "olmoe_base.json", "ce_mean")
+    ids = fixture.read("inputs", "input_ids")
+    weights = np.ones((2, 7))
+    run = lambda **kw: parity.forward_backward(fixture, ids, fixture, **{"loss": "logprob_sum", "loss_weights": weights, **kw})
+    assert "/loss/value" in run()
+    with pytest.raises(parity.InputError, match='"model.layers.0.mlp.gatee" is no router'):
+        run(routing={"model.layers.0.mlp.gatee": hooks["model.layers.0.mlp.gate@top_k_index"]})
+    with pytest.raises(parity.InputError, match="routing.*is \\[2, 2\\]"):
+        run(routing={"model.layers.0.mlp.gate": np.zeros((2, 2), np.int64)})
+    with pytest.raises(parity.InputError, match="loss_weights \\[2, 8\\] must be"):
+        run(loss_weights=np.ones((2, 8)))
+    with pytest.raises(parity.InputError, match="loss_weights: nan"):
+        run(loss_weights=np.full((2, 7), np.nan))
+    with pytest.raises(TypeError, match="loss_weights: expected a float array"):
+        run(loss_weights=np.ones((2, 7), np.int64))
+    with pytest.raises(parity.InputError, match="needs labels"):
+        run(loss="ce_mean")
+    with pytest.raises(parity.InputError, match="every label is -100"):
+        run(loss="ce_mean", labels=np.full((2, 8), -100))
+    with pytest.raises(parity.InputError, match='expected "logprob_sum" or "ce_mean"'):
+        run(loss="mse")
+    gemma = parity.Fixture(GOLDEN / "gemma4_full.h5")
+    with pytest.raises(parity.InputError, match="no chained backward for this family yet"):
+        parity.forward_backward(gemma, gemma.read("inputs", "input_ids"), gemma, "ce_mean",
+                                labels=gemma.read("inputs", "input_ids"))

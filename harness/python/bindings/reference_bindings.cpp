@@ -1,7 +1,9 @@
 // parity.replay / parity.forward / parity.modules: any module of the C++ reference on numpy
 // inputs and weights (references/models/model.h), outside a fixture.
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <set>
 
 #include <pybind11/stl.h>
 
@@ -279,9 +281,14 @@ Loss loss_of(const py::handle& name, const py::handle& weights, const py::handle
   Loss loss;
   if (kind == "logprob_sum") {
     if (weights.is_none()) input_error("loss logprob_sum needs loss_weights [B, S-1]");
-    loss.weights = to_array(as_numpy(weights, "loss_weights"), "loss_weights");
+    const py::array a = as_numpy(weights, "loss_weights");
+    if (a.dtype().kind() != 'f')
+      type_error("loss_weights: expected a float array, got {}", py::str(a.dtype()).cast<std::string>());
+    loss.weights = to_array(a, "loss_weights");
     if (loss.weights.shape != (Shape{ids[0], ids[1] - 1}))
       input_error("loss_weights {} must be [B, S-1] = [{}, {}]", shape_str(loss.weights.shape), ids[0], ids[1] - 1);
+    for (int64_t i = 0; i < loss.weights.numel(); ++i)
+      if (!std::isfinite(loss.weights.data[i])) input_error("loss_weights: {} at {}", loss.weights.data[i], index_str(i, loss.weights.shape));
   } else if (kind == "ce_mean") {
     if (labels.is_none()) input_error("loss ce_mean needs labels [B, S]");
     loss.kind = Loss::Kind::kCeMean;
@@ -304,11 +311,21 @@ class DictRouting final : public RoutingPolicy {
   }
   IndexArray resolve(const std::string& router, const IndexArray& own, const Array&) const override {
     auto it = index_.find(router);
-    return it != index_.end() && it->second.shape == own.shape ? it->second : own;
+    if (it == index_.end()) return own;
+    PARITY_CHECK(it->second.shape == own.shape, "routing[\"{}\"] is {}, the router chooses {}", router,
+                 shape_str(it->second.shape), shape_str(own.shape));
+    used_.insert(router);
+    return it->second;
+  }
+  // A routing entry no router read is the caller's mistake (a misspelt key), never ignored.
+  void check_all_used() const {
+    for (const auto& [router, index] : index_)
+      if (!used_.count(router)) input_error("routing: \"{}\" is no router of this model", router);
   }
 
  private:
   std::map<std::string, IndexArray> index_;
+  mutable std::set<std::string> used_;
 };
 
 }  // namespace
@@ -405,6 +422,7 @@ void bind_reference(py::module_& m) {
         const std::unique_ptr<ReferenceModel> model = model_of(c, *source, Numerics(Precision::F64));
         CollectingSink sink;
         compute("forward_backward", [&] { model->forward_backward(in, loss, sink, &route); });
+        route.check_all_used();
         return sink.to_dict();
       },
       py::arg("config"), py::arg("input_ids"), py::arg("weights"), py::arg("loss"),
