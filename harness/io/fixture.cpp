@@ -34,8 +34,12 @@ void Fixture::open() {
         fail(fmt::format("/{}", group), "missing group of a gradient fixture (schema_version 2)");
       names_.emplace(std::string(group), file_.list_datasets(fmt::format("/{}", group)));
     }
-    meta_string("grad_loss");
+    const std::string loss = meta_string("grad_loss");
+    if (loss != "logprob_sum" && loss != "ce_mean")
+      fail("/meta", fmt::format("grad_loss \"{}\" is not a known loss (logprob_sum, ce_mean)", loss));
     if (!has("loss", "value")) fail("/loss/value", "missing dataset of a gradient fixture (schema_version 2)");
+    if (const DatasetInfo value = info("loss", "value"); parity::numel(value.shape) != 1)
+      fail("/loss/value", fmt::format("is {}, not a scalar", shape_str(value.shape)));
   }
   for (const auto& [group, name] : {std::pair{"inputs", "input_ids"}, {"outputs", "logits"}})
     if (!has(group, name)) fail(fmt::format("/{}/{}", group, name), "missing dataset");

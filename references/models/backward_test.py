@@ -178,6 +178,13 @@ def test_bad_backward_use_is_refused_naming_it(tmp_path):
         parity.replay_backward(fixture, "lm_head", hooks, {"lm_head": np.zeros((2, 8, 128), np.int64)}, fixture)
     with pytest.raises(parity.InputError, match="gradient of lm_head is"):
         parity.replay_backward(fixture, "lm_head", hooks, {"lm_head": np.zeros((2, 8, 3))}, fixture)
+    with pytest.raises(parity.InputError, match="gradient of lm_head is"):  # the right size, transposed
+        parity.replay_backward(fixture, "lm_head", hooks, {"lm_head": grad_hooks["lm_head"].transpose(1, 0, 2)}, fixture)
+    with pytest.raises(parity.InputError, match="0-d input"):
+        parity.replay_backward(fixture, "lm_head", {**hooks, "lm_head@in": np.zeros((), np.float32)}, grad_hooks, fixture)
+    gate = "model.layers.0.mlp.gate"
+    with pytest.raises(parity.InputError, match=f"gradient of {gate} is"):  # the logits' gradient, mis-sized
+        parity.replay_backward(fixture, gate, hooks, {**grad_hooks, gate: np.full((3,), 1e3)}, fixture)
 
 
 def test_bad_chained_backward_use_is_refused_naming_it(tmp_path):
@@ -189,7 +196,7 @@ def test_bad_chained_backward_use_is_refused_naming_it(tmp_path):
     with pytest.raises(parity.InputError, match='"model.layers.0.mlp.gatee" is no router'):
         run(routing={"model.layers.0.mlp.gatee": hooks["model.layers.0.mlp.gate@top_k_index"]})
     with pytest.raises(parity.InputError, match="routing.*is \\[2, 2\\]"):
-        run(routing={"model.layers.0.mlp.gate": np.zeros((2, 2), np.int64)})
+        run(routing={"model.layers.0.mlp.gate": np.array([[0, 1], [1, 2]])})
     with pytest.raises(parity.InputError, match="loss_weights \\[2, 8\\] must be"):
         run(loss_weights=np.ones((2, 8)))
     with pytest.raises(parity.InputError, match="loss_weights: nan"):
@@ -197,11 +204,21 @@ def test_bad_chained_backward_use_is_refused_naming_it(tmp_path):
     with pytest.raises(TypeError, match="loss_weights: expected a float array"):
         run(loss_weights=np.ones((2, 7), np.int64))
     with pytest.raises(parity.InputError, match="needs labels"):
-        run(loss="ce_mean")
+        run(loss="ce_mean", loss_weights=None)
     with pytest.raises(parity.InputError, match="every label is -100"):
-        run(loss="ce_mean", labels=np.full((2, 8), -100))
+        run(loss="ce_mean", loss_weights=None, labels=np.full((2, 8), -100))
     with pytest.raises(parity.InputError, match='expected "logprob_sum" or "ce_mean"'):
         run(loss="mse")
+    with pytest.raises(parity.InputError, match="is not the input id"):
+        run(loss="ce_mean", loss_weights=None, labels=(ids + 1) % 128)
+    with pytest.raises(parity.InputError, match="loss_weights belong to the logprob_sum loss"):
+        run(loss="ce_mean", labels=ids)
+    with pytest.raises(parity.InputError, match="labels belong to the ce_mean loss"):
+        run(labels=ids)
+    with pytest.raises(parity.InputError, match="overflow"):
+        run(loss_weights=np.full((2, 7), 1e308))
+    with pytest.raises(parity.InputError, match="names an expert twice"):
+        run(routing={"model.layers.0.mlp.gate": np.zeros((16, 2), np.int64)})
     gemma = parity.Fixture(GOLDEN / "gemma4_full.h5")
     with pytest.raises(parity.InputError, match="no chained backward for this family yet"):
         parity.forward_backward(gemma, gemma.read("inputs", "input_ids"), gemma, "ce_mean",

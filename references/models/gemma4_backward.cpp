@@ -24,12 +24,13 @@ const Numerics kExact(Precision::F64);
 Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
   std::optional<Array> g = grads.grad(key);
   PARITY_CHECK(g.has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was differentiated", key);
-  PARITY_CHECK(parity::numel(g->shape) == parity::numel(shape), "[backward] gradient of {} is {}, the tensor {}", key,
-               shape_str(g->shape), shape_str(shape));
-  return reshaped(std::move(*g), shape);
+  PARITY_CHECK(g->shape == shape, "[backward] gradient of {} is {}, the tensor {}", key, shape_str(g->shape),
+               shape_str(shape));
+  return std::move(*g);
 }
 
 Shape with_last(Shape shape, int64_t last) {
+  PARITY_CHECK(!shape.empty(), "[backward] a 0-d input where [..., features] is needed");
   shape.back() = last;
   return shape;
 }

@@ -29,12 +29,13 @@ const Numerics kExact(Precision::F64);
 Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
   std::optional<Array> g = grads.grad(key);
   PARITY_CHECK(g.has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was differentiated", key);
-  PARITY_CHECK(parity::numel(g->shape) == parity::numel(shape), "[backward] gradient of {} is {}, the tensor {}", key,
-               shape_str(g->shape), shape_str(shape));
-  return reshaped(std::move(*g), shape);
+  PARITY_CHECK(g->shape == shape, "[backward] gradient of {} is {}, the tensor {}", key, shape_str(g->shape),
+               shape_str(shape));
+  return std::move(*g);
 }
 
 Shape with_last(Shape shape, int64_t last) {
+  PARITY_CHECK(!shape.empty(), "[backward] a 0-d input where [..., features] is needed");
   shape.back() = last;
   return shape;
 }
@@ -91,7 +92,11 @@ Array Olmoe::gate_backward(int64_t layer, const Array& x, const IndexArray& rout
   const auto w = weight(name, {c.num_experts, c.hidden_size});
   const Array probs = ops::router_probs(ops::linear(x, *w, kExact), kExact);
   Array d = ops::router_probs_backward(probs, ops::gather_top_k_backward(probs, routed, c.norm_topk_prob, dweights));
-  if (dlogits) accumulate(d, *dlogits);
+  if (dlogits) {
+    PARITY_CHECK(dlogits->shape == d.shape, "[backward] router logits gradient {} is not {}", shape_str(dlogits->shape),
+                 shape_str(d.shape));
+    accumulate(d, *dlogits);
+  }
   return ops::linear_backward(x, *w, d, &param_grad(params, name, w->shape), "mlp.gate");
 }
 
@@ -162,7 +167,8 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     const IndexArray index = in.ints(module + "@top_k_index");
     PARITY_CHECK(grads.grad(module + "@top_k_weights") || grads.grad(module),
                  "[backward] no gradient of {}'s outputs: nothing downstream of it was differentiated", module);
-    const std::optional<Array> dlogits = grads.grad(module);
+    const std::optional<Array> dlogits =
+        grads.grad(module) ? std::optional<Array>(output_grad(grads, module, {x.rows(), c.num_experts})) : std::nullopt;
     const Array dweights =
         grads.grad(module + "@top_k_weights") ? output_grad(grads, module + "@top_k_weights", index.shape) : Array(index.shape);
     sink.emit(module + "@in", gate_backward(layer, x, index, dweights, dlogits ? &*dlogits : nullptr, params));
@@ -187,18 +193,24 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
 namespace {
 
 // d loss / d logprobs [B, S - 1] for `loss`, and the loss itself from the logprobs.
-std::pair<Array, double> loss_gradient(const Loss& loss, const Array& logprobs) {
+std::pair<Array, double> loss_gradient(const Loss& loss, const Array& logprobs, const IndexArray& input_ids) {
   Array d(logprobs.shape);
   double value = 0;
   if (loss.kind == Loss::Kind::kLogprobSum) {
     PARITY_CHECK(loss.weights.shape == logprobs.shape, "[backward] loss weights {} are not [B, S - 1] = {}",
                  shape_str(loss.weights.shape), shape_str(logprobs.shape));
     for (int64_t i = 0; i < d.numel(); ++i) value += (d.data[i] = loss.weights.data[i]) * logprobs.data[i];
+    PARITY_CHECK(std::isfinite(value), "[backward] the logprob_sum loss is {}: the loss weights overflow it", value);
     return {d, value};
   }
   const int64_t batch = logprobs.shape[0], scored = logprobs.shape[1];
   PARITY_CHECK(loss.labels.shape == (Shape{batch, scored + 1}), "[backward] labels {} are not [B, S]",
                shape_str(loss.labels.shape));
+  // ce_mean scores the next input id wherever a label is kept (HF's labels = input_ids, -100 masked).
+  for (int64_t i = 0; i < loss.labels.numel(); ++i)
+    PARITY_CHECK(loss.labels.data[i] == -100 || loss.labels.data[i] == input_ids.data[i],
+                 "[backward] label {} at flat position {} is not the input id {} there (labels are input_ids with -100 "
+                 "where ignored)", loss.labels.data[i], i, input_ids.data[i]);
   int64_t count = 0;
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t s = 0; s < scored; ++s) count += loss.labels.data[static_cast<size_t>(b * (scored + 1) + s + 1)] != -100;
@@ -230,7 +242,7 @@ void Olmoe::forward_backward(const ForwardInputs& in, const Loss& loss, HookSink
   }
   const Array final_norm = norm("model.norm", inputs.back());
   const Array logits = linear("lm_head", final_norm);
-  const auto [dlogprobs, value] = loss_gradient(loss, ops::next_token_logprobs(logits, in.input_ids, kExact));
+  const auto [dlogprobs, value] = loss_gradient(loss, ops::next_token_logprobs(logits, in.input_ids, kExact), in.input_ids);
   sink.emit("/loss/value", Array({}, {value}));
   // The backward, emitting the output gradient of each module it passes.
   ParamGrads params;

@@ -281,6 +281,7 @@ Loss loss_of(const py::handle& name, const py::handle& weights, const py::handle
   Loss loss;
   if (kind == "logprob_sum") {
     if (weights.is_none()) input_error("loss logprob_sum needs loss_weights [B, S-1]");
+    if (!labels.is_none()) input_error("labels belong to the ce_mean loss; logprob_sum takes loss_weights");
     const py::array a = as_numpy(weights, "loss_weights");
     if (a.dtype().kind() != 'f')
       type_error("loss_weights: expected a float array, got {}", py::str(a.dtype()).cast<std::string>());
@@ -291,6 +292,7 @@ Loss loss_of(const py::handle& name, const py::handle& weights, const py::handle
       if (!std::isfinite(loss.weights.data[i])) input_error("loss_weights: {} at {}", loss.weights.data[i], index_str(i, loss.weights.shape));
   } else if (kind == "ce_mean") {
     if (labels.is_none()) input_error("loss ce_mean needs labels [B, S]");
+    if (!weights.is_none()) input_error("loss_weights belong to the logprob_sum loss; ce_mean is HF's unweighted labels loss");
     loss.kind = Loss::Kind::kCeMean;
     loss.labels = ids_like(labels, "labels", ids, Bools::kRefuse, [](int64_t v) { return v >= 0 || v == -100; },
                            "a label is a token id or -100");
@@ -306,8 +308,20 @@ class DictRouting final : public RoutingPolicy {
   explicit DictRouting(const py::handle& routing) {
     if (!py::isinstance<py::dict>(routing))
       type_error("routing: expected a dict {{router hook key: top-k index}}, got {}", type_name(routing));
-    for (const auto& [name, value] : py::reinterpret_borrow<py::dict>(routing))
-      index_[str_arg(name, "routing key")] = to_index_array(value, "routing[\"" + str_arg(name, "routing key") + "\"]");
+    for (const auto& [name, value] : py::reinterpret_borrow<py::dict>(routing)) {
+      const std::string key = str_arg(name, "routing key");
+      IndexArray index = to_index_array(value, "routing[\"" + key + "\"]");
+      // A top-k choice names k distinct experts per token (HF's torch.topk never repeats one).
+      if (index.shape.size() == 2)
+        for (int64_t t = 0; t < index.shape[0]; ++t) {
+          const auto row = index.data.begin() + t * index.shape[1];
+          std::vector<int64_t> sorted(row, row + index.shape[1]);
+          std::sort(sorted.begin(), sorted.end());
+          if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+            input_error("routing[\"{}\"]: token {} names an expert twice", key, t);
+        }
+      index_[key] = std::move(index);
+    }
   }
   IndexArray resolve(const std::string& router, const IndexArray& own, const Array&) const override {
     auto it = index_.find(router);

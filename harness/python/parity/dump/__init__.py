@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .capture import DecoderLayers, Recorder
 from .errors import DumpError
-from .grad import (LOSSES, GradRecorder, checked_loss_weights, labels_for, logprob_sum, module_gradients,
+from .grad import (LOSSES, GradRecorder, check_no_aux_loss, checked_loss_weights, labels_for, logprob_sum, module_gradients,
                    parameter_gradients, training_mode_without_dropout)
 from .writer import FixtureWriter
 
@@ -84,6 +84,7 @@ def dump(
     _check_meta(meta or {})
     if grad is not None:
         loss_weights = checked_loss_weights(grad, loss_weights, input_ids, attention_mask)
+        check_no_aux_loss(model)
     elif loss_weights is not None:
         raise DumpError("loss_weights need grad=\"logprob_sum\"")
     implementations = _force_eager(model)

@@ -7,8 +7,8 @@ How each gradient is taken, and why:
   module's caller receives a clone of that clone (a forward hook may replace the output). The kept
   tensor's only consumer is the caller's copy, so its gradient is dL/d(output) as it arrives from
   outside the module: not the module's own further uses of the tensor (OLMoE's router softmaxes
-  the logits it also returns), and before HF's in-place edits after the call (OLMoE clip_qkv,
-  Gemma-4 layer_scalar), which land on the caller's copy.
+  the logits it also returns), and before HF's in-place edits after the call (OLMoE clip_qkv
+  clamps q_norm's and v_proj's outputs in place), which land on the caller's copy.
 - The module receives clones of its float inputs (a forward pre-hook may replace the arguments), so
   each clone's only consumer is the module: its gradient is the module's own vector-Jacobian
   product, J_inᵀ·dL/d(outputs) — what a module's backward computes from its output gradient, not
@@ -115,16 +115,17 @@ class GradRecorder:
         return hook
 
     def _clone_tree(self, path: str, slot: str, call: int, value: Any, module) -> Any:
-        """`value` with every differentiable tensor replaced by a kept clone (nested tuples/lists/dicts)."""
+        """An input `value` with every differentiable tensor replaced by a kept clone (nested tuples/lists/dicts)."""
         if torch.is_tensor(value):
-            return self._keep_clone(path, slot, call, value, module) if _differentiable(value) else value
+            return self._keep_clone(path, slot, call, value, module, is_input=True) if _differentiable(value) else value
         if isinstance(value, (tuple, list)) and not hasattr(value, "_fields"):
             return type(value)(self._clone_tree(path, f"{slot}.{i}", call, v, module) for i, v in enumerate(value))
         if type(value) is dict:
             return {k: self._clone_tree(path, f"{slot}.{k}", call, v, module) for k, v in value.items()}
         return value
 
-    def _keep_clone(self, path: str, slot: str, call: int, tensor: torch.Tensor, module) -> torch.Tensor:
+    def _keep_clone(self, path: str, slot: str, call: int, tensor: torch.Tensor, module,
+                    is_input: bool = False) -> torch.Tensor:
         if not _differentiable(tensor):
             return tensor
         clone = tensor.clone()
@@ -133,7 +134,7 @@ class GradRecorder:
         # output: the caller reads a second clone, so the kept one's gradient is what arrives from
         # outside the module (not the module's own internal uses of that tensor, e.g. the router's
         # softmax of the logits it also returns), and in-place edits land on the second clone.
-        return clone if slot.startswith(naming.INPUT) else clone.clone()
+        return clone if is_input else clone.clone()
 
 
 def _differentiable(value: Any) -> bool:
@@ -161,6 +162,15 @@ def training_mode_without_dropout(model: torch.nn.Module):
         for owner, name, value in saved:
             setattr(owner, name, value)
         model.train(was_training)
+
+
+def check_no_aux_loss(model: torch.nn.Module) -> None:
+    """HF adds router_aux_loss_coef x the load-balancing loss to its labels loss when the config says
+    output_router_logits: the stored loss would then not be the one grad_loss names."""
+    config = model.config.get_text_config()
+    if getattr(config, "output_router_logits", False):
+        raise DumpError("the config sets output_router_logits: HF would add its router auxiliary loss to the loss; "
+                        "set output_router_logits = False for a gradient dump")
 
 
 def checked_loss_weights(loss: str, weights: torch.Tensor | None, input_ids: torch.Tensor,

@@ -194,6 +194,13 @@ def test_bad_gradient_requests_are_refused_before_the_forward(tmp_path, kwargs, 
     assert not (tmp_path / "g.h5").exists()
 
 
+def test_a_config_whose_loss_would_carry_the_router_aux_loss_is_refused(tmp_path):
+    model, ids = model_and_ids("olmoe_base")
+    model.config.output_router_logits = True
+    with pytest.raises(DumpError, match="output_router_logits"):
+        dump(model, ids, tmp_path / "g.h5", grad="ce_mean", progress=False)
+
+
 def test_frozen_parameters_are_refused_with_a_plain_message(tmp_path):
     model, ids = model_and_ids("olmoe_base")
     model.requires_grad_(False)
