@@ -3,6 +3,7 @@
 // *_backward. Which keys a module reads is its forward's (gemma4_hooks.cpp).
 #include "gemma4.h"
 
+#include "backward_util.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -15,27 +16,9 @@
 
 namespace parity {
 
-namespace {
-
-const Numerics kExact(Precision::F64);
-
-// The output gradient a module's backward starts from (gradients of `shape`'s elements); a
-// module nothing downstream read has nothing to differentiate, which the caller must hear about.
-Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
-  std::optional<Array> g = grads.grad(key);
-  PARITY_CHECK(g.has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was differentiated", key);
-  PARITY_CHECK(g->shape == shape, "[backward] gradient of {} is {}, the tensor {}", key, shape_str(g->shape),
-               shape_str(shape));
-  return std::move(*g);
-}
-
-Shape with_last(Shape shape, int64_t last) {
-  PARITY_CHECK(!shape.empty(), "[backward] a 0-d input where [..., features] is needed");
-  shape.back() = last;
-  return shape;
-}
-
-}  // namespace
+using backward::kExact;
+using backward::output_grad;
+using backward::with_last;
 
 void Gemma4::replay_backward(const std::string& module, const HookInputs& in, const GradInputs& grads,
                              HookSink& sink) const {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backward_util.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
@@ -22,23 +23,9 @@ namespace parity {
 
 namespace {
 
-const Numerics kExact(Precision::F64);
-
-// The output gradient a module's backward starts from; a module nothing downstream read has
-// nothing to differentiate, which the caller must hear about.
-Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
-  std::optional<Array> g = grads.grad(key);
-  PARITY_CHECK(g.has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was differentiated", key);
-  PARITY_CHECK(g->shape == shape, "[backward] gradient of {} is {}, the tensor {}", key, shape_str(g->shape),
-               shape_str(shape));
-  return std::move(*g);
-}
-
-Shape with_last(Shape shape, int64_t last) {
-  PARITY_CHECK(!shape.empty(), "[backward] a 0-d input where [..., features] is needed");
-  shape.back() = last;
-  return shape;
-}
+using backward::kExact;
+using backward::output_grad;
+using backward::with_last;
 
 void accumulate(Array& into, const Array& add) {
   for (int64_t i = 0; i < into.numel(); ++i) into.data[i] += add.data[i];

@@ -55,11 +55,10 @@ class Captured:
 
 
 @dataclass
-class Recorder:
-    """Registers hooks and accumulates Captured tensors in execution order."""
+class ModuleHooks:
+    """A forward pre-hook (`_pre(path)`) and hook (`_post(path)`) on every module `selected`
+    admits; subclasses say what each does. Counts calls per path for repeated modules."""
 
-    captured: list[Captured] = field(default_factory=list)
-    fired: set[str] = field(default_factory=set)  # paths of modules whose hooks ran
     _calls: dict[str, int] = field(default_factory=dict)
     _handles: list = field(default_factory=list)
 
@@ -86,6 +85,14 @@ class Recorder:
             yield self
         finally:
             self.detach()
+
+
+@dataclass
+class Recorder(ModuleHooks):
+    """Registers hooks and accumulates Captured tensors in execution order."""
+
+    captured: list[Captured] = field(default_factory=list)
+    fired: set[str] = field(default_factory=set)  # paths of modules whose hooks ran
 
     def _pre(self, path: str):
         def hook(module, args, kwargs):

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from . import naming
-from .capture import DecoderLayers, is_rotary, rotary_layer_type, selected
+from .capture import ModuleHooks, is_rotary, rotary_layer_type
 from .errors import DumpError
 
 # The scalar losses a gradient dump can start from (golden/README.md "Gradients").
@@ -52,32 +52,10 @@ class Kept:
 
 
 @dataclass
-class GradRecorder:
+class GradRecorder(ModuleHooks):
     """Hooks that keep each hooked module's float inputs and outputs in the graph (see the module doc)."""
 
     kept: list[Kept] = field(default_factory=list)
-    _calls: dict[str, int] = field(default_factory=dict)
-    _handles: list = field(default_factory=list)
-
-    def attach(self, model: torch.nn.Module, layers: set[int] | None = None) -> None:
-        decoder_layers = DecoderLayers.of(model)
-        for path, module in model.named_modules():
-            if path and selected(path, model, decoder_layers, layers):
-                self._handles.append(module.register_forward_pre_hook(self._pre(path), with_kwargs=True))
-                self._handles.append(module.register_forward_hook(self._post(path), with_kwargs=True))
-
-    def detach(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    @contextmanager
-    def attached(self, model: torch.nn.Module, layers: set[int] | None = None):
-        self.attach(model, layers)
-        try:
-            yield self
-        finally:
-            self.detach()
 
     def _pre(self, path: str):
         def hook(module, args, kwargs):

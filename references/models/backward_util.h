@@ -1,0 +1,30 @@
+// Helpers both families' backward files share (olmoe_backward.cpp, gemma4_backward.cpp).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "model.h"
+
+namespace parity::backward {
+
+inline const Numerics kExact(Precision::F64);  // every backward computes the exact math
+
+// The output gradient a module's backward starts from, of exactly the forward tensor's shape; a
+// module nothing downstream read has nothing to differentiate, which the caller must hear about.
+inline Array output_grad(const GradInputs& grads, const std::string& key, const Shape& shape) {
+  std::optional<Array> g = grads.grad(key);
+  PARITY_CHECK(g.has_value(), "[backward] no gradient of {}'s output: nothing downstream of it was differentiated", key);
+  PARITY_CHECK(g->shape == shape, "[backward] gradient of {} is {}, the tensor {}", key, shape_str(g->shape),
+               shape_str(shape));
+  return std::move(*g);
+}
+
+// `shape` with its last dim replaced: a linear's output shape from its input's.
+inline Shape with_last(Shape shape, int64_t last) {
+  PARITY_CHECK(!shape.empty(), "[backward] a 0-d input where [..., features] is needed");
+  shape.back() = last;
+  return shape;
+}
+
+}  // namespace parity::backward
