@@ -33,6 +33,7 @@ CheckPlan plan_from(const CheckFlags& f) {
   if (!f.baseline.empty()) p.baseline.compare_to = f.baseline;
   if (!f.write_baseline.empty()) p.baseline.write_to = f.write_baseline;
   if (!f.mode.empty()) p.modes = {*mode_from_name(f.mode)};  // CLI11 already checked the name
+  if (f.grad) p.modes = with_gradient_modes(p.modes);
   if (f.precision != "auto") p.precision = precision_from_name(f.precision);
   return p;
 }
@@ -43,8 +44,11 @@ CLI::App* add_check_command(CLI::App& app, CheckFlags& f) {
   CLI::App* cmd = app.add_subcommand("check", "replay a fixture through the C++ reference and gate every hook");
   cmd->add_option("FIXTURE", f.fixture, "HDF5 fixture (golden/README.md), or a directory of cases: runs every case");
   cmd->add_option("--case", f.case_file, "case file (cases/*.toml): fixture, modes and budget");
-  cmd->add_option("--mode", f.mode, "isolated (default): each module on HF's own inputs; chained: end to end")
-      ->check(CLI::IsMember({"isolated", "chained"}));
+  cmd->add_option("--mode", f.mode, "isolated (default): each module on HF's own inputs; chained: end to end; "
+                                    "grad.isolated, grad.chained: the backward of a gradient fixture")
+      ->check(CLI::IsMember({"isolated", "chained", "grad.isolated", "grad.chained"}));
+  cmd->add_flag("--grad", f.grad, "also gate the fixture's gradients: each mode adds its gradient mode "
+                                  "(isolated -> grad.isolated, chained -> grad.chained)");
   cmd->add_option("--budget", f.budget, "budget TOML (default: built-in budget for the fixture's dtype)");
   cmd->add_option("--precision", f.precision, "auto (the fixture's run dtype), f64, f32 or bf16")
       ->check(CLI::IsMember({"auto", "f64", "f32", "bf16"}));
@@ -66,7 +70,7 @@ CLI::App* add_check_command(CLI::App& app, CheckFlags& f) {
 int run_check_command(const CLI::App& cmd, const CheckFlags& f) {
   std::error_code ec;
   if (!f.fixture.empty() && std::filesystem::is_directory(f.fixture, ec)) {
-    for (const char* flag : {"--case", "--mode", "--budget", "--precision", "--weights", "--hooks", "--json", "--junit",
+    for (const char* flag : {"--case", "--mode", "--grad", "--budget", "--precision", "--weights", "--hooks", "--json", "--junit",
                              "--html", "--baseline", "--write-baseline", "--failures-only"})
       if (cmd.count(flag))
         throw UsageError(fmt::format("{} applies to one fixture or case, not to a directory of cases", flag));

@@ -17,6 +17,7 @@ struct CheckFlags {
   std::string fixture;
   std::string case_file;
   std::string mode;  // "" = isolated, or the case's modes
+  bool grad = false;  // --grad: add each mode's gradient mode
   std::string budget;
   std::string precision = "auto";
   std::string weights;

@@ -21,7 +21,7 @@ constexpr std::pair<Metric, std::string_view> kMetrics[] = {
 // Budget keys the parser knows; anything else is a typo that must not be ignored.
 constexpr std::string_view kTopLevelKeys[] = {"isolated", "chained",   "skip",  "near_tie_rel", "bands",
                                               "fixture",  "modes",     "precision", "baseline", "expect",
-                                              "compare", "one_side"};
+                                              "compare", "one_side", "grad"};
 
 [[noreturn]] void fail(const std::string& at, const std::string& what) { budget_error(at, what); }
 
@@ -111,6 +111,20 @@ std::vector<Skip> parse_skips(toml::node_view<const toml::node> node, const std:
   return skips;
 }
 
+// [grad.isolated] and [grad.chained]: the gradient modes' sections, under one [grad] table.
+void parse_grad_sections(const toml::table& root, const std::string& source, Budget& b) {
+  const toml::node_view grad = root["grad"];
+  if (!grad) return;
+  const toml::table* t = grad.as_table();
+  if (!t) fail(where(source, *grad.node()), "grad must hold the tables [grad.isolated] and/or [grad.chained]");
+  for (const auto& [key, node] : *t) {
+    const std::optional<Mode> mode = mode_from_name("grad." + std::string(key.str()));
+    if (!mode) fail(where(source, node), fmt::format("unknown key \"grad.{}\" (sections: grad.isolated, grad.chained)", key.str()));
+    if (!node.is_table()) fail(where(source, node), "a mode section must be a table");
+    b.modes[*mode] = parse_mode(*node.as_table(), source);
+  }
+}
+
 // Literal characters of a glob: more literal = more specific.
 int specificity(const std::string& glob) {
   return static_cast<int>(std::count_if(glob.begin(), glob.end(), [](char c) { return c != '*' && c != '?'; }));
@@ -123,6 +137,8 @@ std::string_view mode_name(Mode mode) {
     case Mode::kIsolated: return "isolated";
     case Mode::kChained: return "chained";
     case Mode::kCompare: return "compare";
+    case Mode::kGradIsolated: return "grad.isolated";
+    case Mode::kGradChained: return "grad.chained";
   }
   return "unknown";
 }
@@ -130,7 +146,16 @@ std::string_view mode_name(Mode mode) {
 std::optional<Mode> mode_from_name(std::string_view name) {
   if (name == "isolated") return Mode::kIsolated;
   if (name == "chained") return Mode::kChained;
+  if (name == "grad.isolated") return Mode::kGradIsolated;
+  if (name == "grad.chained") return Mode::kGradChained;
   return std::nullopt;
+}
+
+bool is_grad_mode(Mode mode) { return mode == Mode::kGradIsolated || mode == Mode::kGradChained; }
+
+Mode grad_mode_of(Mode forward) {
+  if (is_grad_mode(forward)) return forward;
+  return forward == Mode::kChained ? Mode::kGradChained : Mode::kGradIsolated;
 }
 
 std::string_view metric_name(Metric metric) {
@@ -216,6 +241,10 @@ Budget builtin_budget(const std::string& run_dtype) {
     // "compare"); without a floor, the fixed chained limit this budget had before the floor.
     b.modes[Mode::kCompare].float_default = {Metric::kFloorRatio, 8, 2.4e-7};
     b.modes[Mode::kCompare].no_floor_default = Limit{Metric::kRelL2, 1e-4};
+    // Gradients (run/grad_check.h): HF's fp32 backward against the reference's exact backward.
+    // GRAD_EVIDENCE_F32
+    b.modes[Mode::kGradIsolated].float_default = {Metric::kRelL2, 1e-5};
+    b.modes[Mode::kGradChained].float_default = {Metric::kRelL2, 1e-5};
   } else if (run_dtype == "bfloat16") {
     // Both modes gate against the bf16 noise floor: the reference's second opinion accumulates in
     // float and flips every reduction's bf16 rounding that lies within 2^-20 of a midpoint
@@ -232,6 +261,9 @@ Budget builtin_budget(const std::string& run_dtype) {
     b.near_tie_rel = 1e-2;  // a router logit near 2 has a bf16 ulp of 2^-7
     b.modes[Mode::kCompare].float_default = {Metric::kFloorRatio, 2, 1.5e-3};  // as chained (see float32 above)
     b.modes[Mode::kCompare].no_floor_default = Limit{Metric::kRelL2, 5e-2};
+    // GRAD_EVIDENCE_BF16
+    b.modes[Mode::kGradIsolated].float_default = {Metric::kRelL2, 5e-2};
+    b.modes[Mode::kGradChained].float_default = {Metric::kRelL2, 5e-2};
   } else {
     throw InputError(fmt::format("[budget] no built-in budget for run dtype {}; pass --budget", run_dtype));
   }
@@ -280,6 +312,7 @@ Budget parse_budget(const toml::table& root, const std::string& source_name) {
       b.modes[mode] = parse_mode(*section.as_table(), source_name);
     }
   }
+  parse_grad_sections(root, source_name, b);
   b.skips = parse_skips(root["skip"], source_name);
   b.one_side = parse_skips(root["one_side"], source_name, "one_side");
   if (const toml::node_view n = root["near_tie_rel"]; n) {

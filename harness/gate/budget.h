@@ -23,11 +23,16 @@
 namespace parity::harness {
 
 // kCompare: `parity compare` of two dumps (compare.h), gated by a budget's [compare] section.
-enum class Mode { kIsolated, kChained, kCompare };
+// kGradIsolated, kGradChained: the backward of a gradient fixture (run/grad_check.h), gated by
+// [grad.isolated] and [grad.chained]; named "grad.isolated", "grad.chained".
+enum class Mode { kIsolated, kChained, kCompare, kGradIsolated, kGradChained };
 std::string_view mode_name(Mode mode);
-// The modes `parity check` runs ("isolated", "chained"); "compare" is its own command, so a
-// case's modes = [...] cannot name it.
+// The modes `parity check` runs ("isolated", "chained", "grad.isolated", "grad.chained");
+// "compare" is its own command, so a case's modes = [...] cannot name it.
 std::optional<Mode> mode_from_name(std::string_view name);
+bool is_grad_mode(Mode mode);
+// The gradient mode of a forward mode (isolated -> grad.isolated), for `parity check --grad`.
+Mode grad_mode_of(Mode forward);
 
 // kFloorRatio: rel_l2 measured against the hook's noise floor (run/noise_floor.h): the limit
 // { floor_ratio = k, min_rel_l2 = m } allows rel_l2 <= max(k x floor, m); its value is

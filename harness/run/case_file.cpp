@@ -30,12 +30,12 @@ std::filesystem::path relative_to(const std::filesystem::path& case_path, const 
 std::vector<Mode> parse_modes(const toml::table& root, const std::filesystem::path& path) {
   if (!root.contains("modes")) return {Mode::kIsolated, Mode::kChained};
   const toml::array* modes = root["modes"].as_array();
-  if (!modes || modes->empty()) fail(path, "modes must list \"isolated\" and/or \"chained\" (default: both)");
+  if (!modes || modes->empty()) fail(path, "modes must list \"isolated\", \"chained\", \"grad.isolated\" or \"grad.chained\" (default: isolated and chained)");
   std::vector<Mode> out;
   for (const toml::node& n : *modes) {
     std::optional<std::string> name = n.value<std::string>();
     std::optional<Mode> mode = name ? mode_from_name(*name) : std::nullopt;
-    if (!mode) fail(path, "modes must list \"isolated\" and/or \"chained\"");
+    if (!mode) fail(path, "modes must list \"isolated\", \"chained\", \"grad.isolated\" or \"grad.chained\"");
     if (std::find(out.begin(), out.end(), *mode) != out.end()) fail(path, fmt::format("modes lists \"{}\" twice", *name));
     out.push_back(*mode);
   }

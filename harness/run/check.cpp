@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "run/grad_check.h"
 #include "run/noise_floor.h"
 #include "run/replay_sink.h"
 #include "io/fixture_sources.h"
@@ -222,6 +223,9 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
   report.precision = resolve_precision(fixture, options);
   report.budget_source = budget.source;
   budget.section(options.mode);  // a budget without this mode is an input error, before any work
+  if (is_grad_mode(options.mode) && !fixture.has_gradients())
+    throw InputError(fmt::format("[{}] holds no gradients (format version 1): dump it with parity-dump --grad LOSS "
+                                 "to check {}", fixture.path().string(), mode_name(options.mode)));
   if (options.mode == Mode::kCompare)  // two dumps against each other: compare.h, not a replay
     throw InputError("[check] mode compare is `parity compare` of two dumps (run_compare), not a check mode");
   FixtureWeights fixture_weights(fixture);
@@ -230,6 +234,12 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
     throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
                                  fixture.path().string()));
   std::unique_ptr<ReferenceModel> model = reference_model_of(fixture, weights, report.precision, options.variants);
+  if (is_grad_mode(options.mode)) {
+    check_gradients(fixture, *model, budget, options, report);
+    if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
+      report.problems.push_back("empty comparison: no gradient was compared");
+    return report;
+  }
   const std::unique_ptr<ReferenceModel> floor_model =
       options.noise_floor ? floor_model_of(fixture, weights, options.variants) : nullptr;
   ReplaySink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
@@ -240,7 +250,7 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
     report.problems.push_back("empty comparison: no hook was compared");
   if (fixture.has_gradients())  // said, so that a pass is never read as a gradient verdict
     report.notes.push_back(fmt::format("gradients: the fixture holds {} module and {} parameter gradients (loss {}); "
-                                       "this check gates the forward pass only",
+                                       "this check gates the forward pass only (--grad checks them)",
                                        fixture.names("grad_hooks").size(), fixture.names("grads").size(),
                                        fixture.meta_string("grad_loss")));
   return report;

@@ -48,13 +48,14 @@ void gate_top_k(HookResult& r, TopKMetrics metrics) {
 }
 
 void add_unused_budget_entries(const Budget& budget, Mode mode, const std::vector<HookResult>& results,
-                               std::vector<std::string>& problems) {
+                               std::vector<std::string>& problems, const std::vector<std::string>& elsewhere) {
   auto any = [&](auto predicate) { return std::any_of(results.begin(), results.end(), predicate); };
   for (const Rule& rule : budget.section(mode).rules)
     if (!any([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
       problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where, rule.hooks));
   for (const Skip& skip : budget.skips)
-    if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }))
+    if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }) &&
+        std::none_of(elsewhere.begin(), elsewhere.end(), [&](const std::string& n) { return glob_match(skip.hooks, n); }))
       problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
 }
 

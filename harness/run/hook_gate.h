@@ -33,8 +33,10 @@ std::string shape_mismatch(const Shape& candidate, const Shape& expected, Sides 
 void gate_floats(HookResult& r, FloatMetrics metrics, Sides sides);
 // Gates a top-k index comparison on r.limit (tokens_differ); a failure names the first token.
 void gate_top_k(HookResult& r, TopKMetrics metrics);
-// Budget rules of `mode` and skips that matched no result of the run, as run problems.
+// Budget rules of `mode` and skips that matched no result of the run, as run problems. Skips apply
+// to every mode: one that matches a name in `elsewhere` (what the fixture holds for the other
+// modes: the forward's hooks in a gradient run, the gradients in a forward run) is used there.
 void add_unused_budget_entries(const Budget& budget, Mode mode, const std::vector<HookResult>& results,
-                               std::vector<std::string>& problems);
+                               std::vector<std::string>& problems, const std::vector<std::string>& elsewhere = {});
 
 }  // namespace parity::harness

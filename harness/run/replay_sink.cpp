@@ -4,6 +4,7 @@
 #include <tuple>
 
 #include "io/fixture_sources.h"
+#include "run/grad_check.h"
 #include "run/hook_gate.h"
 
 namespace parity::harness {
@@ -128,7 +129,7 @@ void ReplaySink::add_coverage_failures() {
 
 void ReplaySink::add_unused_budget_entries(CheckReport& report) const {
   if (!glob_.empty()) return;  // under --hooks most rules legitimately match nothing
-  harness::add_unused_budget_entries(budget_, mode_, results_, report.problems);
+  harness::add_unused_budget_entries(budget_, mode_, results_, report.problems, gradient_names(fixture_));
 }
 
 void ReplaySink::finish(CheckReport& report) {

@@ -1,5 +1,6 @@
 #include "run/run_case.h"
 
+#include <algorithm>
 #include <memory>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include "logprobs/from_fixtures.h"
 #include "logprobs/run.h"
 #include "run/compare.h"
+#include "run/grad_check.h"
 
 namespace parity::harness {
 
@@ -37,6 +39,8 @@ void check_hooks_glob(const std::vector<const Fixture*>& fixtures, const std::st
   for (const Fixture* f : fixtures) {
     for (const std::string& key : comparable_keys(*f))
       if (glob_match(glob, key)) return;
+    for (const std::string& name : gradient_names(*f))
+      if (glob_match(glob, name)) return;
     names += (names.empty() ? "" : " or ") + f->path().string();
   }
   throw UsageError(fmt::format("--hooks '{}' matches no hook of {}", glob, names));
@@ -74,6 +78,15 @@ BaselinePlan case_baseline(const Case& c, bool accept_baseline) {
 }
 
 }  // namespace
+
+std::vector<Mode> with_gradient_modes(const std::vector<Mode>& modes) {
+  std::vector<Mode> out;
+  auto add = [&](Mode m) {
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  };
+  for (Mode m : modes) add(m), add(grad_mode_of(m));
+  return out;
+}
 
 CheckResult run_check_plan(const CheckPlan& plan) {
   if (plan.budget) require_baseline_for(plan.budget->bands, plan.baseline);

@@ -65,6 +65,9 @@ struct DiagnosePlan {
   std::optional<std::string> expected;  // "hf" or a variant
 };
 
+// `modes` with each one's gradient mode after it (isolated, grad.isolated, ...), each once.
+std::vector<Mode> with_gradient_modes(const std::vector<Mode>& modes);
+
 // Each throws InputError on bad input before any report exists.
 CheckResult run_check_plan(const CheckPlan& plan);
 CheckResult run_compare_plan(const ComparePlan& plan);
