@@ -4,6 +4,7 @@
 #include "gemma4.h"
 
 #include "backward_util.h"
+#include "gemma4_shared_kv.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -124,24 +125,21 @@ bool Gemma4::replay_backward_layer_module(int64_t layer, const std::string& step
   return false;
 }
 
-// Gemma4TextAttention on a layer whose K/V no other layer shares: x -> q_proj -> heads -> q_norm -> RoPE; k_proj ->
-// heads -> k_norm -> RoPE; v_proj (k_eq_v: the raw k_proj heads) -> v_norm (no weight); eager
-// attention at scaling 1 -> o_proj. Backwards, its forward recomputed at the exact math.
+// Gemma4TextAttention: x -> q_proj -> heads -> q_norm -> RoPE; k_proj -> heads -> k_norm -> RoPE;
+// v_proj (k_eq_v: the raw k_proj heads) -> v_norm (no weight); eager attention at scaling 1 ->
+// o_proj. Backwards, its forward recomputed at the exact math. KV sharing couples layers through
+// HF's shared_kv_states, an input of each reading self_attn: a shared layer's K/V gradient is
+// emitted as that input's gradient (it belongs to the source layer), and a source layer adds the
+// K/V gradients its readers' stored inputs received (HF's gradients from outside this module, as
+// its output gradient is).
 void Gemma4::replay_backward_self_attn(int64_t layer, const std::string& m, const HookInputs& in,
                                        const GradInputs& grads, HookSink& sink) const {
   const Gemma4Layer& l = layer_config(layer);
-  // KV sharing couples layers: a shared layer's K/V gradient belongs to the source layer, and a
-  // source layer's K/V also receive the gradients of every layer that reads them (through HF's
-  // shared_kv_states, not through this module's output). Neither is a module-local backward.
-  bool read_by_others = false;
-  for (int64_t other = layer + 1; other < config_.num_hidden_layers; ++other)
-    read_by_others = read_by_others || (layer_config(other).kv_shared && layer_config(other).kv_source == layer);
-  PARITY_CHECK(!l.kv_shared && !read_by_others, "[backward] the reference has no backward for module {} yet (its "
-               "K/V are shared with other layers)", m);
   PARITY_CHECK(variants_.none(), "[backward] the attention backward computes HF's math only (no variants)");
   const Array x = in.floats(m + "@in");
   const ops::RotaryTables rope{in.floats(m + "@in.position_embeddings.0"), in.floats(m + "@in.position_embeddings.1")};
-  const AttentionTrace t = self_attn(layer, x, rope, in.floats(m + "@in.attention_mask"), nullptr);
+  const KeyValue shared = l.kv_shared ? gemma4_kv::hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+  const AttentionTrace t = self_attn(layer, x, rope, in.floats(m + "@in.attention_mask"), l.kv_shared ? &shared : nullptr);
   Array q = t.q_norm;
   ops::apply_rope(q, rope, kExact);
   const std::string p = m + ".";
@@ -158,22 +156,39 @@ void Gemma4::replay_backward_self_attn(int64_t layer, const std::string& m, cons
     Array& dw = params.try_emplace(module + ".weight", Array(w->shape)).first->second;
     return ops::rms_norm_backward(input, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, dy, &dw, 0.0, module);
   };
+  auto add = [](Array& into, const Array& a) {
+    for (int64_t i = 0; i < into.numel(); ++i) into.data[i] += a.data[i];
+  };
   const Array dcontext = linear_back(p + "o_proj", t.context, output_grad(grads, m, x.shape));
   ops::AttentionGradients g = ops::attention_backward(q, t.kv.key, t.kv.value, t.probs, 1.0, dcontext);
   ops::apply_rope_backward(g.q, rope);
-  ops::apply_rope_backward(g.k, rope);
   Array dx = linear_back(p + "q_proj", x, flat(norm_back(p + "q_norm", heads(t.q_proj), g.q)));
+  if (l.kv_shared) {
+    sink.emit(m + "@in", dx);
+    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 0), gemma4_kv::swap_axes_1_2(g.k));
+    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 1), gemma4_kv::swap_axes_1_2(g.v));
+    for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+    return;
+  }
+  for (int64_t other = layer + 1; other < config_.num_hidden_layers; ++other) {
+    if (!layer_config(other).kv_shared || layer_config(other).kv_source != layer) continue;
+    const std::string reader = layer_prefix(other) + "self_attn";
+    for (int slot : {0, 1}) {
+      const std::string key = gemma4_kv::shared_kv_key(reader, l.layer_type, slot);
+      if (grads.grad(key))
+        add(slot == 0 ? g.k : g.v, gemma4_kv::swap_axes_1_2(output_grad(grads, key, gemma4_kv::swap_axes_1_2(g.k).shape)));
+    }
+  }
+  ops::apply_rope_backward(g.k, rope);
   Array dk_raw = norm_back(p + "k_norm", heads(t.k_proj), g.k);
   const Array dv_in = ops::rms_norm_backward(t.v_norm_in, nullptr, config_.rms_norm_eps, ops::NormWeight::kNone, g.v,
                                              nullptr);
   if (l.k_eq_v) {
-    for (int64_t i = 0; i < dk_raw.numel(); ++i) dk_raw.data[i] += dv_in.data[i];
+    add(dk_raw, dv_in);
   } else {
-    const Array dxv = linear_back(p + "v_proj", x, flat(dv_in));
-    for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] += dxv.data[i];
+    add(dx, linear_back(p + "v_proj", x, flat(dv_in)));
   }
-  const Array dxk = linear_back(p + "k_proj", x, flat(std::move(dk_raw)));
-  for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] += dxk.data[i];
+  add(dx, linear_back(p + "k_proj", x, flat(std::move(dk_raw))));
   sink.emit(m + "@in", dx);
   for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
 }

@@ -13,6 +13,11 @@ How each gradient is taken, and why:
   each clone's only consumer is the module: its gradient is the module's own vector-Jacobian
   product, J_inᵀ·dL/d(outputs) — what a module's backward computes from its output gradient, not
   the total gradient of a tensor that other modules (a residual add) read too.
+- A mutable mapping passed by reference (Gemma-4's `shared_kv_states`, a UserDict a source layer
+  writes its K/V into and later layers read) cannot be replaced by a copy: writes would miss the
+  original. Its tensors are swapped for kept clones in place for the duration of the call and
+  restored after it, so each clone's only consumer is that call: a reading layer's stored
+  gradient of `@in.shared_kv_states.<type>.0 / .1` is its own VJP for the K/V it read.
 - The parameter gradients (and the loss) come from a first forward and backward that no hook
   changes: HF's training backward bit for bit (tested against a hook-free one). The module
   gradients come from a second one with these clones in the graph: the same forward values (a
@@ -23,7 +28,7 @@ How each gradient is taken, and why:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +61,8 @@ class GradRecorder(ModuleHooks):
     """Hooks that keep each hooked module's float inputs and outputs in the graph (see the module doc)."""
 
     kept: list[Kept] = field(default_factory=list)
+    # Per path, the in-place swaps of the call now running (mapping, key, original, clone).
+    _swapped: dict[str, list[tuple[MutableMapping, Any, Any, Any]]] = field(default_factory=dict)
 
     def _pre(self, path: str):
         def hook(module, args, kwargs):
@@ -70,14 +77,34 @@ class GradRecorder(ModuleHooks):
                 primary = {}
             new_args = tuple(self._clone_tree(path, naming.INPUT if i == 0 else f"{naming.INPUT}{i}", call, value, module)
                              for i, value in enumerate(args))
-            new_kwargs = {name: self._clone_tree(path, f"{naming.INPUT}.{name}", call, value, module)
-                          for name, value in kwargs.items()}
+            new_kwargs = {}
+            for name, value in kwargs.items():
+                if isinstance(value, MutableMapping) and type(value) is not dict:
+                    self._swap_in_place(path, f"{naming.INPUT}.{name}", call, value, module)
+                    new_kwargs[name] = value
+                else:
+                    new_kwargs[name] = self._clone_tree(path, f"{naming.INPUT}.{name}", call, value, module)
             return new_args, {**primary, **new_kwargs}
 
         return hook
 
+    def _swap_in_place(self, path: str, slot: str, call: int, mapping: MutableMapping, module) -> None:
+        swaps = self._swapped.setdefault(path, [])
+        for key, value in list(mapping.items()):
+            clone = self._clone_tree(path, f"{slot}.{key}", call, value, module)
+            if clone is not value:
+                mapping[key] = clone
+                swaps.append((mapping, key, value, clone))
+
+    def _restore(self, path: str) -> None:
+        # Only what is still this call's clone: an entry the module wrote itself stays.
+        for mapping, key, original, clone in self._swapped.pop(path, []):
+            if mapping.get(key) is clone:
+                mapping[key] = original
+
     def _post(self, path: str):
         def hook(module, args, kwargs, output):
+            self._restore(path)
             call = self._calls[path] - 1
             layer_type = rotary_layer_type(module, args, kwargs)
             repeat = 0 if layer_type else call
