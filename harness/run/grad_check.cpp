@@ -201,8 +201,9 @@ class GradSink final : public HookSink {
           if (other.ends_with(".embed_tokens.weight")) tied = other, sum = summed(other);
       }
       const auto found = shares_.find(tied.empty() ? name : tied);
-      const std::string module = found != shares_.end() && !found->second.empty() ? found->second.front().module
-                                                                                   : owner_of(name);
+      // Isolated: beside the module whose share it is; chained (one share, of no module): its owner.
+      const bool by_module = found != shares_.end() && !found->second.empty() && !found->second.front().module.empty();
+      const std::string module = by_module ? found->second.front().module : owner_of(name);
       HookResult r = start(name, position_of(module));
       if (!tied.empty()) r.note = "tied to " + tied;
       if (!apply_skip(r, budget_)) gate_gradient(r, sum ? &*sum : nullptr, "grads", name);

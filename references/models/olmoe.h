@@ -112,6 +112,14 @@ class Olmoe final : public ReferenceModel {
                          Array& dweights, ParamGrads& params) const;
   Array self_attn_backward(int64_t layer, const Array& x, const ops::RotaryTables& rope, const Array& mask,
                            const Array& dy, ParamGrads& params) const;
+  // OlmoeSparseMoeBlock from its [B, S, H] input, its router trace and output gradient; `passes`
+  // (chained) receives the output gradients of the experts and the router weights.
+  Array moe_backward(int64_t layer, const Array& x, const RouterTrace& router, const Array& dy, ParamGrads& params,
+                     HookSink* passes) const;
+  // OlmoeDecoderLayer from its input h, its forward trace and output gradient; `passes` (chained)
+  // also receives the attention block's output gradient.
+  Array decoder_layer_backward(int64_t layer, const Array& h, const LayerTrace& t, const ops::RotaryTables& rope,
+                               const Array& mask, const Array& dh, ParamGrads& params, HookSink* passes) const;
   std::shared_ptr<const Weight> weight(const std::string& name, const Shape& shape) const;
   Shape weight_shape(const std::string& module) const;  // from the config, by module path
 

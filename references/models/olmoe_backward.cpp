@@ -129,6 +129,35 @@ Array Olmoe::self_attn_backward(int64_t layer, const Array& x, const ops::Rotary
   return dx;
 }
 
+Array Olmoe::moe_backward(int64_t layer, const Array& x, const RouterTrace& router, const Array& dy,
+                          ParamGrads& params, HookSink* passes) const {
+  const std::string p = layer_prefix(layer);
+  const Array tokens = reshaped(x, {x.rows(), config_.hidden_size});
+  const Array dexperts = reshaped(dy, tokens.shape);
+  if (passes) passes->emit(p + "mlp.experts", dexperts);
+  Array dweights;
+  Array dtokens = experts_backward(layer, tokens, router.routed, router.top_k_weights, dexperts, dweights, params);
+  if (passes) passes->emit(p + "mlp.gate@top_k_weights", dweights);
+  accumulate(dtokens, gate_backward(layer, tokens, router.routed, dweights, nullptr, params));
+  return reshaped(std::move(dtokens), x.shape);
+}
+
+// out = residual + mlp(post_attention_layernorm(residual)), residual = h + self_attn(input_layernorm(h)).
+Array Olmoe::decoder_layer_backward(int64_t layer, const Array& h, const LayerTrace& t, const ops::RotaryTables& rope,
+                                    const Array& mask, const Array& dh, ParamGrads& params, HookSink* passes) const {
+  const std::string p = layer_prefix(layer);
+  if (passes) passes->emit(p + "mlp", dh);
+  Array dresidual = dh;
+  accumulate(dresidual, norm_backward(p + "post_attention_layernorm", t.residual,
+                                      moe_backward(layer, t.post_attention_layernorm, t.router, dh, params, passes),
+                                      params));
+  if (passes) passes->emit(p + "self_attn", dresidual);
+  const Array dnormed = self_attn_backward(layer, t.input_layernorm, rope, mask, dresidual, params);
+  Array dinput = dresidual;
+  accumulate(dinput, norm_backward(p + "input_layernorm", h, dnormed, params));
+  return dinput;
+}
+
 void Olmoe::replay_backward(const std::string& module, const HookInputs& in, const GradInputs& grads,
                             HookSink& sink) const {
   const int64_t layer = decoder_layer_of(module);
@@ -165,6 +194,21 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     sink.emit(module + "@in", experts_backward(layer, x, in.ints(module + "@in1"), in.floats(module + "@in2"),
                                                output_grad(grads, module, x.shape), dweights, params));
     sink.emit(module + "@in2", dweights);
+  } else if (ends_with(".mlp")) {
+    // Routed as HF routed (routing replay, as the forward's isolated check does).
+    const Array x = in.floats(module + "@in");
+    const IndexArray index = in.ints(module + ".gate@top_k_index");
+    const RouterTrace router = gate(layer, reshaped(x, {x.rows(), c.hidden_size}), &index, nullptr);
+    sink.emit(module + "@in", moe_backward(layer, x, router, output_grad(grads, module, x.shape), params, nullptr));
+  } else if (module == layer_prefix(layer).substr(0, layer_prefix(layer).size() - 1)) {
+    const Array h = in.floats(module + "@in");
+    const ops::RotaryTables rope{in.floats(module + "@in.position_embeddings.0"),
+                                 in.floats(module + "@in.position_embeddings.1")};
+    const Array mask = in.floats(module + "@in.attention_mask");
+    const IndexArray index = in.ints(module + ".mlp.gate@top_k_index");
+    const LayerTrace t = decoder_layer(layer, h, rope, mask, &index, nullptr);
+    sink.emit(module + "@in", decoder_layer_backward(layer, h, t, rope, mask, output_grad(grads, module, h.shape),
+                                                     params, nullptr));
   } else if (ends_with(".self_attn")) {
     const Array x = in.floats(module + "@in");
     const ops::RotaryTables rope{in.floats(module + "@in.position_embeddings.0"),
@@ -240,24 +284,9 @@ void Olmoe::forward_backward(const ForwardInputs& in, const Loss& loss, HookSink
   Array dh = norm_backward("model.norm", inputs.back(), dnorm, params);
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const std::string p = layer_prefix(l);
-    const LayerTrace& t = traces[static_cast<size_t>(l)];
     sink.emit(p.substr(0, p.size() - 1), dh);
-    // out = residual + experts(tokens), tokens = post_attention_layernorm(residual) as [T, H].
-    const Array tokens = reshaped(t.post_attention_layernorm, {dh.rows(), c.hidden_size});
-    const Array dexperts = reshaped(dh, tokens.shape);
-    sink.emit(p + "mlp.experts", dexperts);
-    Array dweights;
-    Array dtokens = experts_backward(l, tokens, t.router.routed, t.router.top_k_weights, dexperts, dweights, params);
-    sink.emit(p + "mlp.gate@top_k_weights", dweights);
-    accumulate(dtokens, gate_backward(l, tokens, t.router.routed, dweights, nullptr, params));
-    Array dresidual = dh;
-    accumulate(dresidual, norm_backward(p + "post_attention_layernorm", t.residual,
-                                        reshaped(std::move(dtokens), t.residual.shape), params));
-    // residual = h + self_attn(input_layernorm(h)).
-    sink.emit(p + "self_attn", dresidual);
-    const Array dnormed = self_attn_backward(l, t.input_layernorm, rope, mask, dresidual, params);
-    dh = dresidual;
-    accumulate(dh, norm_backward(p + "input_layernorm", inputs[static_cast<size_t>(l)], dnormed, params));
+    dh = decoder_layer_backward(l, inputs[static_cast<size_t>(l)], traces[static_cast<size_t>(l)], rope, mask, dh,
+                                params, &sink);
   }
   sink.emit("model.embed_tokens", dh);
   ops::embedding_backward(in.input_ids, dh, param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
