@@ -87,6 +87,18 @@ Weight FixtureWeights::get(const std::string& name) const {
                "[weights] {} is not in the fixture's /weights (dumped with --weights none or other layers? "
                "pass --weights CHECKPOINT_DIR)", name);
   Tensor t = fixture_.read("weights", name);
+  // A float64 run of a float32 model (model.double(): HF's math without round-off, the evidence
+  // for a backward's exactness) holds float32 values in float64; anything else float cannot hold.
+  if (auto* wide = std::get_if<std::vector<double>>(&t.values)) {
+    std::vector<float> narrow(wide->size());
+    for (size_t i = 0; i < wide->size(); ++i) {
+      narrow[i] = static_cast<float>((*wide)[i]);
+      PARITY_CHECK(static_cast<double>(narrow[i]) == (*wide)[i],
+                   "[weights] {} is float64 with values float32 cannot hold (element {}); the reference reads float32 "
+                   "values", name, i);
+    }
+    return Weight{t.shape, std::move(narrow)};
+  }
   auto* values = std::get_if<std::vector<float>>(&t.values);
   PARITY_CHECK(values != nullptr, "[weights] {} is {}; the reference reads float32, bfloat16 and float16 weights",
                name, dtype_name(t.dtype));

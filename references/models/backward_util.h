@@ -1,8 +1,11 @@
-// Helpers both families' backward files share (olmoe_backward.cpp, gemma4_backward.cpp).
+// Helpers both families' backward files share (olmoe_backward.cpp, gemma4_backward.cpp,
+// gemma4_layer_backward.cpp).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "model.h"
 
@@ -26,5 +29,15 @@ inline Shape with_last(Shape shape, int64_t last) {
   shape.back() = last;
   return shape;
 }
+
+// into += add (same shape, checked).
+void accumulate(Array& into, const Array& add);
+
+// A parameter's gradient accumulator in `params`, created as zeros of `shape`.
+Array& param_grad(std::map<std::string, Array>& params, const std::string& name, const Shape& shape);
+
+// d loss / d logprobs [B, S - 1] of `loss` (model.h Loss) and the loss itself, from the
+// reference's next-token logprobs; checks the loss inputs against the batch.
+std::pair<Array, double> loss_gradient(const Loss& loss, const Array& logprobs, const IndexArray& input_ids);
 
 }  // namespace parity::backward

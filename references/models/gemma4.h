@@ -153,11 +153,46 @@ class Gemma4 final : public ReferenceModel {
   Array lm_head(const Array& hidden) const;
   Array final_logits(const Array& lm_head_out) const;  // softcapped when the config says so
 
+  // Backward pieces at the exact math (gemma4_layer_backward.cpp): each takes its forward's input
+  // and output gradient, returns its input gradient and adds its parameters' gradients to `params`.
+  using ParamGrads = std::map<std::string, Array>;
+  Array norm_backward(const std::string& module, const Array& x, const Array& dy, ParamGrads& params) const;
+  Array linear_backward(const std::string& module, const Array& x, const Array& dy, ParamGrads& params) const;
+  Array activation_backward(const Array& x, const Array& dy) const;
+  // shared: a KV-shared layer's K/V, whose gradient goes to dshared; readers: the K/V gradients of
+  // the layers that read this (source) layer's K/V, added to its own. Both as attention reads them.
+  Array self_attn_backward(int64_t layer, const Array& x, const ops::RotaryTables& rope, const Array& mask,
+                           const KeyValue* shared, const Array& dy, const KeyValue* readers, ParamGrads& params,
+                           KeyValue* dshared) const;
+  Array mlp_backward(int64_t layer, const Array& x, const Array& dy, ParamGrads& params) const;
+  // x [T, H], the routed index; dweights, dprobs (either may be nullptr): the gradients of the
+  // scaled top-k weights and of the probabilities.
+  Array router_backward(int64_t layer, const Array& x, const IndexArray& index, const Array* dweights,
+                        const Array* dprobs, ParamGrads& params) const;
+  Array experts_backward(int64_t layer, const Array& x, const IndexArray& index, const Array& weights,
+                         const Array& dy, Array& dweights, ParamGrads& params) const;
+  struct LayerGrads {
+    Array h;                // d layer input
+    Array per_layer_input;  // PLE only
+    KeyValue shared;        // KV-shared layers: d the source's K/V
+  };
+  LayerGrads decoder_layer_backward(int64_t layer, const Array& h, const Array* per_layer_input,
+                                    const ops::RotaryTables& rope, const Array& mask, const KeyValue* shared,
+                                    const LayerTrace& t, const Array& dout, const KeyValue* readers, ParamGrads& params,
+                                    HookSink* passes) const;
+  void forward_backward(const ForwardInputs& inputs, const Loss& loss, HookSink& sink,
+                        const RoutingPolicy* routing) const override;
+
  private:
   bool replay_backward_layer_module(int64_t layer, const std::string& step, const std::string& m, const HookInputs& in,
                                     const GradInputs& grads, HookSink& sink) const;
   void replay_backward_router(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
                               HookSink& sink) const;
+  void replay_backward_decoder_layer(int64_t layer, const std::string& m, const HookInputs& in,
+                                     const GradInputs& grads, HookSink& sink) const;
+  // HF's gradients of the K/V this layer's readers read (their self_attn@in.shared_kv_states),
+  // summed; nullopt when no reader's gradient is stored.
+  std::optional<KeyValue> readers_kv_grad(int64_t layer, const GradInputs& grads) const;
   void backward_norm(const std::string& m, bool weighted, const HookInputs& in, const GradInputs& grads,
                      HookSink& sink) const;
   void backward_linear(const std::string& m, const HookInputs& in, const GradInputs& grads, HookSink& sink) const;

@@ -1,10 +1,10 @@
-// Gemma-4's isolated backward (model.h replay_backward): each leaf module's and the router's
-// gradients from HF's own inputs and output gradients, at the exact math of references/ops'
-// *_backward. Which keys a module reads is its forward's (gemma4_hooks.cpp).
+// Gemma-4's isolated backward (model.h replay_backward): each module's gradients from HF's own
+// inputs and output gradients, at the exact math of references/ops' *_backward (the composite
+// pieces: gemma4_layer_backward.cpp). Which keys a module reads is its forward's (gemma4_hooks.cpp).
 #include "gemma4.h"
 
 #include "backward_util.h"
-#include "gemma4_shared_kv.h"
+#include "gemma4_hf_inputs.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
@@ -20,6 +20,7 @@ namespace parity {
 using backward::kExact;
 using backward::output_grad;
 using backward::with_last;
+using gemma4_kv::hf_rotary;
 
 void Gemma4::replay_backward(const std::string& module, const HookInputs& in, const GradInputs& grads,
                              HookSink& sink) const {
@@ -30,8 +31,8 @@ void Gemma4::replay_backward(const std::string& module, const HookInputs& in, co
     Shape out = ids.shape;
     out.push_back(width);
     Array dtable({rows, width});
-    ops::embedding_backward(ids, ops::scale_backward(output_grad(grads, module, out), std::sqrt(double(dim)), kExact),
-                            dtable);
+    ops::embedding_backward(ids, ops::scale_backward(output_grad(grads, module, out), embed_scale(dim), kExact),
+                            dtable, c.padding_idx);
     sink.emit("/grads/" + name, dtable);
   };
   if (module == module_path("embed_tokens"))
@@ -122,116 +123,96 @@ bool Gemma4::replay_backward_layer_module(int64_t layer, const std::string& step
     replay_backward_self_attn(layer, m, in, grads, sink);
     return true;
   }
+  if (step == ".mlp") {
+    const Array x = in.floats(m + "@in");
+    ParamGrads params;
+    sink.emit(m + "@in", mlp_backward(layer, x, output_grad(grads, m, x.shape), params));
+    for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+    return true;
+  }
+  if (step.empty()) {
+    replay_backward_decoder_layer(layer, m, in, grads, sink);
+    return true;
+  }
   return false;
 }
 
-// Gemma4TextAttention: x -> q_proj -> heads -> q_norm -> RoPE; k_proj -> heads -> k_norm -> RoPE;
-// v_proj (k_eq_v: the raw k_proj heads) -> v_norm (no weight); eager attention at scaling 1 ->
-// o_proj. Backwards, its forward recomputed at the exact math. KV sharing couples layers through
-// HF's shared_kv_states, an input of each reading self_attn: a shared layer's K/V gradient is
-// emitted as that input's gradient (it belongs to the source layer), and a source layer adds the
-// K/V gradients its readers' stored inputs received (HF's gradients from outside this module, as
-// its output gradient is).
-void Gemma4::replay_backward_self_attn(int64_t layer, const std::string& m, const HookInputs& in,
-                                       const GradInputs& grads, HookSink& sink) const {
-  const Gemma4Layer& l = layer_config(layer);
-  PARITY_CHECK(variants_.none(), "[backward] the attention backward computes HF's math only (no variants)");
-  const Array x = in.floats(m + "@in");
-  const ops::RotaryTables rope{in.floats(m + "@in.position_embeddings.0"), in.floats(m + "@in.position_embeddings.1")};
-  const KeyValue shared = l.kv_shared ? gemma4_kv::hf_shared_kv(in, m, l.layer_type) : KeyValue{};
-  const AttentionTrace t = self_attn(layer, x, rope, in.floats(m + "@in.attention_mask"), l.kv_shared ? &shared : nullptr);
-  Array q = t.q_norm;
-  ops::apply_rope(q, rope, kExact);
-  const std::string p = m + ".";
-  auto heads = [&](const Array& a) { return reshaped(a, {x.shape[0], x.shape[1], a.shape[2] / l.head_dim, l.head_dim}); };
-  auto flat = [&](Array a) { return reshaped(std::move(a), {x.shape[0], x.shape[1], a.shape[2] * a.shape[3]}); };
-  std::map<std::string, Array> params;
-  auto linear_back = [&](const std::string& module, const Array& input, const Array& dy) {
-    const auto w = weight(module + ".weight", weight_shape(module));
-    Array& dw = params.try_emplace(module + ".weight", Array(w->shape)).first->second;
-    return ops::linear_backward(input, *w, dy, &dw, module);
-  };
-  auto norm_back = [&](const std::string& module, const Array& input, const Array& dy) {
-    const auto w = weight(module + ".weight", weight_shape(module));
-    Array& dw = params.try_emplace(module + ".weight", Array(w->shape)).first->second;
-    return ops::rms_norm_backward(input, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, dy, &dw, 0.0, module);
-  };
-  auto add = [](Array& into, const Array& a) {
-    for (int64_t i = 0; i < into.numel(); ++i) into.data[i] += a.data[i];
-  };
-  const Array dcontext = linear_back(p + "o_proj", t.context, output_grad(grads, m, x.shape));
-  ops::AttentionGradients g = ops::attention_backward(q, t.kv.key, t.kv.value, t.probs, 1.0, dcontext);
-  ops::apply_rope_backward(g.q, rope);
-  Array dx = linear_back(p + "q_proj", x, flat(norm_back(p + "q_norm", heads(t.q_proj), g.q)));
-  if (l.kv_shared) {
-    sink.emit(m + "@in", dx);
-    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 0), gemma4_kv::swap_axes_1_2(g.k));
-    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 1), gemma4_kv::swap_axes_1_2(g.v));
-    for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
-    return;
-  }
+std::optional<Gemma4::KeyValue> Gemma4::readers_kv_grad(int64_t layer, const GradInputs& grads) const {
+  std::optional<KeyValue> sum;
   for (int64_t other = layer + 1; other < config_.num_hidden_layers; ++other) {
     if (!layer_config(other).kv_shared || layer_config(other).kv_source != layer) continue;
     const std::string reader = layer_prefix(other) + "self_attn";
-    for (int slot : {0, 1}) {
-      const std::string key = gemma4_kv::shared_kv_key(reader, l.layer_type, slot);
-      if (grads.grad(key))
-        add(slot == 0 ? g.k : g.v, gemma4_kv::swap_axes_1_2(output_grad(grads, key, gemma4_kv::swap_axes_1_2(g.k).shape)));
-    }
+    std::optional<Array> key = grads.grad(gemma4_kv::shared_kv_key(reader, layer_config(layer).layer_type, 0));
+    std::optional<Array> value = grads.grad(gemma4_kv::shared_kv_key(reader, layer_config(layer).layer_type, 1));
+    if (!key && !value) continue;
+    PARITY_CHECK(key && value, "[backward] {} has a gradient of only one of the shared K and V", reader);
+    KeyValue g{gemma4_kv::swap_axes_1_2(*key), gemma4_kv::swap_axes_1_2(*value)};
+    if (!sum) sum = std::move(g);
+    else backward::accumulate(sum->key, g.key), backward::accumulate(sum->value, g.value);
   }
-  ops::apply_rope_backward(g.k, rope);
-  Array dk_raw = norm_back(p + "k_norm", heads(t.k_proj), g.k);
-  const Array dv_in = ops::rms_norm_backward(t.v_norm_in, nullptr, config_.rms_norm_eps, ops::NormWeight::kNone, g.v,
-                                             nullptr);
-  if (l.k_eq_v) {
-    add(dk_raw, dv_in);
-  } else {
-    add(dx, linear_back(p + "v_proj", x, flat(dv_in)));
+  return sum;
+}
+
+// A shared layer's K/V gradient is its input's (HF's shared_kv_states, [B, Nkv, S, d]); a source
+// layer adds its readers' (model.h: what arrives from outside the module, as the output gradient).
+void Gemma4::replay_backward_self_attn(int64_t layer, const std::string& m, const HookInputs& in,
+                                       const GradInputs& grads, HookSink& sink) const {
+  const Gemma4Layer& l = layer_config(layer);
+  const Array x = in.floats(m + "@in");
+  const KeyValue shared = l.kv_shared ? gemma4_kv::hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+  const std::optional<KeyValue> readers = l.kv_shared ? std::nullopt : readers_kv_grad(layer, grads);
+  ParamGrads params;
+  KeyValue dshared;
+  sink.emit(m + "@in", self_attn_backward(layer, x, hf_rotary(in, m), in.floats(m + "@in.attention_mask"), &shared,
+                                          output_grad(grads, m, x.shape), readers ? &*readers : nullptr, params,
+                                          &dshared));
+  if (l.kv_shared) {
+    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 0), gemma4_kv::swap_axes_1_2(dshared.key));
+    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 1), gemma4_kv::swap_axes_1_2(dshared.value));
   }
-  add(dx, linear_back(p + "k_proj", x, flat(std::move(dk_raw))));
-  sink.emit(m + "@in", dx);
   for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
 }
 
-// Gemma4TextRouter: x -> norm (no weight) -> ⊙ scale · H^-½ -> proj -> softmax over all experts ->
-// HF's top-k (no gradient) -> renormalised -> · per_expert_scale[index]. Its outputs are the
-// probabilities (element 0) and the scaled top-k weights; each may carry a gradient.
 void Gemma4::replay_backward_router(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
                                     HookSink& sink) const {
-  const Gemma4Config& c = config_;
-  PARITY_CHECK(!variants_.has(Variant::kGemma4RouterFoldedBf16), "[backward] the folded-router variant has no backward");
   const Array x = in.floats(m + "@in");
   const IndexArray index = in.ints(m + "@top_k_index");
-  const auto scale = weight(m + ".scale", {c.hidden_size});
-  const auto proj = weight(m + ".proj.weight", weight_shape(m + ".proj"));
-  const auto per_expert_scale = weight(m + ".per_expert_scale", {c.num_experts});
-  const double root = std::pow(static_cast<double>(c.hidden_size), -0.5);
-  // The forward at the exact math, from HF's input.
-  const Array normed = ops::rms_norm(x, nullptr, c.rms_norm_eps, ops::NormWeight::kNone, kExact);
-  const Array proj_in = ops::scale(ops::multiply_last_dim(normed, *scale, kExact), root, kExact);
-  const Array probs = ops::router_probs(ops::linear(proj_in, *proj, kExact), kExact);
-  const Array weights = ops::gather_top_k(probs, index, /*renormalise=*/true, kExact);
   PARITY_CHECK(grads.grad(m) || grads.grad(m + "@top_k_weights"),
                "[backward] no gradient of {}'s outputs: nothing downstream of it was differentiated", m);
-  Array dscale_expert(per_expert_scale->shape);
-  Array dprobs = grads.grad(m + "@top_k_weights")
-                     ? ops::gather_top_k_backward(
-                           probs, index, true,
-                           ops::per_expert_scale_backward(weights, index, *per_expert_scale,
-                                                          output_grad(grads, m + "@top_k_weights", index.shape),
-                                                          &dscale_expert))
-                     : Array(probs.shape);
-  if (grads.grad(m)) {
-    const Array direct = output_grad(grads, m, probs.shape);
-    for (int64_t i = 0; i < dprobs.numel(); ++i) dprobs.data[i] += direct.data[i];
+  const std::optional<Array> dweights =
+      grads.grad(m + "@top_k_weights") ? std::optional(output_grad(grads, m + "@top_k_weights", index.shape)) : std::nullopt;
+  const std::optional<Array> dprobs =
+      grads.grad(m) ? std::optional(output_grad(grads, m, {x.rows(), config_.num_experts})) : std::nullopt;
+  ParamGrads params;
+  sink.emit(m + "@in", router_backward(layer, x, index, dweights ? &*dweights : nullptr, dprobs ? &*dprobs : nullptr,
+                                       params));
+  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+}
+
+// The whole layer from HF's inputs, routed as HF routed (the forward's isolated check does too).
+void Gemma4::replay_backward_decoder_layer(int64_t layer, const std::string& m, const HookInputs& in,
+                                           const GradInputs& grads, HookSink& sink) const {
+  const Gemma4Layer& l = layer_config(layer);
+  const Array h = in.floats(m + "@in");
+  const Array per_layer = config_.has_ple() ? in.floats(m + "@in1") : Array();
+  const ops::RotaryTables rope = hf_rotary(in, m);
+  const Array mask = in.floats(m + "@in.attention_mask");
+  const KeyValue shared = l.kv_shared ? gemma4_kv::hf_shared_kv(in, m, l.layer_type) : KeyValue{};
+  const IndexArray index = config_.enable_moe_block ? in.ints(layer_prefix(layer) + "router@top_k_index") : IndexArray();
+  const LayerTrace t = decoder_layer(layer, h, config_.has_ple() ? &per_layer : nullptr, rope, mask,
+                                     l.kv_shared ? &shared : nullptr, config_.enable_moe_block ? &index : nullptr, nullptr);
+  const std::optional<KeyValue> readers = l.kv_shared ? std::nullopt : readers_kv_grad(layer, grads);
+  ParamGrads params;
+  const LayerGrads g = decoder_layer_backward(layer, h, config_.has_ple() ? &per_layer : nullptr, rope, mask,
+                                              l.kv_shared ? &shared : nullptr, t, output_grad(grads, m, h.shape),
+                                              readers ? &*readers : nullptr, params, nullptr);
+  sink.emit(m + "@in", g.h);
+  if (config_.has_ple()) sink.emit(m + "@in1", g.per_layer_input);
+  if (l.kv_shared) {
+    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 0), gemma4_kv::swap_axes_1_2(g.shared.key));
+    sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 1), gemma4_kv::swap_axes_1_2(g.shared.value));
   }
-  Array dproj(proj->shape), dscale(scale->shape);
-  const Array dproj_in = ops::linear_backward(proj_in, *proj, ops::router_probs_backward(probs, dprobs), &dproj, m);
-  const Array dnormed = ops::multiply_last_dim_backward(normed, *scale, ops::scale_backward(dproj_in, root, kExact), &dscale);
-  sink.emit(m + "@in", ops::rms_norm_backward(x, nullptr, c.rms_norm_eps, ops::NormWeight::kNone, dnormed, nullptr));
-  sink.emit("/grads/" + m + ".scale", dscale);
-  sink.emit("/grads/" + m + ".proj.weight", dproj);
-  sink.emit("/grads/" + m + ".per_expert_scale", dscale_expert);
+  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
 }
 
 }  // namespace parity

@@ -84,6 +84,8 @@ struct Gemma4Config {
   // the embedding and the per-layer-input lookup (Gemma4Model.forward). Empty for gemma4_text.
   std::vector<int64_t> placeholder_token_ids;
   int64_t pad_token_id = 0;
+  // Both embeddings' padding_idx (HF: config.pad_token_id, default 0; null: none): no gradient reaches that row.
+  std::optional<int64_t> padding_idx = 0;
   std::vector<Gemma4Layer> layers;
 
   bool has_ple() const { return hidden_size_per_layer_input > 0; }

@@ -34,7 +34,7 @@
 #include <cmath>
 
 #include "gemma4.h"
-#include "gemma4_shared_kv.h"
+#include "gemma4_hf_inputs.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/logits.h"
@@ -47,10 +47,8 @@ using KeyValue = Gemma4::KeyValue;
 using gemma4_kv::hf_shared_kv;
 using gemma4_kv::shared_kv_key;
 using gemma4_kv::swap_axes_1_2;
+using gemma4_kv::hf_rotary;
 
-ops::RotaryTables hf_rotary(const HookInputs& in, const std::string& module) {
-  return {in.floats(module + "@in.position_embeddings.0"), in.floats(module + "@in.position_embeddings.1")};
-}
 
 // [B, S, N·d] -> [B, S, N, d]
 Array view_heads(Array a, int64_t dim) {

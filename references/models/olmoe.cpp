@@ -71,6 +71,7 @@ OlmoeConfig OlmoeConfig::from_hf(const nlohmann::json& config) {
   c.norm_topk_prob = config_bool(config, "norm_topk_prob");
   c.tie_word_embeddings = config_optional_bool(config, "tie_word_embeddings").value_or(false);
   c.clip_qkv = config_optional_double(config, "clip_qkv");
+  c.pad_token_id = config_optional_int(config, "pad_token_id");
   c.hidden_act = ops::activation_from_hf(config_optional_string(config, "hidden_act").value_or("silu"));
   PARITY_CHECK(!config_optional_bool(config, "attention_bias").value_or(false),
                "[config] olmoe attention_bias=true is not implemented");

@@ -35,6 +35,7 @@ struct OlmoeConfig {
   double rope_theta = 0;
   bool norm_topk_prob = false;
   bool tie_word_embeddings = false;
+  std::optional<int64_t> pad_token_id;  // nn.Embedding's padding_idx: that row gets no gradient
   std::optional<double> clip_qkv;
   ops::Activation hidden_act = ops::Activation::kSilu;
 

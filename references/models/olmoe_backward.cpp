@@ -26,17 +26,9 @@ namespace {
 using backward::kExact;
 using backward::output_grad;
 using backward::with_last;
-
-void accumulate(Array& into, const Array& add) {
-  for (int64_t i = 0; i < into.numel(); ++i) into.data[i] += add.data[i];
-}
-
-// A parameter's gradient accumulator in `params`, created as zeros of `shape`.
-Array& param_grad(std::map<std::string, Array>& params, const std::string& name, const Shape& shape) {
-  auto it = params.find(name);
-  if (it == params.end()) it = params.emplace(name, Array(shape)).first;
-  return it->second;
-}
+using backward::accumulate;
+using backward::loss_gradient;
+using backward::param_grad;
 
 // clip_qkv's clamp: the gradient passes where the value lay within [-c, c] (torch's clamp backward).
 void clamp_backward(const Array& before, std::optional<double> limit, Array& grad) {
@@ -169,7 +161,7 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     Shape out = ids.shape;
     out.push_back(c.hidden_size);
     ops::embedding_backward(ids, output_grad(grads, module, out),
-                            param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
+                            param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}), c.pad_token_id);
   } else if (module == "model.norm" || ends_with("_layernorm") || ends_with(".q_norm") || ends_with(".k_norm")) {
     const Array x = in.floats(module + "@in");
     sink.emit(module + "@in", norm_backward(module, x, output_grad(grads, module, x.shape), params));
@@ -221,42 +213,6 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
   emit_params(params, sink);
 }
 
-namespace {
-
-// d loss / d logprobs [B, S - 1] for `loss`, and the loss itself from the logprobs.
-std::pair<Array, double> loss_gradient(const Loss& loss, const Array& logprobs, const IndexArray& input_ids) {
-  Array d(logprobs.shape);
-  double value = 0;
-  if (loss.kind == Loss::Kind::kLogprobSum) {
-    PARITY_CHECK(loss.weights.shape == logprobs.shape, "[backward] loss weights {} are not [B, S - 1] = {}",
-                 shape_str(loss.weights.shape), shape_str(logprobs.shape));
-    for (int64_t i = 0; i < d.numel(); ++i) value += (d.data[i] = loss.weights.data[i]) * logprobs.data[i];
-    PARITY_CHECK(std::isfinite(value), "[backward] the logprob_sum loss is {}: the loss weights overflow it", value);
-    return {d, value};
-  }
-  const int64_t batch = logprobs.shape[0], scored = logprobs.shape[1];
-  PARITY_CHECK(loss.labels.shape == (Shape{batch, scored + 1}), "[backward] labels {} are not [B, S]",
-               shape_str(loss.labels.shape));
-  // ce_mean scores the next input id wherever a label is kept (HF's labels = input_ids, -100 masked).
-  for (int64_t i = 0; i < loss.labels.numel(); ++i)
-    PARITY_CHECK(loss.labels.data[i] == -100 || loss.labels.data[i] == input_ids.data[i],
-                 "[backward] label {} at flat position {} is not the input id {} there (labels are input_ids with -100 "
-                 "where ignored)", loss.labels.data[i], i, input_ids.data[i]);
-  int64_t count = 0;
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t s = 0; s < scored; ++s) count += loss.labels.data[static_cast<size_t>(b * (scored + 1) + s + 1)] != -100;
-  PARITY_CHECK(count > 0, "[backward] ce_mean over no label: every label is -100");
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t s = 0; s < scored; ++s)
-      if (loss.labels.data[static_cast<size_t>(b * (scored + 1) + s + 1)] != -100) {
-        d.data[static_cast<size_t>(b * scored + s)] = -1.0 / static_cast<double>(count);
-        value -= logprobs.data[static_cast<size_t>(b * scored + s)] / static_cast<double>(count);
-      }
-  return {d, value};
-}
-
-}  // namespace
-
 void Olmoe::forward_backward(const ForwardInputs& in, const Loss& loss, HookSink& sink,
                              const RoutingPolicy* routing) const {
   const OlmoeConfig& c = config_;
@@ -289,7 +245,8 @@ void Olmoe::forward_backward(const ForwardInputs& in, const Loss& loss, HookSink
                                 params, &sink);
   }
   sink.emit("model.embed_tokens", dh);
-  ops::embedding_backward(in.input_ids, dh, param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}));
+  ops::embedding_backward(in.input_ids, dh, param_grad(params, "model.embed_tokens.weight", {c.vocab_size, c.hidden_size}),
+                          c.pad_token_id);
   emit_params(params, sink);
 }
 

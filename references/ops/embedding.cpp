@@ -18,7 +18,7 @@ Array embedding(const IndexArray& ids, const Weight& table) {
   return out;
 }
 
-void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable) {
+void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable, std::optional<int64_t> padding_idx) {
   PARITY_CHECK(dtable.shape.size() == 2 && dy.rows() == ids.numel() && dy.last_dim() == dtable.shape[1],
                "[embedding backward] output gradient {} does not fit {} ids and table {}", shape_str(dy.shape),
                ids.numel(), shape_str(dtable.shape));
@@ -27,6 +27,7 @@ void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable) {
     const int64_t id = ids.data[static_cast<size_t>(t)];
     PARITY_CHECK(id >= 0 && id < vocab, "[embedding backward] token id {} at flat position {} outside 0..{}", id, t,
                  vocab - 1);
+    if (id == padding_idx) continue;
     double* row = dtable.data.data() + id * hidden;
     for (int64_t i = 0; i < hidden; ++i) row[i] += dy.row(t)[i];
   }

@@ -1,6 +1,8 @@
 // Token embedding lookup (nn.Embedding): row ids[b, s] of the [V, H] table.
 #pragma once
 
+#include <optional>
+
 #include "array.h"
 
 namespace parity::ops {
@@ -9,7 +11,9 @@ namespace parity::ops {
 Array embedding(const IndexArray& ids, const Weight& table);
 
 // The backward of embedding: adds each token's output gradient dy [B, S, H] to its row of
-// `dtable` [V, H] (a token that occurs twice adds twice). Token ids carry no gradient.
-void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable);
+// `dtable` [V, H] (a token that occurs twice adds twice). Token ids carry no gradient, and neither
+// does the row of `padding_idx` (nn.Embedding(padding_idx=...): torch skips it in the backward).
+void embedding_backward(const IndexArray& ids, const Array& dy, Array& dtable,
+                        std::optional<int64_t> padding_idx = std::nullopt);
 
 }  // namespace parity::ops

@@ -59,4 +59,19 @@ TEST_CASE("embedding backward: each token's gradient lands on its row, repeated 
                     doctest::Contains("token id 9"));
 }
 
+TEST_CASE("embedding backward: the padding row gets no gradient, every other row its tokens'") {
+  std::mt19937 rng(54);
+  const IndexArray ids{{1, 5}, {3, 0, 3, 1, 0}};
+  const Array dy = test::random_array({1, 5, 3}, rng);
+  Array all({4, 3}), padded({4, 3});
+  embedding_backward(ids, dy, all);
+  embedding_backward(ids, dy, padded, /*padding_idx=*/3);
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t i = 0; i < 3; ++i) {
+      const size_t at = static_cast<size_t>(r * 3 + i);
+      CHECK(padded.data[at] == (r == 3 ? 0.0 : all.data[at]));
+    }
+  CHECK(all.data[9] != 0.0);  // row 3 occurs twice: without padding_idx it has a gradient
+}
+
 }  // namespace parity::ops

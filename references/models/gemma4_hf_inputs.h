@@ -1,4 +1,5 @@
-// HF's shared K/V as the fixture holds them (golden/README.md "Hook keys"): a source layer's K and V
+// HF's tensors a Gemma-4 module reads, as the fixture holds them (golden/README.md "Hook keys"): the
+// rotary tables a layer or attention block receives, and the shared K/V: a source layer's K and V
 // appear as the next layer's input "<layer>@in.shared_kv_states.<type>.0 / .1", [B, Nkv, S, d],
 // and as each reading self_attn's input of the same name. Shared by the forward replay
 // (gemma4_hooks.cpp) and the backward (gemma4_backward.cpp).
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "gemma4.h"
+#include "ops/rope.h"
 
 namespace parity::gemma4_kv {
 
@@ -33,6 +35,10 @@ inline std::string shared_kv_key(const std::string& base, const std::string& lay
 inline KeyValue hf_shared_kv(const HookInputs& in, const std::string& base, const std::string& layer_type) {
   return {swap_axes_1_2(in.floats(shared_kv_key(base, layer_type, 0))),
           swap_axes_1_2(in.floats(shared_kv_key(base, layer_type, 1)))};
+}
+
+inline ops::RotaryTables hf_rotary(const HookInputs& in, const std::string& module) {
+  return {in.floats(module + "@in.position_embeddings.0"), in.floats(module + "@in.position_embeddings.1")};
 }
 
 }  // namespace parity::gemma4_kv
