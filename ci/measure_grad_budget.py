@@ -31,10 +31,16 @@ def worst(result: dict, mode: str) -> str:
     rows = [h for h in result["hooks"] if h["mode"] == mode]
     measured = [h for h in rows if h.get("rel_l2") is not None]
     top = max(measured, key=lambda h: h["rel_l2"], default=None)
+    floored = [h for h in measured if h.get("floor_ratio") is not None and h["rel_l2"] > 1e-6]
+    ratio = max(floored, key=lambda h: h["floor_ratio"], default=None)
     other = [f"{h['hook']}: {h['message']}" for h in rows if h["status"] == "fail" and h.get("rel_l2") is None]
     problems = [p for run in result.get("runs", []) for p in run.get("problems", [])]
-    return (f"max rel_l2 {top['rel_l2']:.2e} at {top['hook']}" if top else "nothing measured") + \
-        f"; {len(measured)} rows" + (f"; OTHER FAILURES {other[:3]}" if other else "") + \
+    text = f"max rel_l2 {top['rel_l2']:.2e} at {top['hook']}" if top else "nothing measured"
+    if top and top.get("floor"):
+        text += f" (floor {top['floor']['rel_l2']:.2e})"
+    if ratio:
+        text += f"; max floor ratio (rel_l2 > 1e-6) {ratio['floor_ratio']:.2f} at {ratio['hook']} (rel_l2 {ratio['rel_l2']:.2e})"
+    return text + f"; {len(measured)} rows" + (f"; OTHER FAILURES {other[:3]}" if other else "") + \
         (f"; PROBLEMS {problems[:2]}" if problems else "")
 
 

@@ -32,6 +32,9 @@ void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const 
   j["rel_l2"] = number(m.rel_l2);
   j["rel_l2_denominator"] = k.expected + "_l2";
   j[k.expected + "_l2"] = number(m.hf_l2);
+  j[k.candidate + "_l2"] = number(m.ref_l2);
+  // A gradient's scale: ‖ref‖ / ‖hf‖ (1 when both agree in size; a dropped path shows below 1).
+  j["norm_ratio"] = m.hf_l2 > 0 ? number(m.ref_l2 / m.hf_l2) : nlohmann::json();
   j["max_abs"] = number(m.max_abs);
   j["max_abs_at"] = m.max_abs_index >= 0 ? nlohmann::json(harness::unravel(m.max_abs_index, shape)) : nlohmann::json();
   j[k.candidate + "_at_max_abs"] = number(m.ref_at_max);

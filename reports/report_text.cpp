@@ -23,7 +23,13 @@ std::string floor_cell(const HookResult& h) {
   return fmt::format("{:.3e} x{}", h.floor->rel_l2, std::isfinite(ratio) ? fmt::format("{:.3g}", ratio) : "-");
 }
 
-std::string metrics_cell(const HookResult& h) {
+// A gradient row's scale in place of the floor: ‖ref‖ / ‖hf‖ (a dropped path shows below 1).
+std::string norm_ratio_cell(const HookResult& h) {
+  if (!h.floats || !(h.floats->hf_l2 > 0)) return "-";
+  return fmt::format("x{:.6f}", h.floats->ref_l2 / h.floats->hf_l2);
+}
+
+std::string metrics_cell(const HookResult& h, bool gradient) {
   if (h.floats) {
     const harness::FloatMetrics& m = *h.floats;
     const std::string at = m.max_abs_index >= 0
@@ -34,7 +40,7 @@ std::string metrics_cell(const HookResult& h) {
     auto num = [](double x, const char* spec) {
       return std::isnan(x) ? std::string("nan") : fmt::format(fmt::runtime(spec), x);
     };
-    return fmt::format("{:<10} {:<17} {:<10} {:<10} {:<12} {}", num(m.rel_l2, "{:.3e}"), floor_cell(h),
+    return fmt::format("{:<10} {:<17} {:<10} {:<10} {:<12} {}", num(m.rel_l2, "{:.3e}"), gradient ? norm_ratio_cell(h) : floor_cell(h),
                        num(m.max_abs, "{:.3e}"), num(m.max_rel, "{:.3e}"), num(m.cosine, "{:.9f}"), at);
   }
   if (h.top_k)
@@ -69,11 +75,11 @@ std::string short_side(const std::string& side) {
   return side;
 }
 
-std::string row(size_t index, const HookResult& h, size_t width, bool first, bool color) {
+std::string row(size_t index, const HookResult& h, size_t width, bool first, bool color, bool gradient) {
   const char* on = !color ? "" : h.status == Status::kFail ? kRed : h.status == Status::kSkipped ? kYellow : "";
   const char* off = color && *on ? kReset : "";
   std::string line = fmt::format("{}{:>4}  {:<{}}  {:<7}  {}", on, index + 1, h.hook, width, harness::status_name(h.status),
-                                 metrics_cell(h));
+                                 metrics_cell(h, gradient));
   if (h.limit) line += fmt::format("  [{}]", h.limit->str());
   line += compare_cells(h);
   if (!h.note.empty()) line += "  [" + h.note + "]";
@@ -87,7 +93,9 @@ std::string summary(const CheckReport& run) {
                                          run.count(Status::kFail), run.count(Status::kSkipped));
   if (run.passed()) return fmt::format("PASS {}: {}\n", harness::mode_name(run.mode), counts);
   std::string out = fmt::format("FAIL {}: {}", harness::mode_name(run.mode), counts);
-  if (const HookResult* h = run.first_failure()) out += fmt::format("; first failure: {} ({})", h->hook, h->message);
+  if (const HookResult* h = run.first_failure())
+    out += fmt::format("; first failure{}: {} ({})", harness::is_grad_mode(run.mode) ? " in backward order" : "", h->hook,
+                       h->message);
   out += "\n";
   for (const std::string& p : run.problems) out += fmt::format("FAIL {}: {}\n", harness::mode_name(run.mode), p);
   if (const HookResult* h = run.first_failure(); h && h->reference)
@@ -109,13 +117,13 @@ std::string text_report(const CheckResult& result, bool color, bool failures_onl
     size_t width = 4;
     for (const HookResult& h : run.hooks) width = std::max(width, h.hook.size());
     out += fmt::format("{:>4}  {:<{}}  {:<7}  {:<10} {:<17} {:<10} {:<10} {:<12} {}\n", "#", "hook", width, "status",
-                       "rel_l2", "floor x ratio", "max_abs", "max_rel", "cosine",
+                       "rel_l2", harness::is_grad_mode(run.mode) ? "norm ratio" : "floor x ratio", "max_abs", "max_rel", "cosine",
                        fmt::format("max_abs at: {} vs {}  [budget]", short_side(run.ref_side), short_side(run.hf_side)));
     const HookResult* first = run.first_failure();
     for (size_t i = 0; i < run.hooks.size(); ++i) {
       const HookResult& h = run.hooks[i];
       if (failures_only && h.status == Status::kPass) continue;
-      out += row(i, h, width, &h == first, color);
+      out += row(i, h, width, &h == first, color, harness::is_grad_mode(run.mode));
     }
     out += summary(run);
     for (const std::string& note : run.notes) out += fmt::format("note: {}\n", note);

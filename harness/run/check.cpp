@@ -234,14 +234,14 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
     throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
                                  fixture.path().string()));
   std::unique_ptr<ReferenceModel> model = reference_model_of(fixture, weights, report.precision, options.variants);
+  const std::unique_ptr<ReferenceModel> floor_model =
+      options.noise_floor ? floor_model_of(fixture, weights, options.variants) : nullptr;
   if (is_grad_mode(options.mode)) {
-    check_gradients(fixture, *model, budget, options, report);
+    check_gradients(fixture, *model, floor_model.get(), budget, options, report);
     if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
       report.problems.push_back("empty comparison: no gradient was compared");
     return report;
   }
-  const std::unique_ptr<ReferenceModel> floor_model =
-      options.noise_floor ? floor_model_of(fixture, weights, options.variants) : nullptr;
   ReplaySink sink(fixture, budget, options.mode, options.hooks_glob, hooked_layers(fixture));
   if (options.mode == Mode::kIsolated) run_isolated(fixture, *model, floor_model.get(), sink, options.hooks_glob);
   else run_chained(fixture, *model, floor_model.get(), sink, report, budget);

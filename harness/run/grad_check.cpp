@@ -17,6 +17,7 @@ namespace {
 
 constexpr std::string_view kParamPrefix = "/grads/";
 constexpr const char* kLossRow = "loss";
+constexpr int64_t kParamFirst = int64_t{1} << 40;
 
 bool all_zero(const Array& a) {
   return std::all_of(a.data.begin(), a.data.end(), [](double x) { return x == 0; });
@@ -65,7 +66,7 @@ class GradSink final : public HookSink {
     if (!wanted(key)) return;
     HookResult r = start(key, position_of(parse_hook_key(key).module));
     if (!produced_.insert(key).second) r.message = "emitted twice by the reference (a wiring bug in the model file)";
-    else if (!apply_skip(r, budget_)) gate_gradient(r, &value, "grad_hooks", key);
+    else if (!apply_skip(r, budget_)) gate_gradient(r, &value, "grad_hooks", key, key);
     results_.push_back(std::move(r));
   }
 
@@ -85,6 +86,8 @@ class GradSink final : public HookSink {
   }
 
   void set_aborted() { aborted_ = true; }
+  // The second opinion's gradients (chained: run/noise_floor.h), by the key it emitted them under.
+  void set_floor(const FloorCapture* floor) { floor_ = floor; }
 
   void finish(CheckReport& report) {
     if (!aborted_) {
@@ -121,11 +124,12 @@ class GradSink final : public HookSink {
     return best;
   }
 
-  HookResult start(const std::string& name, int64_t order) {
+  // param: a parameter's row, listed before the input gradients of the module it belongs to.
+  HookResult start(const std::string& name, int64_t order, bool param = false) {
     HookResult r;
     r.hook = name;
     r.order = order;
-    r.sequence = next_sequence_++;
+    r.sequence = next_sequence_++ - (param ? kParamFirst : 0);
     if (!budget_.skip_for(name)) assign_limit(r, budget_, mode_);
     return r;
   }
@@ -151,12 +155,17 @@ class GradSink final : public HookSink {
     loss_seen_ = true;
     if (!wanted(kLossRow)) return;
     HookResult r = start(kLossRow, std::numeric_limits<int64_t>::min());
-    if (!apply_skip(r, budget_)) gate_gradient(r, &value, "loss", "value");
+    if (!apply_skip(r, budget_)) gate_gradient(r, &value, "loss", "value", "/loss/value");
     results_.push_back(std::move(r));
   }
 
-  // The reference's gradient against the fixture's /<group>/<name> (absent: HF has none).
-  void gate_gradient(HookResult& r, const Array* reference, std::string_view group, const std::string& name) {
+  // The reference's gradient against the fixture's /<group>/<name> (absent: HF has none); its floor
+  // is the second opinion's value under `floor_key`, where there is one.
+  void gate_gradient(HookResult& r, const Array* reference, std::string_view group, const std::string& name,
+                     const std::string& floor_key) {
+    if (const Array* second = floor_ ? floor_->find(floor_key) : nullptr;
+        second && reference && second->shape == reference->shape)
+      r.floor = compare_floats(second->data, reference->data);
     const bool ref_none = !reference || all_zero(*reference);
     if (!fixture_.has(group, name)) {
       if (ref_none) {
@@ -204,9 +213,10 @@ class GradSink final : public HookSink {
       // Isolated: beside the module whose share it is; chained (one share, of no module): its owner.
       const bool by_module = found != shares_.end() && !found->second.empty() && !found->second.front().module.empty();
       const std::string module = by_module ? found->second.front().module : owner_of(name);
-      HookResult r = start(name, position_of(module));
+      HookResult r = start(name, position_of(module), /*param=*/true);
       if (!tied.empty()) r.note = "tied to " + tied;
-      if (!apply_skip(r, budget_)) gate_gradient(r, sum ? &*sum : nullptr, "grads", name);
+      if (!apply_skip(r, budget_))
+        gate_gradient(r, sum ? &*sum : nullptr, "grads", name, "/grads/" + (tied.empty() ? name : tied));
       results_.push_back(std::move(r));
     }
   }
@@ -252,6 +262,7 @@ class GradSink final : public HookSink {
   int64_t next_sequence_ = 0;
   bool loss_seen_ = false;
   bool aborted_ = false;
+  const FloorCapture* floor_ = nullptr;
 };
 
 // Whether the module's backward has something to start from: HF's gradient of one of its outputs.
@@ -302,12 +313,26 @@ Loss fixture_loss(const Fixture& fixture) {
   return loss;
 }
 
-void run_chained(const Fixture& fixture, const ReferenceModel& model, GradSink& sink, CheckReport& report) {
+// The second opinion (run/noise_floor.h: float sums at the run's cast points) runs the same forward
+// and backward first: how far its gradients lie from the reference's is how far the forward's
+// round-off alone moves them on these inputs (the chained floor).
+// `floor` holds the second opinion's gradients until the sink's finish() has gated every row.
+void run_chained(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
+                 FloorCapture& floor, GradSink& sink, CheckReport& report) {
   // Routed as HF routed: the forward's own chained check gates the routing; a near-tie broken the
   // other way here would move a token's experts and every gradient after it.
   const RouteAs routing(fixture);
+  const ForwardInputs inputs = forward_inputs(fixture);
+  const Loss loss = fixture_loss(fixture);
+  if (floor_model) {
+    try {
+      floor_model->forward_backward(inputs, loss, floor, &routing);
+      sink.set_floor(&floor);
+    } catch (const Error&) {  // no floor: only a floor_ratio limit fails, naming it
+    }
+  }
   try {
-    model.forward_backward(forward_inputs(fixture), fixture_loss(fixture), sink, &routing);
+    model.forward_backward(inputs, loss, sink, &routing);
   } catch (const InputError&) {
     throw;
   } catch (const Error& e) {
@@ -327,11 +352,12 @@ std::vector<std::string> gradient_names(const Fixture& fixture) {
   return names;
 }
 
-void check_gradients(const Fixture& fixture, const ReferenceModel& model, const Budget& budget,
-                     const CheckOptions& options, CheckReport& report) {
+void check_gradients(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
+                     const Budget& budget, const CheckOptions& options, CheckReport& report) {
   GradSink sink(fixture, budget, options.mode, options.hooks_glob, model.modules());
   if (options.mode == Mode::kGradIsolated) run_isolated(fixture, model, sink, options.hooks_glob);
-  else run_chained(fixture, model, sink, report);
+  FloorCapture floor;
+  if (options.mode == Mode::kGradChained) run_chained(fixture, model, floor_model, floor, sink, report);
   sink.finish(report);
   if (options.mode == Mode::kGradChained)
     report.notes.push_back("routed as HF routed (the chained forward check gates the routing itself)");

@@ -20,8 +20,10 @@ namespace parity::harness {
 
 // run_check's gradient modes (options.mode: budget.h is_grad_mode): fills the report's hooks,
 // problems and notes. InputError for a fixture without gradients.
-void check_gradients(const Fixture& fixture, const ReferenceModel& model, const Budget& budget,
-                     const CheckOptions& options, CheckReport& report);
+// floor_model: the second opinion (run/noise_floor.h) whose chained gradients give each row's
+// noise floor; nullptr: none.
+void check_gradients(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
+                     const Budget& budget, const CheckOptions& options, CheckReport& report);
 
 // Every gradient name of the fixture a --hooks glob or a skip may select: /grad_hooks keys and
 // /grads names (empty without gradients).
