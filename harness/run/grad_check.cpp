@@ -36,13 +36,24 @@ class FixtureGrads final : public GradInputs {
   const Fixture& fixture_;
 };
 
-// Where each module sits in the forward: the fixture position of its last key (its output is
-// stored when it returns). A backward visits modules in the reverse of that order.
-std::map<std::string, int64_t> forward_positions(const Fixture& fixture) {
-  std::map<std::string, int64_t> positions;
+// Where each module's call starts and ends in the forward: the fixture positions of its first key
+// (its inputs, stored when it is called) and its last (its output, stored when it returns). A
+// backward runs in reverse: a module's output gradient exists when the backward reaches its end,
+// its input and parameter gradients once it has gone back through the module to its start (a
+// decoder layer's input gradient after every module inside it).
+struct Span {
+  int64_t first = -1, last = -1;
+};
+
+std::map<std::string, Span> forward_spans(const Fixture& fixture) {
+  std::map<std::string, Span> spans;
   const std::vector<std::string> keys = comparable_keys(fixture);
-  for (size_t i = 0; i < keys.size(); ++i) positions[parse_hook_key(keys[i]).module] = static_cast<int64_t>(i);
-  return positions;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Span& s = spans[parse_hook_key(keys[i]).module];
+    if (s.first < 0) s.first = static_cast<int64_t>(i);
+    s.last = static_cast<int64_t>(i);
+  }
+  return spans;
 }
 
 bool descends_from(const std::string& module, const std::string& ancestor) {
@@ -55,7 +66,7 @@ class GradSink final : public HookSink {
  public:
   GradSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string glob, std::vector<std::string> modules)
       : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(glob)), modules_(std::move(modules)),
-        positions_(forward_positions(fixture)) {}
+        spans_(forward_spans(fixture)) {}
 
   // The module whose backward runs next (isolated); its parameter gradients are its shares.
   void set_module(const std::string& module) { module_ = module; }
@@ -64,14 +75,14 @@ class GradSink final : public HookSink {
     if (key.starts_with(kParamPrefix)) return add_share(key.substr(kParamPrefix.size()), value);
     if (key == "/loss/value") return gate_loss(value);
     if (!wanted(key)) return;
-    HookResult r = start(key, position_of(parse_hook_key(key).module));
+    HookResult r = start(key, position_of_key(key));
     if (!produced_.insert(key).second) r.message = "emitted twice by the reference (a wiring bug in the model file)";
     else if (!apply_skip(r, budget_)) gate_gradient(r, &value, "grad_hooks", key, key);
     results_.push_back(std::move(r));
   }
 
   void emit_top_k(const std::string& key, const TopK&) override {
-    HookResult r = start(key, position_of(parse_hook_key(key).module));
+    HookResult r = start(key, position_of_key(key));
     r.message = "the backward emitted a top-k choice (a wiring bug in the model file)";
     results_.push_back(std::move(r));
   }
@@ -110,10 +121,16 @@ class GradSink final : public HookSink {
  private:
   bool wanted(const std::string& name) const { return glob_.empty() || glob_match(glob_, name); }
 
-  // Backward order: the later a module ran in the forward, the earlier its row.
-  int64_t position_of(const std::string& module) const {
-    auto it = positions_.find(module);
-    return it == positions_.end() ? std::numeric_limits<int64_t>::max() : -it->second;
+  // Backward order (forward_spans): an output gradient's row at the module's end, every other row
+  // (input and parameter gradients, a module that failed) at its start.
+  int64_t position_of(const std::string& module, bool output = false) const {
+    auto it = spans_.find(module);
+    if (it == spans_.end()) return std::numeric_limits<int64_t>::max();
+    return -(output ? it->second.last : it->second.first) * 2 - (output ? 1 : 0);
+  }
+  int64_t position_of_key(const std::string& key) const {
+    const HookKey k = parse_hook_key(key);
+    return position_of(k.module, k.kind != HookKind::kInput);
   }
 
   // The module a parameter belongs to: the longest module path that prefixes its name.
@@ -237,7 +254,7 @@ class GradSink final : public HookSink {
   void add_missing_input_gradients() {
     for (const std::string& key : fixture_.names("grad_hooks")) {
       if (!is_input_key(key) || produced_.count(key) || !wanted(key)) continue;
-      HookResult r = start(key, position_of(parse_hook_key(key).module));
+      HookResult r = start(key, position_of_key(key));
       r.shape = fixture_.info("grad_hooks", key).shape;
       if (!apply_skip(r, budget_)) r.message = "the fixture has this gradient but the reference does not produce it";
       results_.push_back(std::move(r));
@@ -254,7 +271,7 @@ class GradSink final : public HookSink {
   Mode mode_;
   std::string glob_;
   std::vector<std::string> modules_;
-  std::map<std::string, int64_t> positions_;
+  std::map<std::string, Span> spans_;
   std::string module_;
   std::map<std::string, std::vector<Share>> shares_;
   std::set<std::string> produced_;

@@ -111,8 +111,16 @@ class Olmoe final : public ReferenceModel {
   // The experts: returns dx; the routing weights' gradient goes to `dweights`.
   Array experts_backward(int64_t layer, const Array& x, const IndexArray& index, const Array& weights, const Array& dy,
                          Array& dweights, ParamGrads& params) const;
+  // HF's own q_norm, k_norm and v_proj outputs before clip_qkv's clamp: an isolated backward takes
+  // the clamp's pass-or-block decision from them, as it takes HF's routing (in bf16 one rounding can
+  // move a value across the clip, and the decision then moves that element's whole gradient).
+  struct HfClamp {
+    Array q_norm, k_norm, v_proj;
+  };
   Array self_attn_backward(int64_t layer, const Array& x, const ops::RotaryTables& rope, const Array& mask,
-                           const Array& dy, ParamGrads& params) const;
+                           const Array& dy, ParamGrads& params, const HfClamp* hf_clamp = nullptr) const;
+  // The HfClamp of `attn` (a self_attn module path) from HF's hooks; nullopt without clip_qkv.
+  std::optional<HfClamp> hf_clamp(const HookInputs& in, const std::string& attn) const;
   // OlmoeSparseMoeBlock from its [B, S, H] input, its router trace and output gradient; `passes`
   // (chained) receives the output gradients of the experts and the router weights.
   Array moe_backward(int64_t layer, const Array& x, const RouterTrace& router, const Array& dy, ParamGrads& params,
@@ -120,7 +128,8 @@ class Olmoe final : public ReferenceModel {
   // OlmoeDecoderLayer from its input h, its forward trace and output gradient; `passes` (chained)
   // also receives the attention block's output gradient.
   Array decoder_layer_backward(int64_t layer, const Array& h, const LayerTrace& t, const ops::RotaryTables& rope,
-                               const Array& mask, const Array& dh, ParamGrads& params, HookSink* passes) const;
+                               const Array& mask, const Array& dh, ParamGrads& params, HookSink* passes,
+                               const HfClamp* hf_clamp = nullptr) const;
   std::shared_ptr<const Weight> weight(const std::string& name, const Shape& shape) const;
   Shape weight_shape(const std::string& module) const;  // from the config, by module path
 

@@ -30,7 +30,9 @@ using backward::accumulate;
 using backward::loss_gradient;
 using backward::param_grad;
 
-// clip_qkv's clamp: the gradient passes where the value lay within [-c, c] (torch's clamp backward).
+// clip_qkv's clamp: the gradient passes where the value lay within [-c, c], bounds included
+// (torch's clamp backward), c the clip in the activation dtype (torch casts the bound to it: a bf16
+// value equal to bf16(clip) passes its gradient, though it lies above the clip itself).
 void clamp_backward(const Array& before, std::optional<double> limit, Array& grad) {
   if (!limit) return;
   for (int64_t i = 0; i < grad.numel(); ++i)
@@ -94,14 +96,20 @@ Array Olmoe::experts_backward(int64_t layer, const Array& x, const IndexArray& i
 
 // OlmoeAttention: x -> q/k/v_proj -> q_norm, k_norm (over all N·D columns) -> clip_qkv clamp ->
 // heads -> RoPE (q, k) -> eager attention -> o_proj, backwards; its forward recomputed exactly.
+std::optional<Olmoe::HfClamp> Olmoe::hf_clamp(const HookInputs& in, const std::string& attn) const {
+  if (!config_.clip_qkv) return std::nullopt;
+  return HfClamp{in.floats(attn + ".q_norm"), in.floats(attn + ".k_norm"), in.floats(attn + ".v_proj")};
+}
+
 Array Olmoe::self_attn_backward(int64_t layer, const Array& x, const ops::RotaryTables& rope, const Array& mask,
-                                const Array& dy, ParamGrads& params) const {
+                                const Array& dy, ParamGrads& params, const HfClamp* hf_clamp) const {
   const OlmoeConfig& c = config_;
+  const std::optional<double> clip = c.clip_qkv ? std::optional(numerics_.act(*c.clip_qkv)) : std::nullopt;
   const AttentionTrace t = self_attn(layer, x, rope, mask);
   auto heads = [&](Array a, int64_t n) { return reshaped(std::move(a), {x.shape[0], x.shape[1], n, c.head_dim}); };
-  Array q = heads(clamped(t.q_norm, c.clip_qkv), c.num_attention_heads);
-  Array k = heads(clamped(t.k_norm, c.clip_qkv), c.num_key_value_heads);
-  const Array v = heads(clamped(t.v_proj, c.clip_qkv), c.num_key_value_heads);
+  Array q = heads(clamped(t.q_norm, clip), c.num_attention_heads);
+  Array k = heads(clamped(t.k_norm, clip), c.num_key_value_heads);
+  const Array v = heads(clamped(t.v_proj, clip), c.num_key_value_heads);
   ops::apply_rope(q, rope, kExact);
   ops::apply_rope(k, rope, kExact);
   const std::string p = layer_prefix(layer) + "self_attn.";
@@ -112,9 +120,14 @@ Array Olmoe::self_attn_backward(int64_t layer, const Array& x, const ops::Rotary
   ops::apply_rope_backward(g.k, rope);
   Array dq = reshaped(std::move(g.q), t.q_norm.shape), dk = reshaped(std::move(g.k), t.k_norm.shape),
         dv = reshaped(std::move(g.v), t.v_proj.shape);
-  clamp_backward(t.q_norm, c.clip_qkv, dq);
-  clamp_backward(t.k_norm, c.clip_qkv, dk);
-  clamp_backward(t.v_proj, c.clip_qkv, dv);
+  auto decided_by = [&](const Array& own, const Array* hf) {
+    PARITY_CHECK(!hf || hf->shape == own.shape, "[backward] HF's pre-clamp tensor is {}, the reference's {}",
+                 shape_str(hf->shape), shape_str(own.shape));
+    return hf ? *hf : own;
+  };
+  clamp_backward(decided_by(t.q_norm, hf_clamp ? &hf_clamp->q_norm : nullptr), clip, dq);
+  clamp_backward(decided_by(t.k_norm, hf_clamp ? &hf_clamp->k_norm : nullptr), clip, dk);
+  clamp_backward(decided_by(t.v_proj, hf_clamp ? &hf_clamp->v_proj : nullptr), clip, dv);
   Array dx = linear_backward(p + "q_proj", x, norm_backward(p + "q_norm", t.q_proj, dq, params), params);
   accumulate(dx, linear_backward(p + "k_proj", x, norm_backward(p + "k_norm", t.k_proj, dk, params), params));
   accumulate(dx, linear_backward(p + "v_proj", x, dv, params));
@@ -136,7 +149,8 @@ Array Olmoe::moe_backward(int64_t layer, const Array& x, const RouterTrace& rout
 
 // out = residual + mlp(post_attention_layernorm(residual)), residual = h + self_attn(input_layernorm(h)).
 Array Olmoe::decoder_layer_backward(int64_t layer, const Array& h, const LayerTrace& t, const ops::RotaryTables& rope,
-                                    const Array& mask, const Array& dh, ParamGrads& params, HookSink* passes) const {
+                                    const Array& mask, const Array& dh, ParamGrads& params, HookSink* passes,
+                                    const HfClamp* hf_clamp) const {
   const std::string p = layer_prefix(layer);
   if (passes) passes->emit(p + "mlp", dh);
   Array dresidual = dh;
@@ -144,7 +158,7 @@ Array Olmoe::decoder_layer_backward(int64_t layer, const Array& h, const LayerTr
                                       moe_backward(layer, t.post_attention_layernorm, t.router, dh, params, passes),
                                       params));
   if (passes) passes->emit(p + "self_attn", dresidual);
-  const Array dnormed = self_attn_backward(layer, t.input_layernorm, rope, mask, dresidual, params);
+  const Array dnormed = self_attn_backward(layer, t.input_layernorm, rope, mask, dresidual, params, hf_clamp);
   Array dinput = dresidual;
   accumulate(dinput, norm_backward(p + "input_layernorm", h, dnormed, params));
   return dinput;
@@ -199,14 +213,16 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     const Array mask = in.floats(module + "@in.attention_mask");
     const IndexArray index = in.ints(module + ".mlp.gate@top_k_index");
     const LayerTrace t = decoder_layer(layer, h, rope, mask, &index, nullptr);
+    const std::optional<HfClamp> clamp = hf_clamp(in, module + ".self_attn");
     sink.emit(module + "@in", decoder_layer_backward(layer, h, t, rope, mask, output_grad(grads, module, h.shape),
-                                                     params, nullptr));
+                                                     params, nullptr, clamp ? &*clamp : nullptr));
   } else if (ends_with(".self_attn")) {
     const Array x = in.floats(module + "@in");
     const ops::RotaryTables rope{in.floats(module + "@in.position_embeddings.0"),
                                  in.floats(module + "@in.position_embeddings.1")};
+    const std::optional<HfClamp> clamp = hf_clamp(in, module);
     sink.emit(module + "@in", self_attn_backward(layer, x, rope, in.floats(module + "@in.attention_mask"),
-                                                 output_grad(grads, module, x.shape), params));
+                                                 output_grad(grads, module, x.shape), params, clamp ? &*clamp : nullptr));
   } else {
     return ReferenceModel::replay_backward(module, in, grads, sink);
   }

@@ -49,3 +49,33 @@ def unseen_dump(tmp_path: Path, family: str, bug: str | None, dtype: str | None 
     else:
         dump(model, ids, out, progress=False)
     return out
+
+
+# Gradient checks (harness/cli/cli_grad_test.py): the unseen models above, and two more the
+# backward must meet: OLMoE renormalising its top-k with clip_qkv, and a dense Gemma-4 with
+# per-layer inputs whose last two layers read shared K/V.
+GRADIENT_CONFIGS = {
+    **CONFIGS,
+    "olmoe_norm_topk_clip_qkv": {**UNSEEN_OLMOE, "norm_topk_prob": True, "clip_qkv": 0.6, "num_hidden_layers": 2},
+    "gemma4_dense_ple_kv_shared": {
+        **UNSEEN_GEMMA4, "enable_moe_block": False, "attention_k_eq_v": False, "num_hidden_layers": 4,
+        "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+        "num_kv_shared_layers": 2, "final_logit_softcapping": None, "tie_word_embeddings": False,
+    },
+}
+
+
+def unseen_gradient_dump(tmp_path: Path, name: str, loss: str, dtype: str = "float32", patch=None) -> Path:
+    """A gradient dump (format v2) of GRADIENT_CONFIGS[name] with `loss`; patch(model), when given,
+    is a context manager planting a bug in the HF model for the dump."""
+    config = tmp_path / f"{name}.json"
+    config.write_text(json.dumps(GRADIENT_CONFIGS[name]))
+    model = random_model(config, seed=41, dtype=dtype)
+    ids = random_input_ids(42, 2, 9, GRADIENT_CONFIGS[name]["vocab_size"])
+    out = tmp_path / f"{name}_{dtype}_{loss}.h5"
+    if patch:
+        with patch(model):
+            dump(model, ids, out, grad=loss, progress=False)
+    else:
+        dump(model, ids, out, grad=loss, progress=False)
+    return out
