@@ -226,16 +226,23 @@ class GradSink final : public HookSink {
         for (const auto& [other, shares] : shares_)
           if (other.ends_with(".embed_tokens.weight")) tied = other, sum = summed(other);
       }
-      const auto found = shares_.find(tied.empty() ? name : tied);
-      // Isolated: beside the module whose share it is; chained (one share, of no module): its owner.
-      const bool by_module = found != shares_.end() && !found->second.empty() && !found->second.front().module.empty();
-      const std::string module = by_module ? found->second.front().module : owner_of(name);
-      HookResult r = start(name, position_of(module), /*param=*/true);
+      HookResult r = start(name, parameter_position(tied.empty() ? name : tied), /*param=*/true);
       if (!tied.empty()) r.note = "tied to " + tied;
       if (!apply_skip(r, budget_))
         gate_gradient(r, sum ? &*sum : nullptr, "grads", name, "/grads/" + (tied.empty() ? name : tied));
       results_.push_back(std::move(r));
     }
+  }
+
+  // A parameter's gradient is complete once the backward is back at its first use in the forward:
+  // isolated, the earliest module whose share it sums; chained (shares of no module), its owner
+  // (a tied head's gradient: the embedding's, at the end of the backward).
+  int64_t parameter_position(const std::string& name) const {
+    int64_t position = std::numeric_limits<int64_t>::min();
+    if (auto it = shares_.find(name); it != shares_.end())
+      for (const Share& s : it->second)
+        if (!s.module.empty()) position = std::max(position, position_of(s.module));
+    return position == std::numeric_limits<int64_t>::min() ? position_of(owner_of(name)) : position;
   }
 
   std::optional<Array> summed(const std::string& name) const {
