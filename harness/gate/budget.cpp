@@ -242,15 +242,17 @@ Budget builtin_budget(const std::string& run_dtype) {
     b.modes[Mode::kCompare].float_default = {Metric::kFloorRatio, 8, 2.4e-7};
     b.modes[Mode::kCompare].no_floor_default = Limit{Metric::kRelL2, 1e-4};
     // Gradients (run/grad_check.h), measured by ci/measure_grad_budget.py (docs/budgets.md
-    // "Gradients") on the golden configs and six unseen ones, both losses. Isolated: HF's fp32
-    // backward of one module against the exact one, at most 6.0e-6 (a 30-layer Gemma-4's shared K/V
-    // gradient); 2e-5 leaves 3.3 x. Chained: the gradients of a whole forward are as ill-conditioned
-    // as the forward and worse (HF fp32 against HF float64 differ by 4.3e-4 on a 12-layer Gemma-4,
-    // by 0.18 on a 30-layer MoE), so gated against the floor the second opinion's forward and
-    // backward give: clean rows at most 4.5 x their floor; 8 x as the forward's chained limit, the
-    // isolated limit where the floor is (near) zero.
-    b.modes[Mode::kGradIsolated].float_default = {Metric::kRelL2, 2e-5};
-    b.modes[Mode::kGradChained].float_default = {Metric::kFloorRatio, 8, 2e-5};
+    // "Gradients") on the golden configs and six unseen ones, both losses, against the floor of the
+    // second opinion's forward and backward (its composite modules recompute their forward with
+    // float sums). Chained: HF fp32 against HF float64 differ by 4.3e-4 on a 12-layer Gemma-4, by
+    // 0.18 on a 30-layer MoE; clean rows sit at most 4.5 x their floor, so 8 x as the forward's
+    // chained limit. Where the floor is (near) zero: a leaf module's exact backward against HF's
+    // fp32 one, at most 6.0e-6; a composite's, up to 3.9e-5 (a PLE decoder layer whose
+    // post_per_layer_input_norm reads rows at rms 0.019: HF float64 agrees with the reference to
+    // 1.6e-7 there, so it is HF's fp32 backward round-off, which the second opinion, exact in its
+    // backward, does not model). 1e-4 leaves 2.6 x over it.
+    b.modes[Mode::kGradIsolated].float_default = {Metric::kFloorRatio, 8, 1e-4};
+    b.modes[Mode::kGradChained].float_default = {Metric::kFloorRatio, 8, 1e-4};
   } else if (run_dtype == "bfloat16") {
     // Both modes gate against the bf16 noise floor: the reference's second opinion accumulates in
     // float and flips every reduction's bf16 rounding that lies within 2^-20 of a midpoint

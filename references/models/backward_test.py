@@ -26,14 +26,13 @@ TOLERANCE = 2e-6
 # input, where torch's own float64 autograd agrees with the reference to 3.5e-15 (measured): HF's
 # round-off near the derivative's zero crossing, not the reference's. 4x that.
 TOLERANCE_ACTIVATION = 2e-5
-# A composite module (an attention block, the Gemma-4 router) recomputes its intermediates from its
-# own input, so HF's fp32 drift inside the block is in the comparison: measured at most 2.24e-6
-# (the unseen Gemma-4 MoE's layer-0 q_norm weight through self_attn); the chained limit below.
-COMPOSITE = (".self_attn", ".router")
-
-
-def tolerance_of(module: str) -> float:
-    return CHAINED_TOLERANCE if module.endswith(COMPOSITE) else TOLERANCE
+# A composite module (a decoder layer, an attention or MoE block, the Gemma-4 router) recomputes its
+# intermediates from its own input, so HF's fp32 drift inside the block is in the comparison:
+# measured at most 2.24e-6 (the unseen Gemma-4 MoE's layer-0 q_norm weight through self_attn,
+# 2.14e-6 through gemma4_dense's layer 1); the chained limit below.
+def tolerance_of(module: str, modules: list[str]) -> float:
+    composite = any(other.startswith(module + ".") for other in modules)
+    return CHAINED_TOLERANCE if composite else TOLERANCE
 
 UNSEEN_OLMOE = dict(hidden_size=48, intermediate_size=20, num_hidden_layers=2, num_attention_heads=6,
                     num_key_value_heads=2, num_experts=6, num_experts_per_tok=3, norm_topk_prob=True, clip_qkv=0.5,
@@ -92,20 +91,23 @@ def test_every_module_backward_matches_hf_autograd_and_covers_every_parameter(tm
     fixture, hooks, grad_hooks, grads = gradient_dump(tmp_path, config_path(tmp_path, name), loss)
     shares: dict[str, dict[str, np.ndarray]] = {}  # parameter -> module -> that module's share
     inputs_compared = 0
-    for module in parity.modules(fixture):
+    modules = parity.modules(fixture)
+    for module in modules:
+        if "@" in module:  # a Gemma-4 replay unit of one input (forward only), not a module
+            continue
         if not any(k == module or k.startswith(module + "@") for k in grad_hooks):
             continue  # nothing downstream of it was differentiated (rotary tables, masks)
         try:
             out = parity.replay_backward(fixture, module, hooks, grad_hooks, fixture)
-        except parity.InputError as error:
-            assert "no backward for module" in str(error), error  # composite modules: not yet
+        except parity.InputError as error:  # the rotary tables only: nothing else lacks a backward
+            assert "no backward for module" in str(error) and "rotary_emb" in module, error
             continue
         for key, got in out.items():
             if key.startswith("/grads/"):
                 shares.setdefault(key.removeprefix("/grads/"), {})[module] = got
                 continue
             want = grad_hooks[key]
-            tolerance = TOLERANCE_ACTIVATION if module.endswith("act_fn") else tolerance_of(module)
+            tolerance = TOLERANCE_ACTIVATION if module.endswith("act_fn") else tolerance_of(module, modules)
             assert got.shape == want.shape, key
             assert rel_l2(got, want) <= tolerance, f"{key}: rel_l2 {rel_l2(got, want):.2e}"
             inputs_compared += 1
@@ -117,10 +119,10 @@ def test_every_module_backward_matches_hf_autograd_and_covers_every_parameter(tm
     for name_, by_module in shares.items():
         outer = [m for m in by_module if not any(m.startswith(o + ".") for o in by_module if o != m)]
         param_sums[name_] = sum(by_module[m] for m in outer)
-        param_tolerance[name_] = max(tolerance_of(m) for m in outer)
+        param_tolerance[name_] = max(tolerance_of(m, modules) for m in outer)
         for m, share in by_module.items():
             if m not in outer:
-                assert rel_l2(share, grads[name_]) <= tolerance_of(m), f"{name_}: {m}'s share"
+                assert rel_l2(share, grads[name_]) <= tolerance_of(m, modules), f"{name_}: {m}'s share"
     # The modules cover every parameter the model has; a tied head's share is the embedding's.
     tied = {"lm_head.weight"} if fixture.config.get("tie_word_embeddings") else set()
     assert set(param_sums) == set(grads) - tied, sorted((set(grads) - tied) ^ set(param_sums))
@@ -133,10 +135,15 @@ def test_every_module_backward_matches_hf_autograd_and_covers_every_parameter(tm
 # measured at most 1.3e-6 (rel_l2, a k_norm weight) over the OLMoE configs, the loss to 2e-7
 # relative. 4x that: the chained forward's drift is in both.
 CHAINED_TOLERANCE = 5e-6
+# Gemma-4's chained gradients are worse conditioned (softcap, four norms a layer, PLE, shared K/V):
+# measured at most 2.3e-5 over these configs (gemma4_full's layer-4 per_layer_input_gate weight),
+# as far as the reference's float-sum second opinion lies from it (ci/measure_grad_budget.py; the
+# CLI gates it against that floor). 4x that.
+GEMMA4_CHAINED_TOLERANCE = 1e-4
 
 
 @pytest.mark.parametrize("loss", ["logprob_sum", "ce_mean"])
-@pytest.mark.parametrize("name", sorted(n for n in CONFIGS if n.startswith("olmoe")))
+@pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_the_chained_backward_from_the_loss_matches_hf_for_every_parameter(tmp_path, name, loss):
     fixture, hooks, grad_hooks, grads = gradient_dump(tmp_path, config_path(tmp_path, name), loss)
     with h5py.File(tmp_path / f"{loss}.h5") as f:
@@ -146,12 +153,16 @@ def test_the_chained_backward_from_the_loss_matches_hf_for_every_parameter(tmp_p
     routing = {key.removesuffix("@top_k_index"): hooks[key] for key in hooks if key.endswith("@top_k_index")}
     out = parity.forward_backward(fixture, ids, fixture, loss, routing=routing, **spec)
     assert float(out["/loss/value"]) == pytest.approx(value, rel=1e-6)
-    assert {k.removeprefix("/grads/") for k in out if k.startswith("/grads/")} == set(grads)
+    tolerance = GEMMA4_CHAINED_TOLERANCE if name.startswith("gemma4") else CHAINED_TOLERANCE
+    tied = {"lm_head.weight"} if fixture.config.get("tie_word_embeddings") else set()  # the embedding's
+    assert {k.removeprefix("/grads/") for k in out if k.startswith("/grads/")} == set(grads) - tied
     for name_, want in grads.items():
-        assert rel_l2(out[f"/grads/{name_}"], want) <= CHAINED_TOLERANCE, name_
+        got = out["/grads/" + ("model.embed_tokens.weight" if name_ in tied else name_)]
+        assert rel_l2(got, want) <= tolerance, f"{name_}: rel_l2 {rel_l2(got, want):.2e}"
     # The module output gradients it passes, too (every layer, the experts, the router weights).
     passed = [k for k in out if not k.startswith("/")]
-    assert len(passed) > 5 and all(rel_l2(out[k], grad_hooks[k]) <= CHAINED_TOLERANCE for k in passed)
+    assert len(passed) > 5 and all(rel_l2(out[k], grad_hooks[k]) <= tolerance for k in passed), \
+        max((rel_l2(out[k], grad_hooks[k]), k) for k in passed)
 
 
 def test_the_check_can_fail_a_router_backward_with_the_wrong_renormalisation(tmp_path):
@@ -166,8 +177,8 @@ def test_the_check_can_fail_a_router_backward_with_the_wrong_renormalisation(tmp
 
 def test_bad_backward_use_is_refused_naming_it(tmp_path):
     fixture, hooks, grad_hooks, _ = gradient_dump(tmp_path, GOLDEN / "configs" / "olmoe_base.json", "ce_mean")
-    with pytest.raises(parity.InputError, match="no backward for module model.layers.0 yet"):
-        parity.replay_backward(fixture, "model.layers.0", hooks, grad_hooks, fixture)
+    with pytest.raises(parity.InputError, match="no backward for module model.rotary_emb yet"):
+        parity.replay_backward(fixture, "model.rotary_emb", hooks, grad_hooks, fixture)
     with pytest.raises(parity.InputError, match="no gradient of model.layers.0.self_attn.q_proj's output"):
         parity.replay_backward(fixture, "model.layers.0.self_attn.q_proj", hooks, {}, fixture)
     with pytest.raises(parity.InputError, match="is not a module"):
@@ -219,7 +230,4 @@ def test_bad_chained_backward_use_is_refused_naming_it(tmp_path):
         run(loss_weights=np.full((2, 7), 1e308))
     with pytest.raises(parity.InputError, match="names an expert twice"):
         run(routing={"model.layers.0.mlp.gate": np.zeros((16, 2), np.int64)})
-    gemma = parity.Fixture(GOLDEN / "gemma4_full.h5")
-    with pytest.raises(parity.InputError, match="no chained backward for this family yet"):
-        parity.forward_backward(gemma, gemma.read("inputs", "input_ids"), gemma, "ce_mean",
-                                labels=gemma.read("inputs", "input_ids"))
+

@@ -205,7 +205,7 @@ void Gemma4::replay_backward_decoder_layer(int64_t layer, const std::string& m, 
   ParamGrads params;
   const LayerGrads g = decoder_layer_backward(layer, h, config_.has_ple() ? &per_layer : nullptr, rope, mask,
                                               l.kv_shared ? &shared : nullptr, t, output_grad(grads, m, h.shape),
-                                              readers ? &*readers : nullptr, params, nullptr);
+                                              readers ? &*readers : nullptr, params, &sink);
   sink.emit(m + "@in", g.h);
   if (config_.has_ple()) sink.emit(m + "@in1", g.per_layer_input);
   if (l.kv_shared) {

@@ -215,7 +215,7 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     const LayerTrace t = decoder_layer(layer, h, rope, mask, &index, nullptr);
     const std::optional<HfClamp> clamp = hf_clamp(in, module + ".self_attn");
     sink.emit(module + "@in", decoder_layer_backward(layer, h, t, rope, mask, output_grad(grads, module, h.shape),
-                                                     params, nullptr, clamp ? &*clamp : nullptr));
+                                                     params, &sink, clamp ? &*clamp : nullptr));
   } else if (ends_with(".self_attn")) {
     const Array x = in.floats(module + "@in");
     const ops::RotaryTables rope{in.floats(module + "@in.position_embeddings.0"),

@@ -1,0 +1,244 @@
+#include "run/grad_sink.h"
+
+#include <algorithm>
+#include <limits>
+#include <tuple>
+
+#include "io/fixture_sources.h"
+#include "run/hook_gate.h"
+
+namespace parity::harness {
+
+namespace {
+
+constexpr std::string_view kParamPrefix = "/grads/";
+constexpr int64_t kParamFirst = int64_t{1} << 40;  // a parameter row sorts before its module's input rows
+
+bool all_zero(const Array& a) {
+  return std::all_of(a.data.begin(), a.data.end(), [](double x) { return x == 0; });
+}
+
+bool descends_from(const std::string& module, const std::string& ancestor) {
+  return module.size() > ancestor.size() && module.starts_with(ancestor) && module[ancestor.size()] == '.';
+}
+
+}  // namespace
+
+void ParamShares::add(const std::string& module, const std::string& param, const Array& value) {
+  std::vector<Share>& shares = shares_[param];
+  if (std::any_of(shares.begin(), shares.end(), [&](const Share& s) { return descends_from(s.module, module); }))
+    return;
+  std::erase_if(shares, [&](const Share& s) { return descends_from(module, s.module); });
+  for (Share& s : shares)
+    if (s.module == module && s.value.shape == value.shape) {  // one module adding to its parameter twice
+      for (size_t i = 0; i < s.value.data.size(); ++i) s.value.data[i] += value.data[i];
+      return;
+    }
+  shares.push_back({module, value});
+}
+
+std::optional<Array> ParamShares::summed(const std::string& param) const {
+  auto it = shares_.find(param);
+  if (it == shares_.end() || it->second.empty()) return std::nullopt;
+  Array sum = it->second.front().value;
+  for (size_t s = 1; s < it->second.size(); ++s) {
+    const Array& add = it->second[s].value;
+    if (add.shape != sum.shape) return add;  // a mis-shaped share: the gate reports its shape
+    for (size_t i = 0; i < sum.data.size(); ++i) sum.data[i] += add.data[i];
+  }
+  return sum;
+}
+
+std::vector<std::string> ParamShares::modules_of(const std::string& param) const {
+  std::vector<std::string> modules;
+  if (auto it = shares_.find(param); it != shares_.end())
+    for (const Share& s : it->second) modules.push_back(s.module);
+  return modules;
+}
+
+std::vector<std::string> ParamShares::params() const {
+  std::vector<std::string> names;
+  for (const auto& [name, shares] : shares_) names.push_back(name);
+  return names;
+}
+
+void GradFloorSink::emit(const std::string& key, const Array& value) {
+  if (key.starts_with(kParamPrefix)) params_.add(module_, key.substr(kParamPrefix.size()), value);
+  else activations_.emit(key, value);
+}
+
+// Where each module's call starts and ends in the forward: the fixture positions of its first key
+// (its inputs, stored when it is called) and its last (its output, stored when it returns). A
+// backward runs in reverse: a module's output gradient exists when the backward reaches its end,
+// its input and parameter gradients once it has gone back through the module to its start (a
+// decoder layer's input gradient after every module inside it).
+GradSink::GradSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string glob,
+                   std::vector<std::string> modules)
+    : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(glob)), modules_(std::move(modules)) {
+  const std::vector<std::string> keys = comparable_keys(fixture);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Span& s = spans_[parse_hook_key(keys[i]).module];
+    if (s.first < 0) s.first = static_cast<int64_t>(i);
+    s.last = static_cast<int64_t>(i);
+  }
+}
+
+bool GradSink::wanted(const std::string& name) const { return glob_.empty() || glob_match(glob_, name); }
+
+int64_t GradSink::position_of(const std::string& module, bool output) const {
+  auto it = spans_.find(module);
+  if (it == spans_.end()) return std::numeric_limits<int64_t>::max();
+  return -(output ? it->second.last : it->second.first) * 2 - (output ? 1 : 0);
+}
+
+int64_t GradSink::position_of_key(const std::string& key) const {
+  const HookKey k = parse_hook_key(key);
+  return position_of(k.module, k.kind != HookKind::kInput);
+}
+
+// A parameter's gradient is complete once the backward is back at its first use in the forward:
+// isolated, the earliest module whose share it sums; chained (shares of no module), its owner (a
+// tied head's gradient: the embedding's, at the end of the backward).
+int64_t GradSink::parameter_position(const std::string& param) const {
+  int64_t position = std::numeric_limits<int64_t>::min();
+  for (const std::string& module : shares_.modules_of(param))
+    if (!module.empty()) position = std::max(position, position_of(module));
+  return position == std::numeric_limits<int64_t>::min() ? position_of(owner_of(param)) : position;
+}
+
+// The longest module path that prefixes the parameter's name.
+std::string GradSink::owner_of(const std::string& param) const {
+  std::string best;
+  for (const std::string& m : modules_)
+    if (descends_from(param, m) && m.size() > best.size()) best = m;
+  return best;
+}
+
+HookResult GradSink::start(const std::string& name, int64_t order, bool param) {
+  HookResult r;
+  r.hook = name;
+  r.order = order;
+  r.sequence = next_sequence_++ - (param ? kParamFirst : 0);
+  if (!budget_.skip_for(name)) assign_limit(r, budget_, mode_);
+  return r;
+}
+
+void GradSink::emit(const std::string& key, const Array& value) {
+  if (key.starts_with(kParamPrefix)) return shares_.add(module_, key.substr(kParamPrefix.size()), value);
+  if (key == "/loss/value") return gate_loss(value);
+  if (!wanted(key)) return;
+  HookResult r = start(key, position_of_key(key));
+  if (!produced_.insert(key).second) r.message = "emitted twice by the reference (a wiring bug in the model file)";
+  else if (!apply_skip(r, budget_))
+    gate_gradient(r, &value, "grad_hooks", key, floor_ ? floor_->activations().find(key) : nullptr);
+  results_.push_back(std::move(r));
+}
+
+void GradSink::emit_top_k(const std::string& key, const TopK&) {
+  HookResult r = start(key, position_of_key(key));
+  r.message = "the backward emitted a top-k choice (a wiring bug in the model file)";
+  results_.push_back(std::move(r));
+}
+
+void GradSink::fail_module(const std::string& module, const std::string& message) {
+  HookResult r = start(module, position_of(module));
+  r.message = message;
+  results_.push_back(std::move(r));
+  for (const std::string& key : fixture_.names("grad_hooks"))
+    if (is_input_key(key) && parse_hook_key(key).module == module) produced_.insert(key);
+}
+
+void GradSink::gate_loss(const Array& value) {
+  loss_seen_ = true;
+  if (!wanted(kLossRow)) return;
+  HookResult r = start(kLossRow, std::numeric_limits<int64_t>::min());
+  if (!apply_skip(r, budget_))
+    gate_gradient(r, &value, "loss", "value", floor_ ? floor_->activations().find("/loss/value") : nullptr);
+  results_.push_back(std::move(r));
+}
+
+// The reference's gradient against the fixture's /<group>/<name> (absent: HF has none). A gradient
+// on one side only always fails; none on either side passes, saying so.
+void GradSink::gate_gradient(HookResult& r, const Array* reference, std::string_view group, const std::string& name,
+                             const Array* floor) {
+  if (floor && reference && floor->shape == reference->shape) r.floor = compare_floats(floor->data, reference->data);
+  const bool ref_none = !reference || all_zero(*reference);
+  if (!fixture_.has(group, name)) {
+    if (ref_none) {
+      r.status = Status::kPass;
+      r.measured = 0;
+      r.note = "neither side has a gradient";
+    } else {
+      r.shape = reference->shape;
+      r.message = fmt::format("{}: the reference has a gradient, HF has none", r.hook);
+    }
+    return;
+  }
+  const DatasetInfo info = fixture_.info(group, name);
+  r.shape = info.shape;
+  if (!is_floating(info.dtype)) {
+    r.message = fmt::format("kind mismatch: the fixture's gradient is {}", dtype_name(info.dtype));
+    return;
+  }
+  const Array hf = to_array(fixture_.read(group, name), std::string(group) + "/" + name);
+  const bool hf_none = all_zero(hf);
+  if (reference && reference->shape != info.shape) r.message = shape_mismatch(reference->shape, info.shape, kCheckSides);
+  else if (ref_none && hf_none) {
+    r.status = Status::kPass;
+    r.measured = 0;
+    r.note = "neither side has a gradient (both exactly zero)";
+  } else if (ref_none) r.message = fmt::format("{}: HF has a gradient, the reference has none", r.hook);
+  else if (hf_none) r.message = fmt::format("{}: the reference has a gradient, HF has none (all zero)", r.hook);
+  else gate_floats(r, compare_floats(reference->data, hf.data), kCheckSides);
+}
+
+// Every parameter either side has a gradient for, each once; a tied head's gradient is the
+// embedding's (the reference emits it under the embedding's name).
+void GradSink::gate_parameters() {
+  std::set<std::string> names(fixture_.names("grads").begin(), fixture_.names("grads").end());
+  for (const std::string& name : shares_.params()) names.insert(name);
+  for (const std::string& name : names) {
+    if (!wanted(name)) continue;
+    std::string source = name;  // whose shares hold it
+    if (!shares_.summed(name) && name == "lm_head.weight" && fixture_.config().value("tie_word_embeddings", false))
+      for (const std::string& other : shares_.params())
+        if (other.ends_with(".embed_tokens.weight")) source = other;
+    const std::optional<Array> sum = shares_.summed(source);
+    HookResult r = start(name, parameter_position(source), /*param=*/true);
+    if (source != name) r.note = "tied to " + source;
+    const std::optional<Array> floor = floor_ ? floor_->params().summed(source) : std::nullopt;
+    if (!apply_skip(r, budget_)) gate_gradient(r, sum ? &*sum : nullptr, "grads", name, floor ? &*floor : nullptr);
+    results_.push_back(std::move(r));
+  }
+}
+
+// Isolated: each module's own input gradients (the VJPs HF stored) must all be produced.
+void GradSink::add_missing_input_gradients() {
+  for (const std::string& key : fixture_.names("grad_hooks")) {
+    if (!is_input_key(key) || produced_.count(key) || !wanted(key)) continue;
+    HookResult r = start(key, position_of_key(key));
+    r.shape = fixture_.info("grad_hooks", key).shape;
+    if (!apply_skip(r, budget_)) r.message = "the fixture has this gradient but the reference does not produce it";
+    results_.push_back(std::move(r));
+  }
+}
+
+void GradSink::finish(CheckReport& report) {
+  if (!aborted_) {
+    gate_parameters();
+    if (mode_ == Mode::kGradIsolated) add_missing_input_gradients();
+    if (mode_ == Mode::kGradChained && !loss_seen_) {
+      HookResult r = start(kLossRow, std::numeric_limits<int64_t>::min());
+      r.message = "the chained backward produced no loss value";
+      results_.push_back(std::move(r));
+    }
+  }
+  // Skips apply to every mode: one of a forward hook belongs to the forward run.
+  if (glob_.empty()) add_unused_budget_entries(budget_, mode_, results_, report.problems, comparable_keys(fixture_));
+  std::stable_sort(results_.begin(), results_.end(), [](const HookResult& a, const HookResult& b) {
+    return std::tie(a.order, a.sequence) < std::tie(b.order, b.sequence);
+  });
+  report.hooks = std::move(results_);
+}
+
+}  // namespace parity::harness
