@@ -9,6 +9,8 @@ parameter's gradient."""
 
 from __future__ import annotations
 
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -30,9 +32,16 @@ TOLERANCE_ACTIVATION = 2e-5
 # intermediates from its own input, so HF's fp32 drift inside the block is in the comparison:
 # measured at most 2.24e-6 (the unseen Gemma-4 MoE's layer-0 q_norm weight through self_attn,
 # 2.14e-6 through gemma4_dense's layer 1); the chained limit below.
+# A decoder layer recomputes every norm inside it: up to 3.9e-5 where a PLE norm reads rows at rms
+# 0.019 (the unseen Gemma-4 MoE's last layer), HF's fp32 backward round-off: HF float64 agrees with
+# the reference to 1e-6 there (test_the_backward_is_exact_against_hf_in_float64). 2.6x that.
+COMPOSITE_TOLERANCE = 1e-4
+
+
 def tolerance_of(module: str, modules: list[str]) -> float:
-    composite = any(other.startswith(module + ".") for other in modules)
-    return CHAINED_TOLERANCE if composite else TOLERANCE
+    if not any(other.startswith(module + ".") for other in modules):
+        return TOLERANCE
+    return COMPOSITE_TOLERANCE if re.fullmatch(r".*layers\.\d+", module) else CHAINED_TOLERANCE
 
 UNSEEN_OLMOE = dict(hidden_size=48, intermediate_size=20, num_hidden_layers=2, num_attention_heads=6,
                     num_key_value_heads=2, num_experts=6, num_experts_per_tok=3, norm_topk_prob=True, clip_qkv=0.5,
@@ -231,3 +240,43 @@ def test_bad_chained_backward_use_is_refused_naming_it(tmp_path):
     with pytest.raises(parity.InputError, match="names an expert twice"):
         run(routing={"model.layers.0.mlp.gate": np.zeros((16, 2), np.int64)})
 
+
+
+# HF run in float64 (the model's float32 weights, widened): what is left of HF's round-off is the
+# float32 its eager attention softmax and its losses keep. Against it the reference's isolated and
+# chained backwards agree to MEASURED_F64 at most, so the fp32 limits above are HF's own round-off,
+# not the reference's error. Measured 1.6e-7 (isolated) and 6.4e-7 (chained) over these configs.
+F64_TOLERANCE = 2e-6
+
+
+@pytest.mark.parametrize("name", ["olmoe_unseen", "gemma4_moe_unseen", "gemma4_dense_unseen"])
+def test_the_backward_is_exact_against_hf_in_float64(tmp_path, name):
+    model = random_model(config_path(tmp_path, name), seed=9).double()
+    ids = random_input_ids(10, 2, 8, model.config.vocab_size)
+    path = tmp_path / "f64.h5"
+    dump(model, ids, path, grad="ce_mean", progress=False)
+    fixture = parity.Fixture(path)
+    with h5py.File(path) as f:
+        hooks, grad_hooks, grads = group(f, "hooks"), group(f, "grad_hooks"), group(f, "grads")
+        labels = f["loss/labels"][()]
+    hooks["/inputs/position_ids"] = fixture.read("inputs", "position_ids")
+    worst = (0.0, "")
+    modules = [m for m in parity.modules(fixture) if "@" not in m and "rotary_emb" not in m]
+    for module in modules:
+        if not any(k == module or k.startswith(module + "@") for k in grad_hooks):
+            continue
+        for key, got in parity.replay_backward(fixture, module, hooks, grad_hooks, fixture).items():
+            want = grads[key.removeprefix("/grads/")] if key.startswith("/grads/") else grad_hooks[key]
+            shared = any(o.startswith(module + ".") for o in modules) or (
+                fixture.config.get("tie_word_embeddings") and key.endswith("embed_tokens.weight"))
+            if key.startswith("/grads/") and shared:
+                continue  # a share of a parameter another module uses too (a composite's, a tied head's)
+            worst = max(worst, (rel_l2(got, want), f"{module}: {key}"))
+    routing = {key.removesuffix("@top_k_index"): hooks[key] for key in hooks if key.endswith("@top_k_index")}
+    out = parity.forward_backward(fixture, ids.numpy(), fixture, "ce_mean", labels=labels, routing=routing)
+    tied = {"lm_head.weight"} if fixture.config.get("tie_word_embeddings") else set()
+    for name_, want in grads.items():
+        got = out["/grads/" + ("model.embed_tokens.weight" if name_ in tied else name_)]
+        worst = max(worst, (rel_l2(got, want), f"chained {name_}"))
+    assert worst[0] <= F64_TOLERANCE, worst
+    print(name, worst)

@@ -206,7 +206,7 @@ void Olmoe::replay_backward(const std::string& module, const HookInputs& in, con
     const IndexArray index = in.ints(module + ".gate@top_k_index");
     const RouterTrace router = gate(layer, reshaped(x, {x.rows(), c.hidden_size}), &index, nullptr);
     sink.emit(module + "@in", moe_backward(layer, x, router, output_grad(grads, module, x.shape), params, nullptr));
-  } else if (module == layer_prefix(layer).substr(0, layer_prefix(layer).size() - 1)) {
+  } else if (layer >= 0 && module == layer_prefix(layer).substr(0, layer_prefix(layer).size() - 1)) {
     const Array h = in.floats(module + "@in");
     const ops::RotaryTables rope{in.floats(module + "@in.position_embeddings.0"),
                                  in.floats(module + "@in.position_embeddings.1")};

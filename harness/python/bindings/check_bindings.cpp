@@ -25,12 +25,13 @@ std::vector<Mode> modes_named(const py::handle& obj) {
   std::vector<Mode> modes;
   for (const std::string& name : str_list_arg(obj, "modes")) {
     const std::optional<Mode> mode = mode_from_name(name);
-    if (!mode) input_error("modes: expected \"isolated\" or \"chained\", got \"{}\"", name);
+    if (!mode)
+      input_error("modes: expected \"isolated\", \"chained\", \"grad.isolated\" or \"grad.chained\", got \"{}\"", name);
     if (std::find(modes.begin(), modes.end(), *mode) != modes.end())
       input_error("modes: \"{}\" is listed twice (each mode runs once)", name);
     modes.push_back(*mode);
   }
-  if (modes.empty()) input_error("modes is empty: name \"isolated\" and/or \"chained\"");
+  if (modes.empty()) input_error("modes is empty: name \"isolated\", \"chained\", \"grad.isolated\" or \"grad.chained\"");
   return modes;
 }
 

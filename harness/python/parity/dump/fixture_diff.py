@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 GROUPS = ("inputs", "weights", "hooks", "outputs")
+GRAD_GROUPS = ("grads", "grad_hooks", "loss")  # format v2 (golden/README.md "Gradients"), when either file has them
 FLOAT_DTYPES = ("float32", "bfloat16", "float16", "float64")
 
 
@@ -61,7 +62,10 @@ class FixtureDiff:
 
 def diff(committed: h5py.File, fresh: h5py.File) -> FixtureDiff:
     result = FixtureDiff()
-    for group in GROUPS:
+    for group in GROUPS + tuple(g for g in GRAD_GROUPS if g in committed or g in fresh):
+        if group not in committed or group not in fresh:
+            result.structural.append(f"/{group}: in one file only (a gradient fixture against a forward one)")
+            continue
         # Sets, not order: HF runs Gemma-4's rotary module once per layer type iterating a set,
         # so the order of those two calls follows Python's hash seed.
         if set(committed[group]) != set(fresh[group]):

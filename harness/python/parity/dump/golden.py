@@ -30,6 +30,7 @@ class GoldenFixture:
     batch: int
     seq_len: int
     dtype: str
+    grad: str | None = None  # a loss (grad.LOSSES): a gradient fixture (format v2) from it
 
 
 def load_manifest(path: Path) -> list[GoldenFixture]:
@@ -51,7 +52,7 @@ def make(entry: GoldenFixture, out_dir: Path, golden_dir: Path, *,
     ids = random_input_ids(entry.seed, entry.batch, entry.seq_len, model.config.get_text_config().vocab_size)
     meta = {"seed": entry.seed, "source": f"random:golden/{entry.config}", **(meta or {})}
     with plant(model) if plant else contextlib.nullcontext():
-        return dump(model, ids, out_dir / entry.file, meta=meta, progress=False).path
+        return dump(model, ids, out_dir / entry.file, meta=meta, grad=entry.grad, progress=False).path
 
 
 def write_each(entries: list, make_one: Callable[[object, Path], Path], out_dir: Path, label: str = "",
