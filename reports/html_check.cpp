@@ -161,10 +161,20 @@ std::string hook_row(const json& h, size_t index, bool first, const Sides& sides
       esc(rule), esc(h.at("message").get<std::string>() + compare_note(h)), floor_cell(h));
 }
 
+// The modes the report's hooks come from, in run order ("isolated", ..., "grad.chained").
+std::vector<std::string> modes_of(const json& hooks) {
+  std::vector<std::string> modes;
+  for (const json& h : hooks)
+    if (std::find(modes.begin(), modes.end(), h.at("mode").get<std::string>()) == modes.end())
+      modes.push_back(h.at("mode"));
+  return modes;
+}
+
+bool is_gradient_mode(const std::string& mode) { return mode.starts_with("grad."); }
+
 std::string hook_table(const json& hooks, const json& first, const Sides& sides) {
   std::string out = "<h2 id=\"hooks\">Every hook</h2>\n";
-  const std::string modes = sides.target.empty() ? select_filter("hook-table", "mode", "mode", {"isolated", "chained"})
-                                                 : select_filter("hook-table", "mode", "mode", {"compare"});
+  const std::string modes = select_filter("hook-table", "mode", "mode", modes_of(hooks));
   out += filter_controls("hook-table", select_filter("hook-table", "status", "status", {"pass", "fail", "skipped"}) + modes);
   // No colon in the label: table_head() would read what follows one as the column's sort type.
   const std::string at = fmt::format("max |Δ| at ({} vs {})", short_side(sides.ref), short_side(sides.hf));
@@ -253,14 +263,17 @@ std::string divergence_panel(const json& result, const Sides& sides) {
   return out + "</div>\n";
 }
 
-std::string drift_section(const json& hooks) {
+// gradients: the panel of the gradient modes, whose rows (input gradients among them) lie in
+// backward order; otherwise the forward's module outputs in forward order.
+std::string drift_section(const json& hooks, bool gradients) {
   std::map<std::string, int> x_of;
   std::vector<std::string> order;
   std::map<std::string, ChartSeries> series;
   std::vector<std::string> modes;
   for (const json& h : hooks) {
     const std::string hook = h.at("hook"), mode = h.at("mode");
-    if (h.at("kind") != "float" || is_input_key(hook) || h.at("status") == "skipped") continue;
+    if (is_gradient_mode(mode) != gradients) continue;
+    if (h.at("kind") != "float" || (!gradients && is_input_key(hook)) || h.at("status") == "skipped") continue;
     if (!x_of.count(hook)) x_of[hook] = static_cast<int>(order.size()), order.push_back(hook);
     if (!series.count(mode)) series[mode].name = mode, modes.push_back(mode);
     const json& rel = h.at("rel_l2");
@@ -283,7 +296,12 @@ std::string drift_section(const json& hooks) {
       layers.push_back({static_cast<int>(i), fmt::format("L{}", l->first)}), last = l->first;
   std::vector<ChartSeries> ordered;
   for (const std::string& m : modes) ordered.push_back(series[m]);
-  return "<h2 id=\"drift\">Drift: rel_l2 against depth</h2>\n" + drift_chart(ordered, layers, static_cast<int>(order.size()));
+  const std::string title = gradients ? "<h2 id=\"drift-grad\">Gradients: rel_l2 in backward order</h2>\n"
+                                        "<p class=\"small\">Each gradient row (a hook key: the gradient of that tensor; "
+                                        "a parameter's name; the loss) from the head back to the embeddings: the first "
+                                        "failure is the first divergence of the backward.</p>\n"
+                                      : "<h2 id=\"drift\">Drift: rel_l2 against depth</h2>\n";
+  return title + drift_chart(ordered, layers, static_cast<int>(order.size()));
 }
 
 std::string heatmap_section(const json& hooks) {
@@ -303,7 +321,7 @@ std::string heatmap_section(const json& hooks) {
     for (const json* h : by_mode[mode]) {
       const std::string hook = h->at("hook");
       const auto layer = layer_of(hook);
-      if (!layer || is_input_key(hook)) continue;
+      if (!layer || (is_input_key(hook) && !is_gradient_mode(mode))) continue;
       rows.emplace(layer->first, 0);
       if (!columns.count(layer->second)) columns[layer->second] = column_names.size(), column_names.push_back(layer->second);
     }
@@ -313,7 +331,7 @@ std::string heatmap_section(const json& hooks) {
     for (const json* h : by_mode[mode]) {
       const std::string hook = h->at("hook");
       const auto layer = layer_of(hook);
-      if (!layer || is_input_key(hook)) continue;
+      if (!layer || (is_input_key(hook) && !is_gradient_mode(mode))) continue;
       const double f = budget_fraction(*h);
       cells.push_back({rows[layer->first], columns[layer->second], f, h->at("status"),
                        fmt::format("{} {}: {}, {} of {}", mode, hook, h->at("status").get<std::string>(),
@@ -323,7 +341,7 @@ std::string heatmap_section(const json& hooks) {
   }
   if (out.empty()) return "";
   return "<h2 id=\"heatmap\">Layer × sub-module</h2>\n<p class=\"small\">Colour: fraction of the budget used, blue "
-         "(≤ 1e-6 of it) to red (at it); red outline: failed; grey: skipped. Module outputs only (inputs are in the "
+         "(≤ 1e-6 of it) to red (at it); red outline: failed; grey: skipped. Forward runs: module outputs only (inputs are in the "
          "table).</p>\n" + out;
 }
 
@@ -364,7 +382,8 @@ std::string check_page(const json& result) {
   body += verdict_banner(verdict, verdict == "pass" ? "PASS" : "FAIL", detail);
   body += runs_meta(result);
   body += divergence_panel(result, sides);
-  body += drift_section(result.at("hooks"));
+  body += drift_section(result.at("hooks"), /*gradients=*/false);
+  body += drift_section(result.at("hooks"), /*gradients=*/true);
   body += heatmap_section(result.at("hooks"));
   body += baseline_panel(result.at("baseline"));
   body += hook_table(result.at("hooks"), first, sides);

@@ -89,9 +89,14 @@ std::string filter_controls(std::string_view table_id, const std::string& select
 
 std::string select_filter(std::string_view table_id, std::string_view row_attribute, std::string_view label,
                           std::initializer_list<std::string_view> options) {
+  return select_filter(table_id, row_attribute, label, std::vector<std::string>(options.begin(), options.end()));
+}
+
+std::string select_filter(std::string_view table_id, std::string_view row_attribute, std::string_view label,
+                          const std::vector<std::string>& options) {
   std::string out = fmt::format("<label>{} <select class=\"filter\" data-table=\"{}\" data-key=\"{}\"><option value=\"\">all</option>",
                                 esc(label), esc(table_id), esc(row_attribute));
-  for (std::string_view o : options) out += fmt::format("<option>{}</option>", esc(o));
+  for (const std::string& o : options) out += fmt::format("<option>{}</option>", esc(o));
   return out + "</select></label>";
 }
 

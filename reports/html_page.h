@@ -6,6 +6,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,5 +40,7 @@ inline constexpr const char* table_end = "</tbody></table></div>\n";
 std::string filter_controls(std::string_view table_id, const std::string& selects);
 std::string select_filter(std::string_view table_id, std::string_view row_attribute, std::string_view label,
                           std::initializer_list<std::string_view> options);
+std::string select_filter(std::string_view table_id, std::string_view row_attribute, std::string_view label,
+                          const std::vector<std::string>& options);
 
 }  // namespace parity::reports::html
