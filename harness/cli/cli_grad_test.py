@@ -159,3 +159,56 @@ def test_a_grad_budget_rule_gates_the_rows_it_names(tmp_path):
     row = next(h for h in report["hooks"] if h["hook"] == "model.layers.0.mlp.gate.weight")
     assert row["budget"]["rule"].endswith("budget.toml:1") and row["rel_l2"] > 0
     assert 0.99 < row["norm_ratio"] < 1.01
+
+
+def edited(tmp_path: Path, source: Path, edit) -> Path:
+    """A copy of `source` with edit(h5py.File) applied."""
+    import shutil
+
+    import h5py
+    out = tmp_path / f"edited_{len(list(tmp_path.glob('edited_*')))}.h5"
+    shutil.copy(source, out)
+    with h5py.File(out, "r+") as f:
+        edit(f)
+    return out
+
+
+def replace(f, path: str, value) -> None:
+    del f[path]
+    f[path] = value
+
+
+def test_bad_gradients_fail_naming_the_tensor_and_bad_loss_inputs_are_input_errors(tmp_path):
+    import numpy as np
+    source = unseen_gradient_dump(tmp_path, "olmoe", "logprob_sum")
+    gate = "model.layers.1.mlp.gate"
+
+    def nan_grad(f):
+        value = f[f"grads/{gate}.weight"][()]
+        value[0, 0] = np.nan
+        replace(f, f"grads/{gate}.weight", value)
+
+    failing = [  # (edit, mode, the failing row, its message)
+        (nan_grad, "grad.isolated", f"{gate}.weight", "NaN/Inf"),
+        (lambda f: replace(f, f"grad_hooks/{gate}@in", np.zeros((3, 4), np.float32)), "grad.isolated", f"{gate}@in",
+         "shape mismatch"),
+        (lambda f: replace(f, f"grad_hooks/{gate}@top_k_weights", np.zeros((3,), np.float32)), "grad.isolated", gate,
+         "cannot run the backward"),
+        (lambda f: replace(f, f"grads/{gate}.weight", np.zeros(f[f"grads/{gate}.weight"].shape, np.int64)),
+         "grad.chained", f"{gate}.weight", "kind mismatch"),
+        (lambda f: replace(f, "loss/value", np.float32(123.0)), "grad.chained", "loss", "over budget"),
+    ]
+    for edit, mode, row, message in failing:
+        code, report = check_json(tmp_path, edited(tmp_path, source, edit), "--mode", mode)
+        assert code == 1, (row, message)
+        failed = {h["hook"]: h["message"] for h in report["hooks"] if h["status"] == "fail"}
+        assert row in failed and message in failed[row], (row, message, failed)
+    input_errors = [
+        (lambda f: f.__delitem__("loss/weights"), "weights"),
+        (lambda f: replace(f, "loss/weights", np.ones((2, 3), np.float32)), "loss weights"),
+        (lambda f: replace(f, "loss/value", np.ones((2,), np.float32)), "loss/value"),
+    ]
+    for edit, message in input_errors:
+        result = run_parity("check", edited(tmp_path, source, edit), "--mode", "grad.chained")
+        assert result.returncode == 2, (message, result.stdout[-500:], result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -1,5 +1,6 @@
 #include "run/grad_check.h"
 
+#include <cmath>
 #include <map>
 
 #include "io/fixture_sources.h"
@@ -70,15 +71,36 @@ void run_isolated(const Fixture& fixture, const ReferenceModel& model, const Ref
   }
 }
 
-Loss fixture_loss(const Fixture& fixture) {
+// The fixture's loss, its inputs checked against the batch: a malformed /loss is bad input (exit 2),
+// not a failure of the reference.
+Loss fixture_loss(const Fixture& fixture, const ForwardInputs& inputs) {
+  const std::string where = fixture.path().string();
+  auto require = [&](const std::string& name, bool floating) {
+    if (!fixture.has("loss", name))
+      throw InputError(fmt::format("[{}] /loss/{} is missing (grad_loss {} needs it)", where, name,
+                                   fixture.meta_string("grad_loss")));
+    if (is_floating(fixture.info("loss", name).dtype) != floating)
+      throw InputError(fmt::format("[{}] /loss/{} is {}, expected {}", where, name,
+                                   dtype_name(fixture.info("loss", name).dtype), floating ? "floats" : "integers"));
+  };
+  const Shape ids = inputs.input_ids.shape;
   Loss loss;
-  const std::string kind = fixture.meta_string("grad_loss");
-  if (kind == "logprob_sum") {
+  if (fixture.meta_string("grad_loss") == "logprob_sum") {
+    require("weights", true);
     loss.kind = Loss::Kind::kLogprobSum;
     loss.weights = to_array(fixture.read("loss", "weights"), "/loss/weights");
+    if (loss.weights.shape != Shape{ids[0], ids[1] - 1})
+      throw InputError(fmt::format("[{}] /loss/weights is {}: the loss weights must be [B, S - 1] = [{}, {}]", where,
+                                   shape_str(loss.weights.shape), ids[0], ids[1] - 1));
+    for (double w : loss.weights.data)
+      if (!std::isfinite(w)) throw InputError(fmt::format("[{}] /loss/weights holds {}", where, w));
   } else {
+    require("labels", false);
     loss.kind = Loss::Kind::kCeMean;
     loss.labels = to_index_array(fixture.read("loss", "labels"), "/loss/labels");
+    if (loss.labels.shape != ids)
+      throw InputError(fmt::format("[{}] /loss/labels is {}: labels must be [B, S] = {}", where,
+                                   shape_str(loss.labels.shape), shape_str(ids)));
   }
   return loss;
 }
@@ -92,7 +114,7 @@ void run_chained(const Fixture& fixture, const ReferenceModel& model, const Refe
   // other way here would move a token's experts and every gradient after it.
   const RouteAs routing(fixture);
   const ForwardInputs inputs = forward_inputs(fixture);
-  const Loss loss = fixture_loss(fixture);
+  const Loss loss = fixture_loss(fixture, inputs);
   if (floor_model) {
     try {
       floor_model->forward_backward(inputs, loss, floor, &routing);

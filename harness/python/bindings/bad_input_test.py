@@ -271,8 +271,8 @@ def test_bad_inputs_are_input_errors_naming_the_input(fx):
 @pytest.mark.parametrize("call, message", [
     (lambda fx: parity.replay(fx, "model.norm", {}, fx, "f16"), 'precision: expected "f64", "f32" or "bf16", got "f16"'),
     (lambda fx: parity.check(str(OLMOE), precision="fp32"), 'precision: expected "f64", "f32" or "bf16", got "fp32"'),
-    (lambda fx: parity.check(str(OLMOE), ["nope"]), 'modes: expected "isolated" or "chained", got "nope"'),
-    (lambda fx: parity.check(str(OLMOE), []), 'modes is empty: name "isolated" and/or "chained"'),
+    (lambda fx: parity.check(str(OLMOE), ["nope"]), 'modes: expected "isolated", "chained", "grad.isolated" or "grad.chained", got "nope"'),
+    (lambda fx: parity.check(str(OLMOE), []), 'modes is empty: name "isolated", "chained", "grad.isolated" or "grad.chained"'),
     (lambda fx: parity.check(str(OLMOE), ["isolated", "isolated"]), 'modes: "isolated" is listed twice'),
     (lambda fx: parity.Budget.builtin("float32").limit_for("nope", "x"), 'mode: expected "isolated", "chained" or '
                                                                           '"compare", got "nope"'),

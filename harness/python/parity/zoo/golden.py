@@ -20,7 +20,7 @@ from ..dump.golden import GoldenFixture, golden_arguments, make, write_each
 from .patches import BUGS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ZooFixture(GoldenFixture):
     bug: str
 
