@@ -106,12 +106,13 @@ std::string colour(double fraction) {
 
 }  // namespace
 
-std::string drift_chart(const std::vector<ChartSeries>& series, const std::vector<LayerMark>& layers, int x_count) {
+std::string drift_chart(const std::vector<ChartSeries>& series, const std::vector<LayerMark>& layers, int x_count,
+                        std::string_view id) {
   const LogAxis a = axis_for(series);
   std::string out = fmt::format(
-      "<div class=\"chart\"><svg id=\"drift-chart\" class=\"drift-chart\" viewBox=\"0 0 {} {}\" role=\"img\" "
+      "<div class=\"chart\"><svg id=\"{}\" class=\"drift-chart\" viewBox=\"0 0 {} {}\" role=\"img\" "
       "aria-label=\"rel_l2 against depth\">\n",
-      kWidth, kHeight);
+      esc(id), kWidth, kHeight);
   out += axes(a, layers, x_count);
   for (const ChartSeries& s : series) out += series_svg(s, a, x_count);
   out += "</svg>\n<div class=\"legend small\">";

@@ -29,7 +29,9 @@ struct LayerMark {
 
 // rel_l2 (log scale) against forward position, one polyline and dots per series, budgets dashed,
 // layer starts marked. Exact zeros sit on the bottom edge as hollow dots.
-std::string drift_chart(const std::vector<ChartSeries>& series, const std::vector<LayerMark>& layers, int x_count);
+// id: the svg's element id (one per chart on a page).
+std::string drift_chart(const std::vector<ChartSeries>& series, const std::vector<LayerMark>& layers, int x_count,
+                        std::string_view id = "drift-chart");
 
 struct HeatCell {
   size_t row = 0, column = 0;

@@ -263,16 +263,17 @@ std::string divergence_panel(const json& result, const Sides& sides) {
   return out + "</div>\n";
 }
 
-// gradients: the panel of the gradient modes, whose rows (input gradients among them) lie in
-// backward order; otherwise the forward's module outputs in forward order.
-std::string drift_section(const json& hooks, bool gradients) {
+// gradient_mode "": the forward modes' module outputs in forward order; a gradient mode: its rows
+// (input gradients among them) in its own backward order.
+std::string drift_section(const json& hooks, const std::string& gradient_mode) {
+  const bool gradients = !gradient_mode.empty();
   std::map<std::string, int> x_of;
   std::vector<std::string> order;
   std::map<std::string, ChartSeries> series;
   std::vector<std::string> modes;
   for (const json& h : hooks) {
     const std::string hook = h.at("hook"), mode = h.at("mode");
-    if (is_gradient_mode(mode) != gradients) continue;
+    if (gradients ? mode != gradient_mode : is_gradient_mode(mode)) continue;
     if (h.at("kind") != "float" || (!gradients && is_input_key(hook)) || h.at("status") == "skipped") continue;
     if (!x_of.count(hook)) x_of[hook] = static_cast<int>(order.size()), order.push_back(hook);
     if (!series.count(mode)) series[mode].name = mode, modes.push_back(mode);
@@ -296,12 +297,14 @@ std::string drift_section(const json& hooks, bool gradients) {
       layers.push_back({static_cast<int>(i), fmt::format("L{}", l->first)}), last = l->first;
   std::vector<ChartSeries> ordered;
   for (const std::string& m : modes) ordered.push_back(series[m]);
-  const std::string title = gradients ? "<h2 id=\"drift-grad\">Gradients: rel_l2 in backward order</h2>\n"
-                                        "<p class=\"small\">Each gradient row (a hook key: the gradient of that tensor; "
-                                        "a parameter's name; the loss) from the head back to the embeddings: the first "
-                                        "failure is the first divergence of the backward.</p>\n"
-                                      : "<h2 id=\"drift\">Drift: rel_l2 against depth</h2>\n";
-  return title + drift_chart(ordered, layers, static_cast<int>(order.size()));
+  const std::string title =
+      gradients ? fmt::format("<h2 id=\"drift-{0}\">Gradients, {0}: rel_l2 in backward order</h2>\n<p class=\"small\">Each "
+                              "gradient row (a hook key: the gradient of that tensor; a parameter's name; the loss) from "
+                              "the head back to the embeddings: the first failure is the first divergence of the "
+                              "backward.</p>\n", esc(gradient_mode))
+                : "<h2 id=\"drift\">Drift: rel_l2 against depth</h2>\n";
+  return title + drift_chart(ordered, layers, static_cast<int>(order.size()),
+                             gradients ? "drift-chart-" + gradient_mode : std::string("drift-chart"));
 }
 
 std::string heatmap_section(const json& hooks) {
@@ -382,8 +385,9 @@ std::string check_page(const json& result) {
   body += verdict_banner(verdict, verdict == "pass" ? "PASS" : "FAIL", detail);
   body += runs_meta(result);
   body += divergence_panel(result, sides);
-  body += drift_section(result.at("hooks"), /*gradients=*/false);
-  body += drift_section(result.at("hooks"), /*gradients=*/true);
+  body += drift_section(result.at("hooks"), "");
+  for (const std::string& mode : modes_of(result.at("hooks")))  // each its own backward order
+    if (is_gradient_mode(mode)) body += drift_section(result.at("hooks"), mode);
   body += heatmap_section(result.at("hooks"));
   body += baseline_panel(result.at("baseline"));
   body += hook_table(result.at("hooks"), first, sides);

@@ -23,10 +23,12 @@ std::string floor_cell(const HookResult& h) {
   return fmt::format("{:.3e} x{}", h.floor->rel_l2, std::isfinite(ratio) ? fmt::format("{:.3g}", ratio) : "-");
 }
 
-// A gradient row's scale in place of the floor: ‖ref‖ / ‖hf‖ (a dropped path shows below 1).
+// A gradient row's scale beside its floor ratio: ‖ref‖ / ‖hf‖ (a dropped path shows below 1) and
+// rel_l2 over the floor ("1.000000 x2.3"; "-" where either is missing).
 std::string norm_ratio_cell(const HookResult& h) {
-  if (!h.floats || !(h.floats->hf_l2 > 0)) return "-";
-  return fmt::format("x{:.6f}", h.floats->ref_l2 / h.floats->hf_l2);
+  const std::string scale = h.floats && h.floats->hf_l2 > 0 ? fmt::format("{:.6f}", h.floats->ref_l2 / h.floats->hf_l2) : "-";
+  const double ratio = h.floor_ratio();
+  return scale + (std::isfinite(ratio) ? fmt::format(" x{:.3g}", ratio) : " x-");
 }
 
 std::string metrics_cell(const HookResult& h, bool gradient) {
@@ -117,7 +119,7 @@ std::string text_report(const CheckResult& result, bool color, bool failures_onl
     size_t width = 4;
     for (const HookResult& h : run.hooks) width = std::max(width, h.hook.size());
     out += fmt::format("{:>4}  {:<{}}  {:<7}  {:<10} {:<17} {:<10} {:<10} {:<12} {}\n", "#", "hook", width, "status",
-                       "rel_l2", harness::is_grad_mode(run.mode) ? "norm ratio" : "floor x ratio", "max_abs", "max_rel", "cosine",
+                       "rel_l2", harness::is_grad_mode(run.mode) ? "norm, x floor" : "floor x ratio", "max_abs", "max_rel", "cosine",
                        fmt::format("max_abs at: {} vs {}  [budget]", short_side(run.ref_side), short_side(run.hf_side)));
     const HookResult* first = run.first_failure();
     for (size_t i = 0; i < run.hooks.size(); ++i) {

@@ -1,5 +1,6 @@
 #include "run/grad_check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -57,6 +58,7 @@ void run_isolated(const Fixture& fixture, const ReferenceModel& model, const Ref
     if (floor_model) {
       try {
         floor_model->replay_backward(module, inputs, grads, floor);
+        floor.commit();  // a module that failed half-way leaves no partial parameter share
       } catch (const Error&) {  // no floor for this module: only a floor_ratio limit fails, naming it
       }
     }
@@ -94,6 +96,9 @@ Loss fixture_loss(const Fixture& fixture, const ForwardInputs& inputs) {
                                    shape_str(loss.weights.shape), ids[0], ids[1] - 1));
     for (double w : loss.weights.data)
       if (!std::isfinite(w)) throw InputError(fmt::format("[{}] /loss/weights holds {}", where, w));
+    // A zero loss has zero gradients everywhere: every row would pass comparing nothing.
+    if (std::all_of(loss.weights.data.begin(), loss.weights.data.end(), [](double w) { return w == 0; }))
+      throw InputError(fmt::format("[{}] /loss/weights are all zero: the loss and every gradient are zero", where));
   } else {
     require("labels", false);
     loss.kind = Loss::Kind::kCeMean;
@@ -101,6 +106,16 @@ Loss fixture_loss(const Fixture& fixture, const ForwardInputs& inputs) {
     if (loss.labels.shape != ids)
       throw InputError(fmt::format("[{}] /loss/labels is {}: labels must be [B, S] = {}", where,
                                    shape_str(loss.labels.shape), shape_str(ids)));
+    // HF's labels: the input ids, -100 where ignored; and at least one scored.
+    bool any = false;
+    for (size_t i = 0; i < loss.labels.data.size(); ++i) {
+      const int64_t label = loss.labels.data[i];
+      if (label != -100 && label != inputs.input_ids.data[i])
+        throw InputError(fmt::format("[{}] /loss/labels holds {} at flat position {} where the input id is {} (labels "
+                                     "are input_ids with -100 where ignored)", where, label, i, inputs.input_ids.data[i]));
+      any = any || (label != -100 && i % static_cast<size_t>(ids[1]) != 0);
+    }
+    if (!any) throw InputError(fmt::format("[{}] /loss/labels score no token (every label past the first is -100)", where));
   }
   return loss;
 }
@@ -118,6 +133,7 @@ void run_chained(const Fixture& fixture, const ReferenceModel& model, const Refe
   if (floor_model) {
     try {
       floor_model->forward_backward(inputs, loss, floor, &routing);
+      floor.commit();
       sink.set_floor(&floor);
     } catch (const Error&) {  // no floor: only a floor_ratio limit fails, naming it
     }
@@ -145,6 +161,11 @@ std::vector<std::string> gradient_names(const Fixture& fixture) {
 
 void check_gradients(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
                      const Budget& budget, const CheckOptions& options, CheckReport& report) {
+  // /grads holds every parameter but /grad_hooks only the hooked layers: the rows of the others
+  // would fail for want of HF's gradients, and a KV source would miss its unhooked readers'.
+  if (auto it = fixture.meta().find("hooked_layers"); it != fixture.meta().end() && attr_str(it->second) != "all")
+    throw InputError(fmt::format("[{}] hooks only layers {}: gradient checks need every layer (dump with --grad and "
+                                 "without --layers)", fixture.path().string(), attr_str(it->second)));
   GradSink sink(fixture, budget, options.mode, options.hooks_glob, model.modules());
   GradFloorSink floor;  // outlives the runs: parameter rows are gated in finish()
   if (options.mode == Mode::kGradIsolated) run_isolated(fixture, model, floor_model, floor, sink, options.hooks_glob);

@@ -9,8 +9,10 @@
 //                  gradient and the output gradient of each module the backward passes.
 // Rows are named by what they are the gradient of (a hook key, or an HF parameter name) and listed
 // in backward order. Fail closed: a gradient on one side and none (absent or exactly zero) on the
-// other, a fixture gradient the reference does not produce, a module without a backward, NaN/Inf,
-// a shape or kind mismatch, and an empty comparison each fail the run.
+// other, a parameter gradient or (isolated) an input gradient of the fixture the reference does not
+// produce, a module without a backward, NaN/Inf, a shape or kind mismatch, and an empty comparison
+// each fail the run. Chained compares the output gradients of the modules its backward passes; the
+// fixture's other output gradients are the isolated run's inputs, not its rows.
 #pragma once
 
 #include "models/model.h"

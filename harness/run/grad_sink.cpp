@@ -63,8 +63,13 @@ std::vector<std::string> ParamShares::params() const {
 }
 
 void GradFloorSink::emit(const std::string& key, const Array& value) {
-  if (key.starts_with(kParamPrefix)) params_.add(module_, key.substr(kParamPrefix.size()), value);
+  if (key.starts_with(kParamPrefix)) pending_.emplace_back(key.substr(kParamPrefix.size()), value);
   else activations_.emit(key, value);
+}
+
+void GradFloorSink::commit() {
+  for (const auto& [param, value] : pending_) params_.add(module_, param, value);
+  pending_.clear();
 }
 
 // Where each module's call starts and ends in the forward: the fixture positions of its first key
@@ -75,6 +80,11 @@ void GradFloorSink::emit(const std::string& key, const Array& value) {
 GradSink::GradSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string glob,
                    std::vector<std::string> modules)
     : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(glob)), modules_(std::move(modules)) {
+  // As the reference resolves it (Gemma-4's text config, its default): the head emits no gradient
+  // of its own then, the embedding's holds both.
+  const nlohmann::ordered_json resolved = resolved_config(fixture.config());
+  const auto tie = resolved.find("tie_word_embeddings");
+  tied_head_ = tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
   const std::vector<std::string> keys = comparable_keys(fixture);
   for (size_t i = 0; i < keys.size(); ++i) {
     Span& s = spans_[parse_hook_key(keys[i]).module];
@@ -200,7 +210,7 @@ void GradSink::gate_parameters() {
   for (const std::string& name : names) {
     if (!wanted(name)) continue;
     std::string source = name;  // whose shares hold it
-    if (!shares_.summed(name) && name == "lm_head.weight" && fixture_.config().value("tie_word_embeddings", false))
+    if (!shares_.summed(name) && name == "lm_head.weight" && tied_head_)
       for (const std::string& other : shares_.params())
         if (other.ends_with(".embed_tokens.weight")) source = other;
     const std::optional<Array> sum = shares_.summed(source);

@@ -46,15 +46,18 @@ class ParamShares {
 // module), its parameter shares as ParamShares.
 class GradFloorSink final : public HookSink {
  public:
-  void set_module(const std::string& module) { module_ = module, activations_.clear(); }
+  void set_module(const std::string& module) { module_ = module, activations_.clear(), pending_.clear(); }
   void emit(const std::string& key, const Array& value) override;
   void emit_top_k(const std::string&, const TopK&) override {}
+  // The module's backward completed: its parameter shares count (a failed one's are dropped).
+  void commit();
   const FloorCapture& activations() const { return activations_; }
   const ParamShares& params() const { return params_; }
 
  private:
   std::string module_;
   FloorCapture activations_;
+  std::vector<std::pair<std::string, Array>> pending_;
   ParamShares params_;
 };
 
@@ -105,6 +108,7 @@ class GradSink final : public HookSink {
   bool loss_seen_ = false;
   bool aborted_ = false;
   const GradFloorSink* floor_ = nullptr;
+  bool tied_head_ = false;
 };
 
 }  // namespace parity::harness

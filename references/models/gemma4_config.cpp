@@ -214,10 +214,12 @@ constexpr std::pair<const char*, int64_t> kPlaceholderDefaults[] = {
     {"image_token_id", 258880}, {"video_token_id", 258884}, {"audio_token_id", 258881}};
 
 void resolve_placeholders(const json& config, const json& text, Gemma4Config& g) {
+  // Both embeddings' padding_idx, text model or multimodal wrapper alike.
+  g.padding_idx = text.contains("pad_token_id") && text["pad_token_id"].is_null()
+                      ? std::nullopt
+                      : std::optional<int64_t>(int_or(text, "pad_token_id", 0));
   if (&config == &text) return;  // gemma4_text: Gemma4ForCausalLM embeds the ids as they are
   g.pad_token_id = int_or(text, "pad_token_id", 0);
-  g.padding_idx = text.contains("pad_token_id") && text["pad_token_id"].is_null() ? std::nullopt
-                                                                                   : std::optional<int64_t>(g.pad_token_id);
   for (const auto& [key, fallback] : kPlaceholderDefaults)
     if (!config.contains(key)) g.placeholder_token_ids.push_back(fallback);
     else if (const std::optional<int64_t> id = config_optional_int(config, key)) g.placeholder_token_ids.push_back(*id);

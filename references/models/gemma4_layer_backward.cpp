@@ -242,11 +242,14 @@ void Gemma4::forward_backward(const ForwardInputs& in, const Loss& loss, HookSin
   const Array final_norm = norm(module_path("norm"), inputs.back());
   const Array head = lm_head(final_norm);
   const Array logits = final_logits(head);
-  const auto [dlogprobs, value] = backward::loss_gradient(loss, ops::next_token_logprobs(logits, ids, kExact), ids);
+  // The loss scores the ids as given (HF's labels are input_ids); `ids` (placeholders as the pad id)
+  // are only what the embeddings read.
+  const auto [dlogprobs, value] =
+      backward::loss_gradient(loss, ops::next_token_logprobs(logits, in.input_ids, kExact), in.input_ids);
   sink.emit("/loss/value", Array({}, {value}));
   // The backward, emitting the output gradient of each module it passes.
   ParamGrads params;
-  Array dhead = ops::next_token_logprobs_backward(logits, ids, dlogprobs);
+  Array dhead = ops::next_token_logprobs_backward(logits, in.input_ids, dlogprobs);
   if (c.final_logit_softcapping) ops::softcap_backward(head, *c.final_logit_softcapping, dhead);
   sink.emit("lm_head", dhead);
   const Array dnorm = linear_backward("lm_head", final_norm, dhead, params);

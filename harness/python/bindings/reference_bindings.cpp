@@ -404,7 +404,7 @@ void bind_reference(py::module_& m) {
       "One module's backward at the exact math (f64), from HF's inputs (as replay reads them) and HF's\n"
       "gradients of its outputs {hook key: array} (a gradient fixture's /grad_hooks). Returns the module's\n"
       "own gradient of each float input under its hook key (\"<module>@in\") and this module's share of each\n"
-      "parameter's gradient under \"/grads/<HF name>\". Modules with parameters, and activations; InputError otherwise.");
+      "parameter's gradient under \"/grads/<HF name>\". Every module but the rotary tables; InputError for those.");
   m.def(
       "forward",
       [](const py::handle& config, const py::handle& input_ids, const py::handle& weights,
@@ -446,7 +446,7 @@ void bind_reference(py::module_& m) {
       "\"logprob_sum\" (loss_weights [B, S-1]) or \"ce_mean\" (labels [B, S], -100 ignored). routing {router\n"
       "hook key: top-k index [T, K]} routes those routers as given (HF's own choice, at a near-tie).\n"
       "Returns \"/loss/value\", \"/grads/<HF name>\" of every parameter and the output gradients of the\n"
-      "modules it passes by hook key. OLMoE so far; InputError otherwise.");
+      "modules it passes by hook key. Both families.");
 }
 
 }  // namespace parity::python
