@@ -145,9 +145,9 @@ def test_every_module_backward_matches_hf_autograd_and_covers_every_parameter(tm
 # relative. 4x that: the chained forward's drift is in both.
 CHAINED_TOLERANCE = 5e-6
 # Gemma-4's chained gradients are worse conditioned (softcap, four norms a layer, PLE, shared K/V):
-# measured at most 2.3e-5 over these configs (gemma4_full's layer-4 per_layer_input_gate weight),
-# as far as the reference's float-sum second opinion lies from it (ci/measure_grad_budget.py; the
-# CLI gates it against that floor). 4x that.
+# measured at most 3.5e-5 over these configs (gemma4_moe_unseen's layer-0 q_norm weight, whose
+# float64 HF run is 1.0e-5 from the reference: HF's fp32 round-off; the CLI gates chained rows
+# against the second opinion's floor). 2.9x that.
 GEMMA4_CHAINED_TOLERANCE = 1e-4
 
 
