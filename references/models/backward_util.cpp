@@ -16,6 +16,16 @@ Array& param_grad(std::map<std::string, Array>& params, const std::string& name,
   return it->second;
 }
 
+Array experts_backward(const std::string& prefix, const ops::ExpertWeights& w, ops::Activation activation,
+                       const Array& x, const IndexArray& index, const Array& weights, const Array& dy, Array& dweights,
+                       std::map<std::string, Array>& params) {
+  ops::ExpertGradients g = ops::experts_backward(x, index, weights, w, activation, dy);
+  accumulate(param_grad(params, prefix + "gate_up_proj", g.gate_up_proj.shape), g.gate_up_proj);
+  accumulate(param_grad(params, prefix + "down_proj", g.down_proj.shape), g.down_proj);
+  dweights = std::move(g.weights);
+  return std::move(g.x);
+}
+
 // d loss / d logprobs [B, S - 1] for `loss`, and the loss itself from the logprobs.
 std::pair<Array, double> loss_gradient(const Loss& loss, const Array& logprobs, const IndexArray& input_ids) {
   Array d(logprobs.shape);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "model.h"
+#include "ops/experts.h"
 
 namespace parity::backward {
 
@@ -35,6 +36,13 @@ void accumulate(Array& into, const Array& add);
 
 // A parameter's gradient accumulator in `params`, created as zeros of `shape`.
 Array& param_grad(std::map<std::string, Array>& params, const std::string& name, const Shape& shape);
+
+// The experts' weighted combine (ops::experts_backward) of one layer, whose parameters are
+// `prefix` + "gate_up_proj" / "down_proj": returns d x, sets d routing weights, adds the experts'
+// gradients to `params`.
+Array experts_backward(const std::string& prefix, const ops::ExpertWeights& w, ops::Activation activation,
+                       const Array& x, const IndexArray& index, const Array& weights, const Array& dy, Array& dweights,
+                       std::map<std::string, Array>& params);
 
 // d loss / d logprobs [B, S - 1] of `loss` (model.h Loss) and the loss itself, from the
 // reference's next-token logprobs; checks the loss inputs against the batch.

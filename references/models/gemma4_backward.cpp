@@ -50,6 +50,15 @@ void Gemma4::replay_backward(const std::string& module, const HookInputs& in, co
   ReferenceModel::replay_backward(module, in, grads, sink);
 }
 
+namespace {
+
+void emit_params(const Gemma4::ParamGrads& params, HookSink& sink) {
+  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+}
+
+}  // namespace
+
+// The isolated replays of the leaf pieces (gemma4_layer_backward.cpp) from HF's tensors.
 void Gemma4::backward_norm(const std::string& m, bool weighted, const HookInputs& in, const GradInputs& grads,
                            HookSink& sink) const {
   const Array x = in.floats(m + "@in");
@@ -57,27 +66,20 @@ void Gemma4::backward_norm(const std::string& m, bool weighted, const HookInputs
   if (!weighted)
     return sink.emit(m + "@in", ops::rms_norm_backward(x, nullptr, config_.rms_norm_eps, ops::NormWeight::kNone, dy,
                                                        nullptr));
-  const auto w = weight(m + ".weight", weight_shape(m));
-  const double offset = variants_.has(Variant::kRmsNormOnePlusWeight) ? 1.0 : 0.0;
-  Array dw(w->shape);
-  sink.emit(m + "@in",
-            ops::rms_norm_backward(x, w.get(), config_.rms_norm_eps, ops::NormWeight::kInFloat32, dy, &dw, offset, m));
-  sink.emit("/grads/" + m + ".weight", dw);
+  ParamGrads params;
+  sink.emit(m + "@in", norm_backward(m, x, dy, params));
+  emit_params(params, sink);
 }
 
 void Gemma4::backward_linear(const std::string& m, const HookInputs& in, const GradInputs& grads, HookSink& sink) const {
-  const bool tied_head = m == "lm_head" && config_.tie_word_embeddings;
-  const std::string name = tied_head ? module_path("embed_tokens.weight") : m + ".weight";
   const Array x = in.floats(m + "@in");
-  const auto w = weight(name, weight_shape(m));
-  Array dw(w->shape);
-  sink.emit(m + "@in", ops::linear_backward(x, *w, output_grad(grads, m, with_last(x.shape, w->shape[0])), &dw, m));
-  sink.emit("/grads/" + name, dw);
+  ParamGrads params;
+  sink.emit(m + "@in", linear_backward(m, x, output_grad(grads, m, with_last(x.shape, weight_shape(m)[0])), params));
+  emit_params(params, sink);
 }
 
 bool Gemma4::replay_backward_layer_module(int64_t layer, const std::string& step, const std::string& m,
                                           const HookInputs& in, const GradInputs& grads, HookSink& sink) const {
-  const Gemma4Config& c = config_;
   if (step == ".input_layernorm" || step == ".post_attention_layernorm" || step == ".pre_feedforward_layernorm" ||
       step == ".self_attn.q_norm" || step == ".self_attn.k_norm" || step == ".post_feedforward_layernorm_1" ||
       step == ".pre_feedforward_layernorm_2" || step == ".post_feedforward_layernorm_2" ||
@@ -96,23 +98,17 @@ bool Gemma4::replay_backward_layer_module(int64_t layer, const std::string& step
   }
   if (step == ".mlp.act_fn" || step == ".act_fn") {
     const Array x = in.floats(m + "@in");
-    Array dx = output_grad(grads, m, x.shape);
-    for (int64_t i = 0; i < dx.numel(); ++i) dx.data[i] *= ops::activate_derivative(c.hidden_activation, x.data[i]);
-    sink.emit(m + "@in", dx);
+    sink.emit(m + "@in", activation_backward(x, output_grad(grads, m, x.shape)));
     return true;
   }
   if (step == ".experts") {
-    const std::string p = layer_prefix(layer) + "experts.";
-    const auto gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.moe_intermediate_size, c.hidden_size});
-    const auto down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.moe_intermediate_size});
     const Array x = in.floats(m + "@in");
-    const ops::ExpertGradients g = ops::experts_backward(x, in.ints(m + "@in1"), in.floats(m + "@in2"),
-                                                         {*gate_up, *down}, c.hidden_activation,
-                                                         output_grad(grads, m, x.shape));
-    sink.emit(m + "@in", g.x);
-    sink.emit(m + "@in2", g.weights);
-    sink.emit("/grads/" + p + "gate_up_proj", g.gate_up_proj);
-    sink.emit("/grads/" + p + "down_proj", g.down_proj);
+    ParamGrads params;
+    Array dweights;
+    sink.emit(m + "@in", experts_backward(layer, x, in.ints(m + "@in1"), in.floats(m + "@in2"),
+                                          output_grad(grads, m, x.shape), dweights, params));
+    sink.emit(m + "@in2", dweights);
+    emit_params(params, sink);
     return true;
   }
   if (step == ".router") {
@@ -127,7 +123,7 @@ bool Gemma4::replay_backward_layer_module(int64_t layer, const std::string& step
     const Array x = in.floats(m + "@in");
     ParamGrads params;
     sink.emit(m + "@in", mlp_backward(layer, x, output_grad(grads, m, x.shape), params));
-    for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+    emit_params(params, sink);
     return true;
   }
   if (step.empty()) {
@@ -170,7 +166,7 @@ void Gemma4::replay_backward_self_attn(int64_t layer, const std::string& m, cons
     sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 0), gemma4_kv::swap_axes_1_2(dshared.key));
     sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 1), gemma4_kv::swap_axes_1_2(dshared.value));
   }
-  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+  emit_params(params, sink);
 }
 
 void Gemma4::replay_backward_router(int64_t layer, const std::string& m, const HookInputs& in, const GradInputs& grads,
@@ -186,7 +182,7 @@ void Gemma4::replay_backward_router(int64_t layer, const std::string& m, const H
   ParamGrads params;
   sink.emit(m + "@in", router_backward(layer, x, index, dweights ? &*dweights : nullptr, dprobs ? &*dprobs : nullptr,
                                        params));
-  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+  emit_params(params, sink);
 }
 
 // The whole layer from HF's inputs, routed as HF routed (the forward's isolated check does too).
@@ -212,7 +208,7 @@ void Gemma4::replay_backward_decoder_layer(int64_t layer, const std::string& m, 
     sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 0), gemma4_kv::swap_axes_1_2(g.shared.key));
     sink.emit(gemma4_kv::shared_kv_key(m, l.layer_type, 1), gemma4_kv::swap_axes_1_2(g.shared.value));
   }
-  for (const auto& [name, dw] : params) sink.emit("/grads/" + name, dw);
+  emit_params(params, sink);
 }
 
 }  // namespace parity

@@ -134,11 +134,7 @@ Array Gemma4::experts_backward(int64_t layer, const Array& x, const IndexArray& 
   const std::string p = layer_prefix(layer) + "experts.";
   const auto gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.moe_intermediate_size, c.hidden_size});
   const auto down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.moe_intermediate_size});
-  ops::ExpertGradients g = ops::experts_backward(x, index, weights, {*gate_up, *down}, c.hidden_activation, dy);
-  accumulate(param_grad(params, p + "gate_up_proj", gate_up->shape), g.gate_up_proj);
-  accumulate(param_grad(params, p + "down_proj", down->shape), g.down_proj);
-  dweights = std::move(g.weights);
-  return std::move(g.x);
+  return backward::experts_backward(p, {*gate_up, *down}, c.hidden_activation, x, index, weights, dy, dweights, params);
 }
 
 // Gemma4TextDecoderLayer, backwards (decoder_layer in gemma4.cpp is the forward, `t` its trace):

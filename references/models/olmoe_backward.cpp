@@ -87,11 +87,7 @@ Array Olmoe::experts_backward(int64_t layer, const Array& x, const IndexArray& i
   const std::string p = layer_prefix(layer) + "mlp.experts.";
   const auto gate_up = weight(p + "gate_up_proj", {c.num_experts, 2 * c.intermediate_size, c.hidden_size});
   const auto down = weight(p + "down_proj", {c.num_experts, c.hidden_size, c.intermediate_size});
-  ops::ExpertGradients g = ops::experts_backward(x, index, weights, {*gate_up, *down}, c.hidden_act, dy);
-  accumulate(param_grad(params, p + "gate_up_proj", gate_up->shape), g.gate_up_proj);
-  accumulate(param_grad(params, p + "down_proj", down->shape), g.down_proj);
-  dweights = std::move(g.weights);
-  return std::move(g.x);
+  return backward::experts_backward(p, {*gate_up, *down}, c.hidden_act, x, index, weights, dy, dweights, params);
 }
 
 // OlmoeAttention: x -> q/k/v_proj -> q_norm, k_norm (over all N·D columns) -> clip_qkv clamp ->
