@@ -17,7 +17,7 @@ import pytest
 import torch
 from transformers.models.gemma4 import modeling_gemma4 as g4
 
-from helpers import GOLDEN, tiny_config, zoo_family
+from helpers import GOLDEN, REGEN_NEAR_TIE_REL_BY_RUN_DTYPE, REGEN_REL_L2_BY_RUN_DTYPE, tiny_config, zoo_family
 from parity.dump import dump
 from parity.dump.build import random_input_ids, random_model
 from parity.dump.fixture_diff import diff
@@ -162,12 +162,13 @@ def test_every_bug_has_one_zoo_fixture_of_its_own_and_its_family():
 
 @pytest.mark.parametrize("entry", load_zoo(), ids=lambda e: e.bug)
 def test_a_zoo_fixture_regenerates_with_its_bug_in_meta(tmp_path, entry):
-    """As test_golden_regen.py does for golden/fixtures.toml (fp32 limit 5e-5, its evidence)."""
+    """As test_golden_regen.py does for golden/fixtures.toml (its limits by run dtype, its evidence)."""
     fresh = make_zoo(entry, tmp_path, GOLDEN)
     with h5py.File(ZOO_DIR / entry.file) as committed, h5py.File(fresh) as regenerated:
         meta = committed["meta"].attrs
         assert (meta["bug"], meta["seed"], meta["source"]) == (entry.bug, entry.seed, f"random:golden/{entry.config}")
-        problems = diff(committed, regenerated).over(5e-5)
+        found = diff(committed, regenerated, REGEN_NEAR_TIE_REL_BY_RUN_DTYPE[entry.dtype])
+        problems = found.over(REGEN_REL_L2_BY_RUN_DTYPE[entry.dtype])
     assert not problems, "\n".join(problems[:20])
 
 
