@@ -3,7 +3,10 @@ golden configs and of configs the golden set does not hold (ci/measure_noise_flo
 models, plus an OLMoE with clip_qkv), in float32 and bfloat16, with both losses, each checked in
 grad.isolated and grad.chained under a budget that gates nothing (rel_l2 <= 1), printing per run
 the largest rel_l2 and where, and every row that fails for another reason (a gradient on one side
-only, a module without a backward): a clean dump must have none.
+only, a module without a backward): a clean dump must have none. Then `parity compare --grad` of
+each float32 dump against the bfloat16 one and against a float32 dump made on ATen's default CPU
+kernels (another machine's float32): the largest floor ratio of the rows with a noise floor, and
+how the rows without one fared (judged by each side's own backward, or left ungated).
 
     .venv/bin/python ci/measure_grad_budget.py [--only NAME] [--keep DIR]
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +29,24 @@ EXTRA = [("olmoe_clip_qkv_norm_topk_4l", "olmoe_base", dict(
     num_hidden_layers=4, hidden_size=48, num_attention_heads=6, num_key_value_heads=2, num_experts=6,
     num_experts_per_tok=3, norm_topk_prob=True, clip_qkv=0.5))]
 WIDE = "[grad.isolated]\ndefault = { rel_l2 = 1.0 }\n[grad.chained]\ndefault = { rel_l2 = 1.0 }\n"
+# No [grad.isolated] here: the three-way view judges each side by the built-in budget of its dtype.
+WIDE_COMPARE = "[grad.compare]\ndefault = { floor_ratio = 1e9, min_rel_l2 = 1.0 }\n[compare]\ndefault = { rel_l2 = 1.0 }\n"
+
+
+def compared(result: dict) -> str:
+    rows = [h for h in result["hooks"] if h["mode"] == "grad.compare"]
+    floored = [h for h in rows if h.get("floor") and h.get("floor_ratio") is not None]
+    top = max(floored, key=lambda h: h["floor_ratio"], default=None)
+    judged = [h for h in rows if not h.get("floor") and h["status"] != "skipped"]
+    departs = [h["hook"] for h in judged if h["status"] == "fail"]
+    ungated = [h for h in rows if h["status"] == "skipped"]
+    worst_ungated = max(ungated, key=lambda h: h["rel_l2"] or 0, default=None)
+    text = (f"max floor ratio {top['floor_ratio']:.2f} at {top['hook']} (rel_l2 {top['rel_l2']:.2e})" if top
+            else "no floored row")
+    text += f"; {len(judged)} judged by three-way ({len(departs)} depart{': ' + str(departs[:3]) if departs else ''})"
+    if worst_ungated:
+        text += f"; {len(ungated)} ungated (max rel_l2 {worst_ungated['rel_l2']:.2e} at {worst_ungated['hook']})"
+    return text
 
 
 def worst(result: dict, mode: str) -> str:
@@ -55,16 +77,29 @@ def main() -> None:
         (tmp / "configs").mkdir(parents=True, exist_ok=True)
         budget = tmp / "wide.toml"
         budget.write_text(WIDE)
+        compare_budget = tmp / "wide_compare.toml"
+        compare_budget.write_text(WIDE_COMPARE)
         models = [(name, GOLDEN / f"{name}.json") for name in GOLDEN_CONFIGS]
         models += [(name, config_file(tmp / "configs", base, overrides)) for name, base, overrides in UNSEEN + EXTRA]
         for name, config in models:
             if args.only and args.only != name:
                 continue
-            for dtype in ("float32", "bfloat16"):
+            for dtype in ("float32", "bfloat16", "float32_aten_default"):
                 for loss in ("logprob_sum", "ce_mean"):
                     fixture = tmp / f"{name}_{dtype}_{loss}.h5"
+                    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"} if dtype.endswith("aten_default") else None
                     subprocess.run([sys.executable, "-m", "parity.dump.cli", "--config", str(config), "--seed", "3",
-                                    "--out", str(fixture), "--dtype", dtype, "--grad", loss, "--quiet"], check=True)
+                                    "--out", str(fixture), "--dtype", dtype.split("_")[0], "--grad", loss, "--quiet"],
+                                   check=True, env=env)
+                    if dtype != "float32":
+                        out = tmp / f"{name}_{dtype}_{loss}_compare.json"
+                        subprocess.run([str(args.parity), "compare", "--grad", str(tmp / f"{name}_float32_{loss}.h5"),
+                                        str(fixture), "--budget", str(compare_budget), "--json", str(out)],
+                                       capture_output=True, text=True)
+                        print(f"{name:28s} f32 vs {dtype:20s} {loss:11s} grad.compare  "
+                              f"{compared(json.loads(out.read_text()))}", flush=True)
+                        if dtype != "bfloat16":
+                            continue
                     for mode in ("grad.isolated", "grad.chained"):
                         out = tmp / f"{name}_{dtype}_{loss}_{mode}.json"
                         subprocess.run([str(args.parity), "check", str(fixture), "--mode", mode, "--budget", str(budget),

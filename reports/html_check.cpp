@@ -112,7 +112,8 @@ Sides sides_of(const json& result) {
   if (runs.empty()) return s;
   if (runs[0].contains("sides")) s.ref = runs[0]["sides"].at("ref"), s.hf = runs[0]["sides"].at("hf");
   if (runs[0].contains("target") && runs[0]["target"].is_string()) s.target = runs[0]["target"];
-  if (runs[0].value("mode", "") == "compare") s.ref_key = "target", s.hf_key = "base";
+  const std::string mode = runs[0].value("mode", "");
+  if (mode == "compare" || mode == "grad.compare") s.ref_key = "target", s.hf_key = "base";
   return s;
 }
 

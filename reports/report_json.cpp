@@ -25,7 +25,7 @@ struct SideKeys {
   std::string candidate, expected;
 };
 SideKeys side_keys(const CheckReport& run) {
-  return run.mode == harness::Mode::kCompare ? SideKeys{"target", "base"} : SideKeys{"ref", "hf"};
+  return harness::is_compare_mode(run.mode) ? SideKeys{"target", "base"} : SideKeys{"ref", "hf"};
 }
 
 void add_float_metrics(nlohmann::json& j, const harness::FloatMetrics& m, const Shape& shape, const SideKeys& k) {

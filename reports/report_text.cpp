@@ -110,9 +110,9 @@ std::string summary(const CheckReport& run) {
 std::string text_report(const CheckResult& result, bool color, bool failures_only) {
   std::string out;
   for (const CheckReport& run : result.runs) {
-    if (run.mode == harness::Mode::kCompare)
-      out += fmt::format("parity compare {} ({}) vs {} ({})  budget {}\n", run.fixture, run.hf_side, run.target,
-                         run.ref_side, run.budget_source);
+    if (harness::is_compare_mode(run.mode))
+      out += fmt::format("parity compare {} ({}) vs {} ({})  mode {}  budget {}\n", run.fixture, run.hf_side, run.target,
+                         run.ref_side, harness::mode_name(run.mode), run.budget_source);
     else
       out += fmt::format("parity check {}  mode {}  precision {}  budget {}\n", run.fixture, harness::mode_name(run.mode),
                          precision_name(run.precision), run.budget_source);

@@ -26,6 +26,7 @@ ComparePlan plan_from(const CompareFlags& f) {
   if (!f.weights.empty()) p.weights = f.weights;
   p.hooks = f.hooks;
   p.reference = !f.no_reference;
+  p.grad = f.grad;
   // The checkpoint is only read by the three-way replay: with it off, --weights would do nothing.
   if (f.no_reference && !f.weights.empty())
     throw UsageError("--weights is what the three-way replay reads; it cannot be combined with --no-reference");
@@ -46,6 +47,8 @@ CLI::App* add_compare_command(CLI::App& app, CompareFlags& f) {
                                         "runs' dtype, or the lower precision of the two)");
   cmd->add_option("--hooks", f.hooks, "only hooks matching this glob, e.g. 'model.layers.1.*'")->check(non_empty_glob());
   cmd->add_option("--weights", f.weights, "HF checkpoint folder the reference replays both sides with (three-way)");
+  cmd->add_flag("--grad", f.grad, "also compare the dumps' gradients (two gradient dumps of the same loss: "
+                                  "parity-dump --grad), in backward order, against their noise floor");
   cmd->add_flag("--no-reference", f.no_reference, "do not run the reference: no noise floor (fixed limits) and no three-way view");
   cmd->add_option("--json", f.json_out, "write the JSON report here");
   cmd->add_option("--junit", f.junit_out, "write a JUnit XML report here (one testcase per hook)");

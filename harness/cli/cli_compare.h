@@ -21,6 +21,7 @@ struct CompareFlags {
   std::string json_out, junit_out, html_out;
   std::string baseline, write_baseline;
   bool no_reference = false;
+  bool grad = false;
   bool failures_only = false;
 };
 

@@ -111,15 +111,19 @@ std::vector<Skip> parse_skips(toml::node_view<const toml::node> node, const std:
   return skips;
 }
 
-// [grad.isolated] and [grad.chained]: the gradient modes' sections, under one [grad] table.
+// [grad.isolated], [grad.chained] and [grad.compare]: the gradient modes' sections, under one [grad] table.
 void parse_grad_sections(const toml::table& root, const std::string& source, Budget& b) {
   const toml::node_view grad = root["grad"];
   if (!grad) return;
   const toml::table* t = grad.as_table();
-  if (!t) fail(where(source, *grad.node()), "grad must hold the tables [grad.isolated] and/or [grad.chained]");
+  if (!t) fail(where(source, *grad.node()), "grad must hold the tables [grad.isolated], [grad.chained] and/or [grad.compare]");
   for (const auto& [key, node] : *t) {
-    const std::optional<Mode> mode = mode_from_name("grad." + std::string(key.str()));
-    if (!mode) fail(where(source, node), fmt::format("unknown key \"grad.{}\" (sections: grad.isolated, grad.chained)", key.str()));
+    // grad.compare is no mode of `parity check`, so mode_from_name does not know it.
+    const std::optional<Mode> mode =
+        key.str() == "compare" ? Mode::kGradCompare : mode_from_name("grad." + std::string(key.str()));
+    if (!mode)
+      fail(where(source, node), fmt::format("unknown key \"grad.{}\" (sections: grad.isolated, grad.chained, "
+                                            "grad.compare)", key.str()));
     if (!node.is_table()) fail(where(source, node), "a mode section must be a table");
     b.modes[*mode] = parse_mode(*node.as_table(), source);
   }
@@ -139,6 +143,7 @@ std::string_view mode_name(Mode mode) {
     case Mode::kCompare: return "compare";
     case Mode::kGradIsolated: return "grad.isolated";
     case Mode::kGradChained: return "grad.chained";
+    case Mode::kGradCompare: return "grad.compare";
   }
   return "unknown";
 }
@@ -151,10 +156,15 @@ std::optional<Mode> mode_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-bool is_grad_mode(Mode mode) { return mode == Mode::kGradIsolated || mode == Mode::kGradChained; }
+bool is_grad_mode(Mode mode) {
+  return mode == Mode::kGradIsolated || mode == Mode::kGradChained || mode == Mode::kGradCompare;
+}
+
+bool is_compare_mode(Mode mode) { return mode == Mode::kCompare || mode == Mode::kGradCompare; }
 
 Mode grad_mode_of(Mode forward) {
   if (is_grad_mode(forward)) return forward;
+  if (forward == Mode::kCompare) return Mode::kGradCompare;
   return forward == Mode::kChained ? Mode::kGradChained : Mode::kGradIsolated;
 }
 
@@ -253,6 +263,10 @@ Budget builtin_budget(const std::string& run_dtype) {
     // backward, does not model). 1e-4 leaves 2.6 x over it.
     b.modes[Mode::kGradIsolated].float_default = {Metric::kFloorRatio, 8, 1e-4};
     b.modes[Mode::kGradChained].float_default = {Metric::kFloorRatio, 8, 1e-4};
+    // parity compare --grad: two dumps' gradients against the gradient compare floor (each side's
+    // forward and backward from the loss, run/compare_floor.h). GRAD_COMPARE_EVIDENCE
+    b.modes[Mode::kGradCompare].float_default = {Metric::kFloorRatio, 8, 1e-4};
+    b.modes[Mode::kGradCompare].no_floor_default = Limit{Metric::kRelL2, 1e-3};
   } else if (run_dtype == "bfloat16") {
     // Both modes gate against the bf16 noise floor: the reference's second opinion accumulates in
     // float and flips every reduction's bf16 rounding that lies within 2^-20 of a midpoint
@@ -275,6 +289,9 @@ Budget builtin_budget(const std::string& run_dtype) {
     // itself is above 1: there two correct bf16 implementations disagree completely).
     b.modes[Mode::kGradIsolated].float_default = {Metric::kRelL2, 5e-2};
     b.modes[Mode::kGradChained].float_default = {Metric::kFloorRatio, 4, 5e-2};
+    // parity compare --grad (see float32). GRAD_COMPARE_EVIDENCE_BF16
+    b.modes[Mode::kGradCompare].float_default = {Metric::kFloorRatio, 4, 5e-2};
+    b.modes[Mode::kGradCompare].no_floor_default = Limit{Metric::kRelL2, 5e-2};
   } else {
     throw InputError(fmt::format("[budget] no built-in budget for run dtype {}; pass --budget", run_dtype));
   }

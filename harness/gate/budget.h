@@ -25,13 +25,17 @@ namespace parity::harness {
 // kCompare: `parity compare` of two dumps (compare.h), gated by a budget's [compare] section.
 // kGradIsolated, kGradChained: the backward of a gradient fixture (run/grad_check.h), gated by
 // [grad.isolated] and [grad.chained]; named "grad.isolated", "grad.chained".
-enum class Mode { kIsolated, kChained, kCompare, kGradIsolated, kGradChained };
+// kGradCompare: `parity compare --grad`, the gradients of two gradient dumps (run/grad_compare.h),
+// gated by [grad.compare]; named "grad.compare".
+enum class Mode { kIsolated, kChained, kCompare, kGradIsolated, kGradChained, kGradCompare };
 std::string_view mode_name(Mode mode);
 // The modes `parity check` runs ("isolated", "chained", "grad.isolated", "grad.chained");
 // "compare" is its own command, so a case's modes = [...] cannot name it.
 std::optional<Mode> mode_from_name(std::string_view name);
 bool is_grad_mode(Mode mode);
-// The gradient mode of a forward mode (isolated -> grad.isolated), for `parity check --grad`.
+// compare and grad.compare: two dumps against each other (their sides are "target" and "base").
+bool is_compare_mode(Mode mode);
+// The gradient mode of a forward mode (isolated -> grad.isolated, compare -> grad.compare), for --grad.
 Mode grad_mode_of(Mode forward);
 
 // kFloorRatio: rel_l2 measured against the hook's noise floor (run/noise_floor.h): the limit

@@ -47,4 +47,24 @@ TEST_CASE("budget: compare gates against its floor, with a fixed fallback a budg
   CHECK(rules_only.modes.at(Mode::kCompare).no_floor_default.has_value());
 }
 
+TEST_CASE("budget: the gradient sections sit under [grad], grad.compare among them, and name their mode") {
+  const Budget b = parse_budget("[grad.compare]\ndefault = { floor_ratio = 2, min_rel_l2 = 1e-3 }\n"
+                                "[[grad.compare.rule]]\nhooks = \"loss\"\nrel_l2 = 1e-6\n", "b.toml");
+  REQUIRE(b.modes.count(Mode::kGradCompare) == 1);
+  CHECK(b.modes.at(Mode::kGradCompare).rules.size() == 1);
+  CHECK(b.limit_for(Mode::kGradCompare, "loss", false).metric == Metric::kRelL2);
+  CHECK(mode_name(Mode::kGradCompare) == "grad.compare");
+  CHECK(is_grad_mode(Mode::kGradCompare));
+  CHECK(is_compare_mode(Mode::kGradCompare));
+  CHECK_FALSE(is_compare_mode(Mode::kGradChained));
+  CHECK(grad_mode_of(Mode::kCompare) == Mode::kGradCompare);
+  CHECK_FALSE(mode_from_name("grad.compare").has_value());  // a compare, not a check mode of a case
+  CHECK_THROWS_WITH_AS(parse_budget("[grad.bogus]\n", "b.toml"), doctest::Contains("grad.compare"), InputError);
+  for (const char* dtype : {"float32", "bfloat16"}) {
+    const ModeBudget& grad = builtin_budget(dtype).modes.at(Mode::kGradCompare);
+    CHECK(grad.float_default->metric == Metric::kFloorRatio);
+    CHECK(grad.no_floor_default.has_value());
+  }
+}
+
 }  // namespace parity::harness

@@ -226,8 +226,9 @@ CheckReport run_check(const Fixture& fixture, const Budget& budget, const CheckO
   if (is_grad_mode(options.mode) && !fixture.has_gradients())
     throw InputError(fmt::format("[{}] holds no gradients (format version 1): dump it with parity-dump --grad LOSS "
                                  "to check {}", fixture.path().string(), mode_name(options.mode)));
-  if (options.mode == Mode::kCompare)  // two dumps against each other: compare.h, not a replay
-    throw InputError("[check] mode compare is `parity compare` of two dumps (run_compare), not a check mode");
+  if (is_compare_mode(options.mode))  // two dumps against each other: compare.h, not a replay
+    throw InputError(fmt::format("[check] mode {} is `parity compare` of two dumps (run_compare), not a check mode",
+                                 mode_name(options.mode)));
   FixtureWeights fixture_weights(fixture);
   const WeightSource& weights = options.weights ? *options.weights : fixture_weights;
   if (!options.weights && fixture.names("weights").empty())

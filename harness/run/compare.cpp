@@ -259,20 +259,10 @@ class Comparer {
       }
     }
     if (floor_base) r.floor = compare_floats(*floor_target, *floor_base);
-    else use_no_floor_default(r);
+    else use_no_floor_default(r, budget_, Mode::kCompare);
     gate_floats(r, compare_floats(target, base), kCompareSides);
     if (r.measured && lower_precision_of(t.dtype, b.dtype))
       r.lower_precision = lower_precision_metrics(target, t.dtype, base, b.dtype);
-  }
-
-  // The built-in default gates against the floor; where the reference gave none for this hook it
-  // falls back to its fixed limit (budget.h no_floor_default). A rule a file states is kept as it
-  // is: a floor_ratio rule without a floor fails closed (hook_gate.cpp).
-  void use_no_floor_default(HookResult& r) const {
-    const std::optional<Limit>& fallback = budget_.section(Mode::kCompare).no_floor_default;
-    if (r.budget_rule != "default" || !fallback || r.limit->metric != Metric::kFloorRatio) return;
-    r.limit = *fallback;
-    r.budget_rule = "default (no noise floor: fixed limit)";
   }
 
   // The rows of a [T, k] tensor (flat) but `tokens` (ascending).
@@ -296,156 +286,6 @@ class Comparer {
   const CompareFloor& floor_;
 };
 
-// --- the three-way view ---------------------------------------------------------------------------
-
-// One side replayed isolated by the reference: its results by hook, or why it could not be.
-struct SideReplay {
-  const char* label;
-  std::map<std::string, HookResult> by_hook;
-  std::string note;  // non-empty: not replayed
-};
-
-SideReplay replay(const Fixture& side, const char* label, const Fixture& other, const char* other_label,
-                  const CompareOptions& options, std::vector<std::string>& notes) {
-  SideReplay out{label, {}, ""};
-  try {
-    const FixtureWeights other_weights(other);
-    const WeightSource* weights = options.weights;
-    if (!weights && side.names("weights").empty()) {
-      if (other.names("weights").empty()) {
-        out.note = fmt::format("neither dump has weights to replay the {} with (pass --weights CHECKPOINT_DIR)", label);
-        return out;
-      }
-      // Weights of another run dtype would judge this side by rounding it never did.
-      if (side.meta_string("dtype") != other.meta_string("dtype")) {
-        out.note = fmt::format("the {} has no weights and the {}'s are {}, not {} (pass --weights CHECKPOINT_DIR)", label,
-                               other_label, other.meta_string("dtype"), side.meta_string("dtype"));
-        return out;
-      }
-      weights = &other_weights;
-      notes.push_back(fmt::format("three-way: the {} has no weights; the reference replayed it with the {}'s", label,
-                                  other_label));
-    }
-    const Budget isolated =
-        options.isolated_budget ? *options.isolated_budget : builtin_budget(side.meta_string("dtype"));
-    CheckOptions check;
-    check.mode = Mode::kIsolated;
-    check.hooks_glob = options.hooks_glob;
-    check.weights = weights;
-    CheckReport report = run_check(side, isolated, check);
-    for (HookResult& h : report.hooks) out.by_hook.emplace(h.hook, std::move(h));
-  } catch (const Error& e) {
-    out.note = fmt::format("the reference cannot replay the {}: {}", label, e.what());
-  }
-  return out;
-}
-
-ReferenceSide side_value(const SideReplay& s, const std::string& key) {
-  ReferenceSide out;
-  if (!s.note.empty()) {
-    out.note = s.note;
-    return out;
-  }
-  auto it = s.by_hook.find(key);
-  if (it == s.by_hook.end()) {
-    for (const auto& [hook, r] : s.by_hook)
-      if (hook != key && is_module_key(hook, key) && r.status == Status::kFail && !r.measured) {
-        out.note = fmt::format("the reference cannot replay {} on the {}: {}", hook, s.label, r.message);
-        return out;
-      }
-    out.note = is_input_key(key) ? fmt::format("the reference does not compute {} (a module input)", key)
-                                 : fmt::format("the reference does not produce {}", key);
-    return out;
-  }
-  const HookResult& r = it->second;
-  if (!r.measured || !r.limit) {
-    out.note = r.message.empty() ? std::string(status_name(r.status)) : r.message;
-    return out;
-  }
-  out.measured = r.measured;
-  if (r.floats) out.rel_l2 = r.floats->rel_l2;
-  out.within = r.status == Status::kPass;
-  out.limit = r.limit->str();
-  return out;
-}
-
-std::string verdict_sentence(const ReferenceVerdict& v) {
-  auto value = [&](const ReferenceSide& s) { return fmt::format("{} {:.3g}", v.metric, *s.measured); };
-  const ReferenceSide &b = v.base, &t = v.target;
-  if (v.departs == "target")
-    return fmt::format("the target departs from the reference ({}, budget {}), the base agrees with it ({})", value(t),
-                       t.limit, value(b));
-  if (v.departs == "base")
-    return fmt::format("the base departs from the reference ({}, budget {}), the target agrees with it ({})", value(b),
-                       b.limit, value(t));
-  if (v.departs == "both")
-    return fmt::format("both depart from the reference (base {}, target {}; budgets {} / {})", value(b), value(t),
-                       b.limit, t.limit);
-  if (v.departs == "neither")
-    return fmt::format("both agree with the reference on their own inputs (base {}, target {}): the difference comes "
-                       "from their inputs, upstream of this hook", value(b), value(t));
-  // A side without a value (a hook it lacks, a module the reference cannot replay): each on its own.
-  auto describe = [&](const char* label, const ReferenceSide& s) {
-    if (!s.measured) return fmt::format("the {} cannot be judged ({})", label, s.note);
-    return *s.within ? fmt::format("the {} agrees with the reference ({})", label, value(s))
-                     : fmt::format("the {} departs from the reference ({}, budget {})", label, value(s), s.limit);
-  };
-  return describe(kBase, b) + "; " + describe(kTarget, t);
-}
-
-// A hook whose difference passed but where a side departs from the reference on its own inputs
-// fails: the difference of a float32 base and a bfloat16 target is about one bf16 rounding per
-// hook, so a bf16 cast-point bug (one rounding more) hides in it; the isolated replay of the bf16
-// side at bf16 finds it where it lives (harness/cli/cli_compare_zoo_test.py).
-void gate_departure(HookResult& h) {
-  if (h.status != Status::kPass || !h.reference) return;
-  const ReferenceVerdict& v = *h.reference;
-  for (const auto& [label, side] : {std::pair{kBase, &v.base}, std::pair{kTarget, &v.target}})
-    if (side->within == false) {
-      h.status = Status::kFail;
-      h.message = fmt::format("the difference is within budget, but the {} departs from the reference at its run "
-                              "precision ({} {:.3g}, budget {})", label, v.metric, *side->measured, side->limit);
-      return;
-    }
-}
-
-void add_three_way(CheckReport& report, const Fixture& base, const Fixture& target, const CompareOptions& options) {
-  if (!options.reference) {
-    report.notes.push_back("three-way: off (--no-reference)");
-    return;
-  }
-  // Every float and top-k hook: the replay judges each side on its own, so it gates passing hooks too.
-  std::vector<HookResult*> wanted;
-  for (HookResult& h : report.hooks)
-    if (h.status != Status::kSkipped && (h.floats || h.top_k || h.status == Status::kFail)) wanted.push_back(&h);
-  if (wanted.empty()) return;
-  const SideReplay b = replay(base, kBase, target, kTarget, options, report.notes);
-  const SideReplay t = replay(target, kTarget, base, kBase, options, report.notes);
-  for (const SideReplay* s : {&b, &t})
-    if (!s->note.empty()) report.notes.push_back("three-way: " + s->note);
-  for (HookResult* h : wanted) {
-    ReferenceVerdict v;
-    v.base = side_value(b, h->hook);
-    v.target = side_value(t, h->hook);
-    for (const SideReplay* s : {&b, &t})
-      if (auto it = s->by_hook.find(h->hook); it != s->by_hook.end() && it->second.limit && v.metric.empty())
-        v.metric = metric_name(it->second.limit->metric);
-    v.departs = departs(v.base.within, v.target.within);
-    v.verdict = verdict_sentence(v);
-    h->reference = std::move(v);
-    gate_departure(*h);
-  }
-}
-
-// check's rules and skips (hook_gate.h), and the one_side entries only compare has.
-void add_unused_budget_entries(CheckReport& report, const Budget& budget, const std::set<std::string>& one_sided) {
-  harness::add_unused_budget_entries(budget, Mode::kCompare, report.hooks, report.problems);
-  for (const Skip& entry : budget.one_side)
-    if (std::none_of(report.hooks.begin(), report.hooks.end(),
-                     [&](const HookResult& r) { return one_sided.count(r.hook) && glob_match(entry.hooks, r.hook); }))
-      report.problems.push_back(fmt::format(
-          "budget one_side {} (hooks = \"{}\") matches no hook that only one dump holds", entry.where, entry.hooks));
-}
 
 // The dtype the gate assumes: the runs' dtype, or the lower precision of the two.
 std::optional<std::string> gate_dtype(const std::string& base, const std::string& target) {
@@ -504,13 +344,6 @@ std::vector<KeyPlace> merge_keys(const std::vector<std::string>& base, const std
     for (const std::string& key : after[i + 1]) out.push_back({key, false, true});
   }
   return out;
-}
-
-std::string departs(std::optional<bool> base_within, std::optional<bool> target_within) {
-  if (!base_within || !target_within) return "";
-  if (*base_within && *target_within) return "neither";
-  if (!*base_within && !*target_within) return "both";
-  return *base_within ? kTarget : kBase;
 }
 
 void check_same_inputs(const Fixture& base, const Fixture& target) {
@@ -580,10 +413,11 @@ CheckReport run_compare(const Fixture& base, const Fixture& target, const Budget
     report.hooks.push_back(std::move(r));
   }
   // Under --hooks most rules legitimately match nothing.
-  if (options.hooks_glob.empty()) add_unused_budget_entries(report, budget, one_sided);
+  if (options.hooks_glob.empty())
+    add_unused_budget_entries(budget, Mode::kCompare, report.hooks, report.problems, options.elsewhere, &one_sided);
   if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
     report.problems.push_back("empty comparison: no hook was compared");
-  add_three_way(report, base, target, options);
+  add_three_way(report, base, target, options, Mode::kIsolated);
   return report;
 }
 

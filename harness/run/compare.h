@@ -15,7 +15,9 @@
 //                                 drift) are counted, listed, and left out of top_k_weights;
 //   three-way                     at every float and top-k hook, the C++ reference is replayed
 //                                 isolated on each side's own inputs, saying which side departs
-//                                 from it; a hook whose difference passes fails where one does.
+//                                 from it; a hook whose difference passes fails where one does
+//                                 (run/three_way.h).
+// The gradients of two gradient dumps: run/grad_compare.h (`parity compare --grad`).
 #pragma once
 
 #include <optional>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "run/check.h"
+#include "run/three_way.h"
 
 namespace parity::harness {
 
@@ -34,6 +37,10 @@ struct CompareOptions {
   // What judges each side's own replay (its [isolated] section); nullptr: the built-in budget of
   // that side's run dtype (a float32 base at rel_l2 1e-5, a bfloat16 target at 2 x its noise floor).
   const Budget* isolated_budget = nullptr;
+  const Budget* grad_isolated_budget = nullptr;  // the same for a gradient compare's [grad.isolated]
+  // What the plan's other run compares (the gradient names beside a forward compare, the forward
+  // keys beside a gradient one): a skip or one_side entry that matches one of them is used there.
+  std::vector<std::string> elsewhere;
 };
 
 CheckReport run_compare(const Fixture& base, const Fixture& target, const Budget& budget,
@@ -72,8 +79,5 @@ struct KeyPlace {
   bool in_base = false, in_target = false;
 };
 std::vector<KeyPlace> merge_keys(const std::vector<std::string>& base, const std::vector<std::string>& target);
-
-// "target", "base", "both", "neither", or "" when a side has no value.
-std::string departs(std::optional<bool> base_within, std::optional<bool> target_within);
 
 }  // namespace parity::harness

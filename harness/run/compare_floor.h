@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "io/fixture.h"
+#include "run/grad_sink.h"
 #include "weights.h"
 
 namespace parity::harness {
@@ -28,5 +29,15 @@ struct CompareFloor {
 // other side's when its run dtype is the same. Never throws for a model the reference cannot run:
 // the floor is then absent and `note` says why.
 CompareFloor compare_floor(const Fixture& base, const Fixture& target, const WeightSource* weights);
+
+// The same for gradients (`parity compare --grad`): each side's forward, routed as its dump routed,
+// and its backward from the base's loss (the dumps' losses are the same: run/grad_compare.h). Each
+// row's floor is how far the two sides' gradients lie apart.
+struct GradCompareFloor {
+  GradFloorSink base, target;  // activation gradients by key ("/loss/value" too), parameters summed
+  bool available = false;
+  std::string note;  // non-empty: no floor, and why
+};
+GradCompareFloor grad_compare_floor(const Fixture& base, const Fixture& target, const WeightSource* weights);
 
 }  // namespace parity::harness

@@ -73,8 +73,37 @@ void run_isolated(const Fixture& fixture, const ReferenceModel& model, const Ref
   }
 }
 
-// The fixture's loss, its inputs checked against the batch: a malformed /loss is bad input (exit 2),
-// not a failure of the reference.
+// The second opinion (run/noise_floor.h: float sums at the run's cast points) runs the same forward
+// and backward first: how far its gradients lie from the reference's is how far the forward's
+// round-off alone moves them on these inputs (the chained floor).
+void run_chained(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
+                 GradFloorSink& floor, GradSink& sink, CheckReport& report) {
+  // Routed as HF routed: the forward's own chained check gates the routing; a near-tie broken the
+  // other way here would move a token's experts and every gradient after it.
+  const RouteAs routing(fixture);
+  const ForwardInputs inputs = forward_inputs(fixture);
+  const Loss loss = fixture_loss(fixture, inputs);
+  if (floor_model) {
+    try {
+      floor_model->forward_backward(inputs, loss, floor, &routing);
+      floor.commit();
+      sink.set_floor(&floor);
+    } catch (const Error&) {  // no floor: only a floor_ratio limit fails, naming it
+    }
+  }
+  try {
+    model.forward_backward(inputs, loss, sink, &routing);
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    report.problems.push_back(fmt::format("the chained backward stopped: {}", e.what()));
+    sink.set_aborted();
+  }
+}
+
+}  // namespace
+
+// A malformed /loss is bad input (exit 2), not a failure of the reference.
 Loss fixture_loss(const Fixture& fixture, const ForwardInputs& inputs) {
   const std::string where = fixture.path().string();
   auto require = [&](const std::string& name, bool floating) {
@@ -119,36 +148,6 @@ Loss fixture_loss(const Fixture& fixture, const ForwardInputs& inputs) {
   }
   return loss;
 }
-
-// The second opinion (run/noise_floor.h: float sums at the run's cast points) runs the same forward
-// and backward first: how far its gradients lie from the reference's is how far the forward's
-// round-off alone moves them on these inputs (the chained floor).
-void run_chained(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
-                 GradFloorSink& floor, GradSink& sink, CheckReport& report) {
-  // Routed as HF routed: the forward's own chained check gates the routing; a near-tie broken the
-  // other way here would move a token's experts and every gradient after it.
-  const RouteAs routing(fixture);
-  const ForwardInputs inputs = forward_inputs(fixture);
-  const Loss loss = fixture_loss(fixture, inputs);
-  if (floor_model) {
-    try {
-      floor_model->forward_backward(inputs, loss, floor, &routing);
-      floor.commit();
-      sink.set_floor(&floor);
-    } catch (const Error&) {  // no floor: only a floor_ratio limit fails, naming it
-    }
-  }
-  try {
-    model.forward_backward(inputs, loss, sink, &routing);
-  } catch (const InputError&) {
-    throw;
-  } catch (const Error& e) {
-    report.problems.push_back(fmt::format("the chained backward stopped: {}", e.what()));
-    sink.set_aborted();
-  }
-}
-
-}  // namespace
 
 std::vector<std::string> gradient_names(const Fixture& fixture) {
   if (!fixture.has_gradients()) return {};

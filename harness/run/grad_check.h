@@ -27,6 +27,10 @@ namespace parity::harness {
 void check_gradients(const Fixture& fixture, const ReferenceModel& model, const ReferenceModel* floor_model,
                      const Budget& budget, const CheckOptions& options, CheckReport& report);
 
+// The fixture's /loss as the reference computes it; InputError for a malformed one (a missing or
+// mistyped tensor, weights of the wrong shape or all zero, labels that are not the input ids).
+Loss fixture_loss(const Fixture& fixture, const ForwardInputs& inputs);
+
 // Every gradient name of the fixture a --hooks glob or a skip may select: /grad_hooks keys and
 // /grads names (empty without gradients).
 std::vector<std::string> gradient_names(const Fixture& fixture);

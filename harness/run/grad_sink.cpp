@@ -12,14 +12,14 @@ namespace parity::harness {
 namespace {
 
 constexpr std::string_view kParamPrefix = "/grads/";
-constexpr int64_t kParamFirst = int64_t{1} << 40;  // a parameter row sorts before its module's input rows
 
 bool all_zero(const Array& a) {
   return std::all_of(a.data.begin(), a.data.end(), [](double x) { return x == 0; });
 }
 
-bool descends_from(const std::string& module, const std::string& ancestor) {
-  return module.size() > ancestor.size() && module.starts_with(ancestor) && module[ancestor.size()] == '.';
+// "HF", "the reference", "the base": a side as a sentence names it.
+std::string side_phrase(std::string_view side) {
+  return side == "HF" ? std::string(side) : fmt::format("the {}", side);
 }
 
 }  // namespace
@@ -72,39 +72,18 @@ void GradFloorSink::commit() {
   pending_.clear();
 }
 
-// Where each module's call starts and ends in the forward: the fixture positions of its first key
-// (its inputs, stored when it is called) and its last (its output, stored when it returns). A
-// backward runs in reverse: a module's output gradient exists when the backward reaches its end,
-// its input and parameter gradients once it has gone back through the module to its start (a
-// decoder layer's input gradient after every module inside it).
 GradSink::GradSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string glob,
                    std::vector<std::string> modules)
-    : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(glob)), modules_(std::move(modules)) {
+    : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(glob)), modules_(std::move(modules)),
+      order_(fixture) {
   // As the reference resolves it (Gemma-4's text config, its default): the head emits no gradient
   // of its own then, the embedding's holds both.
   const nlohmann::ordered_json resolved = resolved_config(fixture.config());
   const auto tie = resolved.find("tie_word_embeddings");
   tied_head_ = tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
-  const std::vector<std::string> keys = comparable_keys(fixture);
-  for (size_t i = 0; i < keys.size(); ++i) {
-    Span& s = spans_[parse_hook_key(keys[i]).module];
-    if (s.first < 0) s.first = static_cast<int64_t>(i);
-    s.last = static_cast<int64_t>(i);
-  }
 }
 
 bool GradSink::wanted(const std::string& name) const { return glob_.empty() || glob_match(glob_, name); }
-
-int64_t GradSink::position_of(const std::string& module, bool output) const {
-  auto it = spans_.find(module);
-  if (it == spans_.end()) return std::numeric_limits<int64_t>::max();
-  return -(output ? it->second.last : it->second.first) * 2 - (output ? 1 : 0);
-}
-
-int64_t GradSink::position_of_key(const std::string& key) const {
-  const HookKey k = parse_hook_key(key);
-  return position_of(k.module, k.kind != HookKind::kInput);
-}
 
 // A parameter's gradient is complete once the backward is back at its first use in the forward:
 // isolated, the earliest module whose share it sums; chained (shares of no module), its owner (a
@@ -112,23 +91,15 @@ int64_t GradSink::position_of_key(const std::string& key) const {
 int64_t GradSink::parameter_position(const std::string& param) const {
   int64_t position = std::numeric_limits<int64_t>::min();
   for (const std::string& module : shares_.modules_of(param))
-    if (!module.empty()) position = std::max(position, position_of(module));
-  return position == std::numeric_limits<int64_t>::min() ? position_of(owner_of(param)) : position;
-}
-
-// The longest module path that prefixes the parameter's name.
-std::string GradSink::owner_of(const std::string& param) const {
-  std::string best;
-  for (const std::string& m : modules_)
-    if (descends_from(param, m) && m.size() > best.size()) best = m;
-  return best;
+    if (!module.empty()) position = std::max(position, order_.of_module(module));
+  return position == std::numeric_limits<int64_t>::min() ? order_.of_module(owner_of(param, modules_)) : position;
 }
 
 HookResult GradSink::start(const std::string& name, int64_t order, bool param) {
   HookResult r;
   r.hook = name;
   r.order = order;
-  r.sequence = next_sequence_++ - (param ? kParamFirst : 0);
+  r.sequence = next_sequence_++ - (param ? BackwardOrder::kParamFirst : 0);
   if (!budget_.skip_for(name)) assign_limit(r, budget_, mode_);
   return r;
 }
@@ -137,7 +108,7 @@ void GradSink::emit(const std::string& key, const Array& value) {
   if (key.starts_with(kParamPrefix)) return shares_.add(module_, key.substr(kParamPrefix.size()), value);
   if (key == "/loss/value") return gate_loss(value);
   if (!wanted(key)) return;
-  HookResult r = start(key, position_of_key(key));
+  HookResult r = start(key, order_.of_key(key));
   if (!produced_.insert(key).second) r.message = "emitted twice by the reference (a wiring bug in the model file)";
   else if (!apply_skip(r, budget_))
     gate_gradient(r, &value, "grad_hooks", key, floor_ ? floor_->activations().find(key) : nullptr);
@@ -145,13 +116,13 @@ void GradSink::emit(const std::string& key, const Array& value) {
 }
 
 void GradSink::emit_top_k(const std::string& key, const TopK&) {
-  HookResult r = start(key, position_of_key(key));
+  HookResult r = start(key, order_.of_key(key));
   r.message = "the backward emitted a top-k choice (a wiring bug in the model file)";
   results_.push_back(std::move(r));
 }
 
 void GradSink::fail_module(const std::string& module, const std::string& message) {
-  HookResult r = start(module, position_of(module));
+  HookResult r = start(module, order_.of_module(module));
   r.message = message;
   results_.push_back(std::move(r));
   for (const std::string& key : fixture_.names("grad_hooks"))
@@ -167,39 +138,42 @@ void GradSink::gate_loss(const Array& value) {
   results_.push_back(std::move(r));
 }
 
-// The reference's gradient against the fixture's /<group>/<name> (absent: HF has none). A gradient
-// on one side only always fails; none on either side passes, saying so.
+void gate_gradient_pair(HookResult& r, const Array* candidate, const Array* expected, Sides sides) {
+  const bool candidate_none = !candidate || all_zero(*candidate), expected_none = !expected || all_zero(*expected);
+  if (candidate && expected && candidate->shape != expected->shape) {
+    r.shape = expected->shape;
+    r.message = shape_mismatch(candidate->shape, expected->shape, sides);
+  } else if (candidate_none && expected_none) {
+    r.status = Status::kPass;
+    r.measured = 0;
+    r.note = candidate || expected ? "neither side has a gradient (both exactly zero)" : "neither side has a gradient";
+  } else if (candidate_none) {
+    r.message = fmt::format("{}: {} has a gradient, {} has none{}", r.hook, side_phrase(sides.expected),
+                            side_phrase(sides.candidate), candidate ? " (all zero)" : "");
+  } else if (expected_none) {
+    r.message = fmt::format("{}: {} has a gradient, {} has none{}", r.hook, side_phrase(sides.candidate),
+                            side_phrase(sides.expected), expected ? " (all zero)" : "");
+  } else {
+    gate_floats(r, compare_floats(candidate->data, expected->data), sides);
+  }
+  if (r.shape.empty() && (expected || candidate)) r.shape = (expected ? expected : candidate)->shape;
+}
+
+// The reference's gradient against the fixture's /<group>/<name> (absent: HF has none).
 void GradSink::gate_gradient(HookResult& r, const Array* reference, std::string_view group, const std::string& name,
                              const Array* floor) {
   if (floor && reference && floor->shape == reference->shape) r.floor = compare_floats(floor->data, reference->data);
-  const bool ref_none = !reference || all_zero(*reference);
-  if (!fixture_.has(group, name)) {
-    if (ref_none) {
-      r.status = Status::kPass;
-      r.measured = 0;
-      r.note = "neither side has a gradient";
-    } else {
-      r.shape = reference->shape;
-      r.message = fmt::format("{}: the reference has a gradient, HF has none", r.hook);
+  std::optional<Array> hf;
+  if (fixture_.has(group, name)) {
+    const DatasetInfo info = fixture_.info(group, name);
+    r.shape = info.shape;
+    if (!is_floating(info.dtype)) {
+      r.message = fmt::format("kind mismatch: the fixture's gradient is {}", dtype_name(info.dtype));
+      return;
     }
-    return;
+    hf = to_array(fixture_.read(group, name), std::string(group) + "/" + name);
   }
-  const DatasetInfo info = fixture_.info(group, name);
-  r.shape = info.shape;
-  if (!is_floating(info.dtype)) {
-    r.message = fmt::format("kind mismatch: the fixture's gradient is {}", dtype_name(info.dtype));
-    return;
-  }
-  const Array hf = to_array(fixture_.read(group, name), std::string(group) + "/" + name);
-  const bool hf_none = all_zero(hf);
-  if (reference && reference->shape != info.shape) r.message = shape_mismatch(reference->shape, info.shape, kCheckSides);
-  else if (ref_none && hf_none) {
-    r.status = Status::kPass;
-    r.measured = 0;
-    r.note = "neither side has a gradient (both exactly zero)";
-  } else if (ref_none) r.message = fmt::format("{}: HF has a gradient, the reference has none", r.hook);
-  else if (hf_none) r.message = fmt::format("{}: the reference has a gradient, HF has none (all zero)", r.hook);
-  else gate_floats(r, compare_floats(reference->data, hf.data), kCheckSides);
+  gate_gradient_pair(r, reference, hf ? &*hf : nullptr, kCheckSides);
 }
 
 // Every parameter either side has a gradient for, each once; a tied head's gradient is the
@@ -226,7 +200,7 @@ void GradSink::gate_parameters() {
 void GradSink::add_missing_input_gradients() {
   for (const std::string& key : fixture_.names("grad_hooks")) {
     if (!is_input_key(key) || produced_.count(key) || !wanted(key)) continue;
-    HookResult r = start(key, position_of_key(key));
+    HookResult r = start(key, order_.of_key(key));
     r.shape = fixture_.info("grad_hooks", key).shape;
     if (!apply_skip(r, budget_)) r.message = "the fixture has this gradient but the reference does not produce it";
     results_.push_back(std::move(r));

@@ -14,7 +14,9 @@
 #include "gate/budget.h"
 #include "io/fixture.h"
 #include "models/model.h"
+#include "run/backward_order.h"
 #include "run/check.h"
+#include "run/hook_gate.h"
 #include "run/noise_floor.h"
 
 namespace parity::harness {
@@ -61,6 +63,11 @@ class GradFloorSink final : public HookSink {
   ParamShares params_;
 };
 
+// One gradient row: the candidate side's gradient against the expected side's (nullptr: that side
+// has none), as the sides name them. A gradient on one side only (absent or exactly zero) always
+// fails, naming the side that has it; none on either side passes, saying so.
+void gate_gradient_pair(HookResult& r, const Array* candidate, const Array* expected, Sides sides);
+
 class GradSink final : public HookSink {
  public:
   GradSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string glob, std::vector<std::string> modules);
@@ -79,14 +86,8 @@ class GradSink final : public HookSink {
   void finish(CheckReport& report);
 
  private:
-  struct Span {
-    int64_t first = -1, last = -1;
-  };
   bool wanted(const std::string& name) const;
-  int64_t position_of(const std::string& module, bool output = false) const;
-  int64_t position_of_key(const std::string& key) const;
   int64_t parameter_position(const std::string& param) const;
-  std::string owner_of(const std::string& param) const;
   HookResult start(const std::string& name, int64_t order, bool param = false);
   void gate_loss(const Array& value);
   void gate_gradient(HookResult& r, const Array* reference, std::string_view group, const std::string& name,
@@ -99,7 +100,7 @@ class GradSink final : public HookSink {
   Mode mode_;
   std::string glob_;
   std::vector<std::string> modules_;
-  std::map<std::string, Span> spans_;
+  BackwardOrder order_;
   std::string module_;
   ParamShares shares_;
   std::set<std::string> produced_;

@@ -48,15 +48,31 @@ void gate_top_k(HookResult& r, TopKMetrics metrics) {
 }
 
 void add_unused_budget_entries(const Budget& budget, Mode mode, const std::vector<HookResult>& results,
-                               std::vector<std::string>& problems, const std::vector<std::string>& elsewhere) {
+                               std::vector<std::string>& problems, const std::vector<std::string>& elsewhere,
+                               const std::set<std::string>* one_sided) {
   auto any = [&](auto predicate) { return std::any_of(results.begin(), results.end(), predicate); };
+  auto used_elsewhere = [&](const std::string& glob) {
+    return std::any_of(elsewhere.begin(), elsewhere.end(), [&](const std::string& n) { return glob_match(glob, n); });
+  };
   for (const Rule& rule : budget.section(mode).rules)
     if (!any([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
       problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where, rule.hooks));
   for (const Skip& skip : budget.skips)
-    if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }) &&
-        std::none_of(elsewhere.begin(), elsewhere.end(), [&](const std::string& n) { return glob_match(skip.hooks, n); }))
+    if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }) && !used_elsewhere(skip.hooks))
       problems.push_back(fmt::format("budget skip {} (hooks = \"{}\") matches no hook", skip.where, skip.hooks));
+  if (!one_sided) return;
+  for (const Skip& entry : budget.one_side)
+    if (!any([&](const HookResult& r) { return one_sided->count(r.hook) && glob_match(entry.hooks, r.hook); }) &&
+        !used_elsewhere(entry.hooks))
+      problems.push_back(fmt::format(
+          "budget one_side {} (hooks = \"{}\") matches no hook that only one dump holds", entry.where, entry.hooks));
+}
+
+void use_no_floor_default(HookResult& r, const Budget& budget, Mode mode) {
+  const std::optional<Limit>& fallback = budget.section(mode).no_floor_default;
+  if (r.budget_rule != "default" || !fallback || !r.limit || r.limit->metric != Metric::kFloorRatio) return;
+  r.limit = *fallback;
+  r.budget_rule = "default (no noise floor: fixed limit)";
 }
 
 }  // namespace parity::harness

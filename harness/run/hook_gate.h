@@ -5,6 +5,7 @@
 // budget entries that matched nothing fail the run (a stale budget is a bug).
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,7 +37,14 @@ void gate_top_k(HookResult& r, TopKMetrics metrics);
 // Budget rules of `mode` and skips that matched no result of the run, as run problems. Skips apply
 // to every mode: one that matches a name in `elsewhere` (what the fixture holds for the other
 // modes: the forward's hooks in a gradient run, the gradients in a forward run) is used there.
+// one_sided (compare): the rows only one dump holds, which [[one_side]] entries must match (or a
+// name in `elsewhere`).
 void add_unused_budget_entries(const Budget& budget, Mode mode, const std::vector<HookResult>& results,
-                               std::vector<std::string>& problems, const std::vector<std::string>& elsewhere = {});
+                               std::vector<std::string>& problems, const std::vector<std::string>& elsewhere = {},
+                               const std::set<std::string>* one_sided = nullptr);
+// The built-in default of compare and grad.compare gates against the floor; where the reference gave
+// none for this row it falls back to the section's fixed limit (budget.h no_floor_default). A rule
+// a file states is kept as it is: a floor_ratio rule without a floor fails closed (gate_floats).
+void use_no_floor_default(HookResult& r, const Budget& budget, Mode mode);
 
 }  // namespace parity::harness

@@ -13,6 +13,7 @@
 #include "logprobs/run.h"
 #include "run/compare.h"
 #include "run/grad_check.h"
+#include "run/grad_compare.h"
 
 namespace parity::harness {
 
@@ -128,13 +129,24 @@ CheckResult run_compare_plan(const ComparePlan& plan) {
   options.weights = checkpoint.get();
   // Each side's own replay is judged by the file's [isolated] section when it has one, else by the
   // built-in budget of that side's run dtype.
-  std::optional<Budget> isolated;
-  if (plan.budget && plan.budget->modes.count(Mode::kIsolated)) {
-    isolated = budget;
-    options.isolated_budget = &*isolated;
-  }
+  if (plan.budget && plan.budget->modes.count(Mode::kIsolated)) options.isolated_budget = &budget;
+  if (plan.budget && plan.budget->modes.count(Mode::kGradIsolated)) options.grad_isolated_budget = &budget;
   CheckResult result;
-  result.runs.push_back(run_compare(base, target, budget, options));
+  if (plan.grad) {
+    check_gradient_pair(base, target);  // before any work
+    CompareOptions forward = options, gradients = options;
+    for (const Fixture* f : {&base, &target})
+      for (const std::string& name : gradient_names(*f)) forward.elsewhere.push_back(name);
+    gradients.elsewhere = comparable_keys(base);
+    const std::vector<std::string> target_keys = comparable_keys(target);
+    gradients.elsewhere.insert(gradients.elsewhere.end(), target_keys.begin(), target_keys.end());
+    result.runs.push_back(run_compare(base, target, budget, forward));
+    result.runs.push_back(run_grad_compare(base, target, budget, gradients));
+  } else {
+    result.runs.push_back(run_compare(base, target, budget, options));
+    if (base.has_gradients() && target.has_gradients())
+      result.runs.back().notes.push_back("both dumps hold gradients: compare --grad compares them too");
+  }
   const std::vector<MetricValue> values = baseline_values(result.runs);
   const bool gate_passed = result.passed();
   result.baseline = apply_baseline(plan.baseline, "check", values, budget.bands, gate_passed, result.warnings);

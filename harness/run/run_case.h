@@ -43,6 +43,7 @@ struct ComparePlan {
   std::optional<std::filesystem::path> weights;  // what the three-way replay uses
   std::string hooks;
   bool reference = true;  // the three-way view
+  bool grad = false;      // also compare the gradients (run/grad_compare.h): a second run, grad.compare
   BaselinePlan baseline;
 };
 

@@ -95,8 +95,9 @@ void bind_check(py::module_& m) {
   m.def(
       "compare",
       [](const py::handle& base_path, const py::handle& target_path, const py::handle& budget_path, bool reference,
-         const py::handle& weights) {
+         const py::handle& weights, bool grad) {
         ComparePlan plan;
+        plan.grad = grad;
         plan.base = file_arg(base_path, "base");
         plan.target = file_arg(target_path, "target");
         plan.budget = budget_file(budget_path);
@@ -110,8 +111,9 @@ void bind_check(py::module_& m) {
         return to_python(reports::json_report(result));
       },
       py::arg("base"), py::arg("target"), py::arg("budget") = py::none(), py::arg("reference") = true,
-      py::arg("weights") = py::none(),
-      "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no noise floor and no three-way view).");
+      py::arg("weights") = py::none(), py::arg("grad") = false,
+      "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no noise floor and no three-way view;\n"
+      "grad=True: `--grad`, a second run of mode \"grad.compare\" comparing the dumps' gradients).");
   m.def(
       "diagnose",
       [](const py::handle& target_path, const py::handle& budget_path) {

@@ -38,9 +38,10 @@ py::dict float_metrics_dict(const FloatMetrics& m, const Shape& shape) {
 
 Mode mode_named(const std::string& name) {
   if (name == "compare") return Mode::kCompare;
+  if (name == "grad.compare") return Mode::kGradCompare;
   if (std::optional<Mode> mode = mode_from_name(name)) return *mode;
-  input_error("mode: expected \"isolated\", \"chained\", \"compare\", \"grad.isolated\" or \"grad.chained\", got \"{}\"",
-              name);
+  input_error("mode: expected \"isolated\", \"chained\", \"compare\", \"grad.isolated\", \"grad.chained\" or "
+              "\"grad.compare\", got \"{}\"", name);
 }
 
 std::optional<std::string> run_dtype_arg(const py::handle& obj) { return optional_str_arg(obj, "run_dtype"); }
