@@ -10,6 +10,7 @@
 #include "cli/cli_check.h"
 #include "cli/cli_compare.h"
 #include "cli/cli_diagnose.h"
+#include "cli/cli_grad_audit.h"
 #include "cli/cli_logprobs.h"
 #include "cli/cli_report.h"
 #include "io/fixture.h"
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   CLI::App* report = parity::harness::add_report_command(app, report_flags);
   parity::harness::DiagnoseFlags diagnose_flags;
   CLI::App* diagnose = parity::harness::add_diagnose_command(app, diagnose_flags);
+  parity::harness::GradAuditFlags audit_flags;
+  CLI::App* audit = parity::harness::add_grad_audit_command(app, audit_flags);
 
   try {
     app.parse(argc, argv);
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     if (logprobs->parsed()) return parity::harness::run_logprobs_command(*logprobs, logprobs_flags);
     if (report->parsed()) return parity::harness::run_report_command(report_flags);
     if (diagnose->parsed()) return parity::harness::run_diagnose_command(diagnose_flags);
+    if (audit->parsed()) return parity::harness::run_grad_audit_command(audit_flags);
   } catch (const parity::Error& e) {
     print_error(e.what());
     return kExitUsageOrInput;

@@ -188,6 +188,8 @@ void require_gradients(const Fixture& dump, const char* side) {
 void check_gradient_pair(const Fixture& base, const Fixture& target) {
   require_gradients(base, "base");
   require_gradients(target, "target");
+  check_same_model(base, target);
+  check_same_inputs(base, target);
   const std::string pair = fmt::format("compare --grad {} vs {}", base.path().string(), target.path().string());
   const std::string kind = base.meta_string("grad_loss"), other = target.meta_string("grad_loss");
   if (kind != other)

@@ -24,7 +24,8 @@ namespace parity::harness {
 CheckReport run_grad_compare(const Fixture& base, const Fixture& target, const Budget& budget,
                              const CompareOptions& options);
 
-// InputError unless both dumps hold gradients of the same loss on the same tokens.
+// InputError unless both dumps hold gradients, of the same model and inputs (compare.h), and of
+// the same loss on the same tokens; in that order, so the first message is the plainest.
 void check_gradient_pair(const Fixture& base, const Fixture& target);
 
 }  // namespace parity::harness

@@ -153,6 +153,17 @@ CheckResult run_compare_plan(const ComparePlan& plan) {
   return result;
 }
 
+GradAudit run_grad_audit_plan(const GradAuditPlan& plan) {
+  const Fixture base(plan.base);
+  const std::optional<Fixture> target = plan.target ? std::optional<Fixture>(std::in_place, *plan.target) : std::nullopt;
+  const std::string dtype = target ? compare_run_dtype(base, *target) : base.meta_string("dtype");
+  const Budget budget = !plan.budget && target ? builtin_compare_budget(base, *target)
+                        : dtype.empty()        ? *plan.budget
+                                               : effective_budget(plan.budget, dtype);
+  const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, base);
+  return audit_gradients(base, target ? &*target : nullptr, budget, checkpoint.get());
+}
+
 LogprobReport run_logprob_plan(const LogprobPlan& plan) {
   require_baseline_for(plan.budget.bands, plan.baseline);
   const LogprobSources& s = plan.sources;

@@ -16,6 +16,7 @@
 #include "run/case_file.h"
 #include "run/check.h"
 #include "run/diagnose.h"
+#include "run/grad_audit.h"
 
 namespace parity::harness {
 
@@ -57,6 +58,13 @@ struct LogprobPlan {
   BaselinePlan baseline;
 };
 
+struct GradAuditPlan {
+  std::filesystem::path base;
+  std::optional<std::filesystem::path> target;   // nullopt: the reference's own backward is the target side
+  std::optional<Budget> budget;                  // its [grad.chained] (one dump) or [grad.compare] (two) sets the bands
+  std::optional<std::filesystem::path> weights;  // what the reference runs with
+};
+
 struct DiagnosePlan {
   std::filesystem::path fixture;
   std::optional<Budget> budget;
@@ -73,6 +81,7 @@ std::vector<Mode> with_gradient_modes(const std::vector<Mode>& modes);
 CheckResult run_check_plan(const CheckPlan& plan);
 CheckResult run_compare_plan(const ComparePlan& plan);
 LogprobReport run_logprob_plan(const LogprobPlan& plan);
+GradAudit run_grad_audit_plan(const GradAuditPlan& plan);
 Diagnosis run_diagnose_plan(const DiagnosePlan& plan);
 
 // The plans a case file stands for; accept_baseline: write the case's baseline from this run

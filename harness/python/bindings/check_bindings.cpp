@@ -9,6 +9,7 @@
 #include "args.h"
 #include "arrays.h"
 #include "run/run_case.h"
+#include "audit_report.h"
 #include "diagnose_report.h"
 #include "html_report.h"
 #include "json_bridge.h"
@@ -114,6 +115,25 @@ void bind_check(py::module_& m) {
       py::arg("weights") = py::none(), py::arg("grad") = false,
       "`parity compare BASE TARGET --json` as a dict (mode \"compare\"; reference=False: no noise floor and no three-way view;\n"
       "grad=True: `--grad`, a second run of mode \"grad.compare\" comparing the dumps' gradients).");
+  m.def(
+      "grad_audit",
+      [](const py::handle& dump_path, const py::handle& target_path, const py::handle& budget_path,
+         const py::handle& weights) {
+        GradAuditPlan plan;
+        plan.base = file_arg(dump_path, "dump");
+        if (!target_path.is_none()) plan.target = file_arg(target_path, "target");
+        plan.budget = budget_file(budget_path);
+        plan.weights = optional_path_arg(weights, "weights");
+        GradAudit audit;
+        {
+          py::gil_scoped_release release;
+          audit = run_grad_audit_plan(plan);
+        }
+        return to_python(reports::audit_json(audit));
+      },
+      py::arg("dump"), py::arg("target") = py::none(), py::arg("budget") = py::none(), py::arg("weights") = py::none(),
+      "`parity grad-audit DUMP [TARGET] --json` as a dict: which parameters learn on each side (target None: the\n"
+      "reference's own backward), each one's gradient norms, their ratio and its band, and every router in words.");
   m.def(
       "diagnose",
       [](const py::handle& target_path, const py::handle& budget_path) {

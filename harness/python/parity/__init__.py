@@ -13,6 +13,7 @@ The C++ harness in-process (the extension parity._parity, built by `pip install 
     parity.forward_backward(config, input_ids, weights, loss, ...)   and its backward from a loss
     parity.check / compare / diagnose(path)    the CLI's gates, as their --json dicts
     parity.check_case(case_file)               `parity check --case` (cases, checkpoints, baselines, [expect])
+    parity.grad_audit(dump, target=None)       `parity grad-audit --json`: which parameters learn on each side
     parity.html_report(result)                 the self-contained HTML page of a result dict
     parity.known_bugs()                        the known-bug registry (references/models/known_bugs.toml) as dicts
 
@@ -37,6 +38,7 @@ from ._parity import (  # noqa: F401  (the public API)
     compare_tensors,
     diagnose,
     forward,
+    grad_audit,
     forward_backward,
     gate_logprobs,
     html_report,

@@ -1,0 +1,291 @@
+#include "run/grad_audit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "io/fixture_sources.h"
+#include "models/model.h"
+#include "run/backward_order.h"
+#include "run/compare.h"
+#include "run/compare_floor.h"
+#include "run/grad_check.h"
+#include "run/grad_compare.h"
+#include "run/grad_sink.h"
+#include "run/noise_floor.h"
+
+namespace parity::harness {
+
+namespace {
+
+using Gradient = std::function<std::optional<Array>(const std::string& param)>;
+
+AuditSide side_of(const std::optional<Array>& g) {
+  AuditSide s;
+  if (!g) return s;
+  s.present = true;
+  double sum = 0;
+  for (double x : g->data) {
+    if (!std::isfinite(x)) ++s.nonfinite;
+    else sum += x * x, s.learns = s.learns || x != 0;
+  }
+  s.norm = std::sqrt(sum);
+  return s;
+}
+
+// A dump's gradient of `name` in `group` (nullopt: none); a gradient that is not floating is bad input.
+std::optional<Array> stored(const Fixture& dump, const std::string& group, const std::string& name) {
+  if (!dump.has(group, name)) return std::nullopt;
+  if (!is_floating(dump.info(group, name).dtype))
+    throw InputError(fmt::format("[{}] /{}/{} is {}, not a gradient", dump.path().string(), group, name,
+                                 dtype_name(dump.info(group, name).dtype)));
+  return to_array(dump.read(group, name), fmt::format("/{}/{}", group, name));
+}
+
+bool tied_head(const Fixture& f) {
+  const nlohmann::ordered_json resolved = resolved_config(f.config());
+  const auto tie = resolved.find("tie_word_embeddings");
+  return tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
+}
+
+// A parameter's gradient as the reference emits it: a tied head's under the embedding's name.
+std::optional<Array> emitted(const ParamShares& shares, const std::string& param, bool tied) {
+  if (std::optional<Array> g = shares.summed(param)) return g;
+  if (param == "lm_head.weight" && tied)
+    for (const std::string& other : shares.params())
+      if (other.ends_with(".embed_tokens.weight")) return shares.summed(other);
+  return std::nullopt;
+}
+
+std::optional<double> floor_of(const ParamShares& a, const ParamShares& b, const std::string& param, bool tied) {
+  const std::optional<Array> x = emitted(a, param, tied), y = emitted(b, param, tied);
+  if (!x || !y || x->shape != y->shape) return std::nullopt;
+  return compare_floats(x->data, y->data).rel_l2;
+}
+
+// What each side holds, by parameter, and the noise floor the band is measured from.
+struct AuditInputs {
+  Gradient base, target;
+  std::set<std::string> names;
+  std::map<std::string, double> floor;  // rel_l2 of the two correct implementations' gradients
+  std::function<std::optional<bool>(const std::string& router)> base_top_k, target_top_k;
+  Mode mode = Mode::kGradChained;
+};
+
+std::optional<bool> reaches(const std::optional<Array>& g) {
+  if (!g) return std::nullopt;
+  return side_of(g).learns;
+}
+
+// The norm ratio's band for `param`: the rel_l2 its gradient may differ by (see grad_audit.h).
+void set_band(AuditRow& row, const Budget& budget, Mode mode, const std::optional<double>& floor) {
+  const Rule* rule = budget.rule_for(mode, row.param, false);
+  row.band_rule = rule ? rule->where : "default";
+  const Limit limit = budget.limit_for(mode, row.param, false);
+  if (limit.metric == Metric::kRelL2) {
+    row.band = limit.value;
+  } else if (limit.metric == Metric::kFloorRatio && floor) {
+    row.band = std::max(limit.value * *floor, limit.min_rel_l2);
+    row.band_rule += fmt::format(": {:g} x noise floor {:.3g}", limit.value, *floor);
+  } else if (limit.metric == Metric::kFloorRatio && !rule && budget.section(mode).no_floor_default &&
+             budget.section(mode).no_floor_default->metric == Metric::kRelL2) {
+    row.band = budget.section(mode).no_floor_default->value;
+    row.band_rule = "default (no noise floor: fixed limit)";
+  } else {
+    row.message = limit.metric == Metric::kFloorRatio
+                      ? "no noise floor for this parameter, so its floor_ratio limit cannot set a norm ratio band"
+                      : fmt::format("its limit ({}) gates {}: a norm ratio band needs a rel_l2 or floor_ratio limit",
+                                    row.band_rule, metric_name(limit.metric));
+  }
+}
+
+std::string norm_text(const AuditSide& s) {
+  return !s.present ? "none" : s.learns ? fmt::format("{:.3g}", s.norm) : "none (all zero)";
+}
+
+void judge(AuditRow& row, const std::string& base_side, const std::string& target_side) {
+  const AuditSide &b = row.base, &t = row.target;
+  if (b.learns && t.present && t.norm > 0 && b.norm > 0) row.ratio = t.norm / b.norm;
+  if (b.nonfinite + t.nonfinite > 0) {
+    row.message = fmt::format("{}: NaN/Inf in the gradient: {} {}, {} {}", row.param, base_side, b.nonfinite,
+                              target_side, t.nonfinite);
+  } else if (b.learns != t.learns) {
+    const AuditSide& has = b.learns ? b : t;
+    row.message = fmt::format("{}: {} learns it (‖∇‖ = {:.3g}), {} gives it no gradient{}", row.param,
+                              b.learns ? base_side : target_side, has.norm, b.learns ? target_side : base_side,
+                              (b.learns ? t : b).present ? " (all zero)" : "");
+  } else if (!b.learns) {
+    row.status = Status::kPass;
+    row.message = "frozen on both sides";
+  } else if (!row.message.empty()) {
+    // set_band could not set a band: fails closed with its message
+  } else if (std::abs(*row.ratio - 1) <= *row.band) {
+    row.status = Status::kPass;
+  } else {
+    row.message = fmt::format("{}: norm ratio {:.4g} ({} / {}) outside 1 ± {:.3g} ({})", row.param, *row.ratio,
+                              target_side, base_side, *row.band, row.band_rule);
+  }
+}
+
+AuditInputs one_dump(const Fixture& dump, const WeightSource* weights, GradFloorSink& ref, GradFloorSink& floor,
+                     std::vector<std::string>& notes) {
+  if (!dump.has_gradients())
+    throw InputError(fmt::format("[{}] holds no gradients: dump it with parity-dump --grad LOSS", dump.path().string()));
+  const FixtureWeights own(dump);
+  if (!weights && dump.names("weights").empty())
+    throw InputError(fmt::format("[{}] has no weights (dumped with --weights none); pass --weights CHECKPOINT_DIR",
+                                 dump.path().string()));
+  const WeightSource& w = weights ? *weights : own;
+  const std::optional<Precision> precision = precision_for_run_dtype(dump.meta_string("dtype"));
+  if (!precision)
+    throw InputError(fmt::format("[{}] run dtype {} has no reference precision", dump.path().string(),
+                                 dump.meta_string("dtype")));
+  const ForwardInputs inputs = forward_inputs(dump);
+  const Loss loss = fixture_loss(dump, inputs);
+  const RouteAs routing(dump);
+  reference_model_of(dump, w, *precision, {})->forward_backward(inputs, loss, ref, &routing);
+  ref.commit();
+  try {
+    if (const std::unique_ptr<ReferenceModel> second = floor_model_of(dump, w, {})) {
+      second->forward_backward(inputs, loss, floor, &routing);
+      floor.commit();
+    }
+  } catch (const Error& e) {
+    notes.push_back(fmt::format("noise floor: none: {}", e.what()));
+  }
+  const bool tied = tied_head(dump);
+  AuditInputs in;
+  in.mode = Mode::kGradChained;
+  in.base = [&dump](const std::string& p) { return stored(dump, "grads", p); };
+  in.target = [&ref, tied](const std::string& p) { return emitted(ref.params(), p, tied); };
+  for (const std::string& n : dump.names("grads")) in.names.insert(n);
+  for (const std::string& n : ref.params().params()) in.names.insert(n);
+  for (const std::string& n : in.names)
+    if (std::optional<double> f = floor_of(floor.params(), ref.params(), n, tied)) in.floor[n] = *f;
+  in.base_top_k = [&dump](const std::string& r) { return reaches(stored(dump, "grad_hooks", r + "@top_k_weights")); };
+  in.target_top_k = [&ref](const std::string& r) -> std::optional<bool> {
+    const Array* g = ref.activations().find(r + "@top_k_weights");
+    return g ? reaches(*g) : std::nullopt;
+  };
+  return in;
+}
+
+AuditInputs two_dumps(const Fixture& base, const Fixture& target, const WeightSource* weights,
+                      GradCompareFloor& floor, std::vector<std::string>& notes) {
+  check_gradient_pair(base, target);
+  floor = grad_compare_floor(base, target, weights);
+  if (!floor.note.empty()) notes.push_back("noise floor: none: " + floor.note);
+  const bool tied = tied_head(base);
+  AuditInputs in;
+  in.mode = Mode::kGradCompare;
+  in.base = [&base](const std::string& p) { return stored(base, "grads", p); };
+  in.target = [&target](const std::string& p) { return stored(target, "grads", p); };
+  for (const Fixture* f : {&base, &target})
+    for (const std::string& n : f->names("grads")) in.names.insert(n);
+  if (floor.available)
+    for (const std::string& n : in.names)
+      if (std::optional<double> f = floor_of(floor.target.params(), floor.base.params(), n, tied)) in.floor[n] = *f;
+  in.base_top_k = [&base](const std::string& r) { return reaches(stored(base, "grad_hooks", r + "@top_k_weights")); };
+  in.target_top_k = [&target](const std::string& r) {
+    return reaches(stored(target, "grad_hooks", r + "@top_k_weights"));
+  };
+  return in;
+}
+
+std::string short_name(const std::string& param, const std::string& router) { return param.substr(router.size() + 1); }
+
+RouterStatus router_status(const std::string& router, int64_t layer, const GradAudit& audit, const AuditInputs& in) {
+  RouterStatus s;
+  s.router = router;
+  s.layer = layer;
+  s.base_through_top_k = in.base_top_k(router);
+  s.target_through_top_k = in.target_top_k(router);
+  const AuditRow* first_failure = nullptr;
+  const AuditRow* first_learning = nullptr;
+  for (const AuditRow& row : audit.rows) {
+    if (!descends_from(row.param, router)) continue;
+    s.params.push_back(row.param);
+    if (row.status == Status::kFail && !first_failure) first_failure = &row;
+    // The one to name: a weight matrix (proj.weight, weight) over a scale, when the router has one.
+    if (row.base.learns && (!first_learning || (row.param.ends_with(".weight") && !first_learning->param.ends_with(".weight"))))
+      first_learning = &row;
+  }
+  s.matches = !s.params.empty() && !first_failure;
+  const std::string who = fmt::format("layer {} router ({})", layer, router);
+  if (s.params.empty()) {
+    s.sentence = who + ": no parameter gradient on either side";
+    return s;
+  }
+  if (first_failure) {
+    s.sentence = fmt::format("{}: does not match {}: {}", who, audit.base_side, first_failure->message);
+    return s;
+  }
+  if (!first_learning) {
+    s.sentence = fmt::format("{}: frozen on both sides (no parameter of it receives a gradient)", who);
+    return s;
+  }
+  std::string through;
+  if (s.base_through_top_k && s.target_through_top_k && *s.base_through_top_k && *s.target_through_top_k)
+    through = " through top_k_weights";
+  s.sentence = fmt::format("{}: learnable{}, ‖∇{}‖ = {:.3g} ({} {:.3g}), matches {}", who, through,
+                           short_name(first_learning->param, router), first_learning->base.norm, audit.target_side,
+                           first_learning->target.norm, audit.base_side);
+  return s;
+}
+
+}  // namespace
+
+bool GradAudit::passed() const { return count(Status::kFail) == 0 && !rows.empty(); }
+
+int64_t GradAudit::count(Status s) const {
+  return std::count_if(rows.begin(), rows.end(), [&](const AuditRow& r) { return r.status == s; });
+}
+
+GradAudit audit_gradients(const Fixture& base, const Fixture* target, const Budget& budget, const WeightSource* weights) {
+  budget.section(target ? Mode::kGradCompare : Mode::kGradChained);  // before any work
+  GradAudit audit;
+  audit.base = base.path().string();
+  audit.budget_source = budget.source;
+  GradFloorSink ref, floor;
+  GradCompareFloor compare_floor;
+  AuditInputs in;
+  if (target) {
+    audit.target = target->path().string();
+    audit.base_side = "base";
+    audit.target_side = "target";
+    in = two_dumps(base, *target, weights, compare_floor, audit.notes);
+  } else {
+    in = one_dump(base, weights, ref, floor, audit.notes);
+    audit.notes.push_back("the reference's side: its own forward, routed as HF routed, and backward from the dump's loss");
+  }
+  for (const std::string& name : in.names) {
+    AuditRow row;
+    row.param = name;
+    if (const Skip* s = budget.skip_for(name)) {
+      row.status = Status::kSkipped;
+      row.message = fmt::format("skipped: {} ({})", s->reason, s->where);
+      audit.rows.push_back(std::move(row));
+      continue;
+    }
+    row.base = side_of(in.base(name));
+    row.target = side_of(in.target(name));
+    const auto f = in.floor.find(name);
+    set_band(row, budget, in.mode, f == in.floor.end() ? std::nullopt : std::optional<double>(f->second));
+    judge(row, audit.base_side, audit.target_side);
+    audit.rows.push_back(std::move(row));
+  }
+  for (const std::string& key : comparable_keys(base)) {
+    if (!key.ends_with("@top_k_index")) continue;
+    const HookKey k = parse_hook_key(key);
+    if (key != k.module + "@top_k_index") continue;
+    audit.routers.push_back(router_status(k.module, k.layer, audit, in));
+  }
+  if (audit.rows.empty()) audit.notes.push_back("empty audit: neither side has a parameter gradient");
+  return audit;
+}
+
+}  // namespace parity::harness
