@@ -275,7 +275,8 @@ def test_bad_inputs_are_input_errors_naming_the_input(fx):
     (lambda fx: parity.check(str(OLMOE), []), 'modes is empty: name "isolated", "chained", "grad.isolated" or "grad.chained"'),
     (lambda fx: parity.check(str(OLMOE), ["isolated", "isolated"]), 'modes: "isolated" is listed twice'),
     (lambda fx: parity.Budget.builtin("float32").limit_for("nope", "x"), 'mode: expected "isolated", "chained", "compare", '
-                                                                          '"grad.isolated" or "grad.chained", got "nope"'),
+                                                                          '"grad.isolated", "grad.chained" or "grad.compare", '
+                                                                          'got "nope"'),
 ], ids=["replay_precision", "check_precision", "check_mode", "check_no_modes", "check_mode_twice", "limit_for_mode"])
 def test_bad_names_are_input_errors_naming_the_argument(fx, call, message):
     with pytest.raises(parity.InputError, match="^" + re.escape(message)):
