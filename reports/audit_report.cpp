@@ -51,10 +51,11 @@ std::string audit_text(const harness::GradAudit& a, bool failures_only) {
                                  : fmt::format("1 ± {} ({})", optional_number(r.band, "{:.3g}"), r.band_rule);
     out += fmt::format("  {:<{}}  {:<7}  {:<10} {:<10} {:<10.3e} {:<10.3e} {:<10} {}\n", r.param, width,
                        harness::status_name(r.status), learns(r.base), learns(r.target), r.base.norm, r.target.norm,
-                       optional_number(r.ratio, "{:.6f}"), last);
+                       optional_number(r.ratio, "{:.6g}"), last);
   }
   if (!a.routers.empty()) out += "routers:\n";
   for (const harness::RouterStatus& s : a.routers) out += "  " + s.sentence + "\n";
+  for (const std::string& p : a.problems) out += "problem: " + p + "\n";
   for (const std::string& n : a.notes) out += "note: " + n + "\n";
   out += verdict_line(a) + "\n";
   return out;
@@ -68,6 +69,8 @@ nlohmann::json audit_json(const harness::GradAudit& a) {
                     {"base", side_json(r.base)},
                     {"target", side_json(r.target)},
                     {"norm_ratio", r.ratio ? nlohmann::json(*r.ratio) : nullptr},
+                    {"rel_l2", r.rel_l2 ? nlohmann::json(*r.rel_l2) : nullptr},
+                    {"cosine", r.cosine ? nlohmann::json(*r.cosine) : nullptr},
                     {"band", r.band ? nlohmann::json(*r.band) : nullptr},
                     {"band_rule", r.band_rule},
                     {"message", r.message}});
@@ -93,6 +96,7 @@ nlohmann::json audit_json(const harness::GradAudit& a) {
           {"skipped", a.count(Status::kSkipped)},
           {"params", rows},
           {"routers", routers},
+          {"problems", a.problems},
           {"notes", a.notes}};
 }
 

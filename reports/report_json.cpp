@@ -64,6 +64,7 @@ nlohmann::json reference_json(const std::optional<harness::ReferenceVerdict>& v)
   auto value = [](const std::optional<double>& x) { return x ? number(*x) : nlohmann::json(); };
   auto side = [&](const harness::ReferenceSide& s) {
     return nlohmann::json{{"measured", value(s.measured)},
+                          {"metric", s.metric.empty() ? nlohmann::json() : nlohmann::json(s.metric)},
                           {"rel_l2", value(s.rel_l2)},
                           {"within_budget", s.within ? nlohmann::json(*s.within) : nlohmann::json()},
                           {"budget", s.limit.empty() ? nlohmann::json() : nlohmann::json(s.limit)},

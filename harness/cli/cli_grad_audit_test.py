@@ -119,3 +119,38 @@ def test_python_grad_audit_is_the_cli_json(tmp_path):
     assert parity.grad_audit(str(base)) == audit
     with pytest.raises(parity.InputError, match="holds no gradients"):
         parity.grad_audit(GOLDEN / "olmoe_base.h5")
+
+
+def test_gradients_whose_norms_agree_but_which_point_apart_or_differ_in_shape_or_kind_fail(tmp_path):
+    base = dump_in(tmp_path, "base", "olmoe")
+    o_proj = "model.layers.1.self_attn.o_proj.weight"
+    negated = edited(tmp_path, base, lambda f: replace(f, f"grads/{o_proj}", -f[f"grads/{o_proj}"][()]))
+    code, audit = audit_json(tmp_path, base, negated)
+    assert code == 1 and "the gradients point apart: rel_l2 2, cosine -1" in row(audit, o_proj)["message"]
+    transposed = edited(tmp_path, base, lambda f: replace(f, f"grads/{o_proj}", f[f"grads/{o_proj}"][()].T.copy()))
+    code, audit = audit_json(tmp_path, base, transposed)
+    assert code == 1 and "shape mismatch" in row(audit, o_proj)["message"] or "point apart" in row(audit, o_proj)["message"]
+    wrong_kind = edited(tmp_path, base, lambda f: replace(f, f"grads/{o_proj}", np.ones(f[f"grads/{o_proj}"].shape, np.int32)))
+    code, audit = audit_json(tmp_path, base, wrong_kind)
+    assert code == 1 and row(audit, o_proj)["message"].startswith(f"kind mismatch: /grads/{o_proj}")
+    empty = edited(tmp_path, base, lambda f: replace(f, f"grads/{o_proj}", np.zeros((0,), np.float32)))
+    code, audit = audit_json(tmp_path, empty, empty)
+    assert code == 1 and "empty comparison" in row(audit, o_proj)["message"]
+
+
+def test_stale_budget_entries_an_all_skipped_audit_and_a_one_sided_top_k_path_fail(tmp_path):
+    base = dump_in(tmp_path, "base", "olmoe")
+    stale = tmp_path / "stale.toml"
+    stale.write_text('[[grad.compare.rule]]\nhooks = "model.layers.99.*"\nrel_l2 = 1\n')
+    code, audit = audit_json(tmp_path, base, base, "--budget", stale)
+    assert code == 1 and any("matches no hook" in p for p in audit["problems"])
+    everything = tmp_path / "all.toml"
+    everything.write_text('[[skip]]\nhooks = "*"\nreason = "nothing to see"\n')
+    code, audit = audit_json(tmp_path, base, base, "--budget", everything)
+    assert code == 1 and audit["problems"] == ["empty audit: every parameter was skipped"]
+    gate = "model.layers.1.mlp.gate"
+    no_top_k = edited(tmp_path, base, lambda f: replace(f, f"grad_hooks/{gate}@top_k_weights",
+                                                        np.zeros(f[f"grad_hooks/{gate}@top_k_weights"].shape, np.float32)))
+    code, audit = audit_json(tmp_path, base, no_top_k)
+    router = next(r for r in audit["routers"] if r["router"] == gate)
+    assert code == 1 and not router["matches"] and "top_k_weights on the base only" in router["sentence"]

@@ -149,3 +149,34 @@ def test_python_compare_grad_is_the_cli_json(tmp_path):
     assert [r["mode"] for r in parity.compare(base, target)["runs"]] == ["compare"]
     with pytest.raises(parity.InputError, match="holds no gradients"):
         parity.compare(GOLDEN / "olmoe_base.h5", base, grad=True)
+
+
+def test_gradients_both_dumps_drop_empty_gradients_and_what_hooks_selects(tmp_path):
+    base = dump_in(tmp_path, "base", "olmoe")
+    param = "model.layers.1.mlp.gate.weight"
+    zeroed = edited(tmp_path, base, lambda f: replace(f, f"grads/{param}", np.zeros(f[f"grads/{param}"].shape, np.float32)))
+    code, report = compare_json(tmp_path, zeroed, zeroed)
+    row = next(h for h in grad_rows(report) if h["hook"] == param)
+    assert code == 1 and row["message"].startswith(f"{param}: neither dump has a gradient, but the reference's backward")
+    empty = edited(tmp_path, base, lambda f: replace(f, f"grads/{param}", np.zeros((0,), np.float32)))
+    code, report = compare_json(tmp_path, empty, empty)
+    row = next(h for h in grad_rows(report) if h["hook"] == param)
+    assert code == 1 and row["message"] == "empty comparison: the tensor has no elements"
+    # A glob of parameter names gates the gradient run alone (the forward one left out, saying so);
+    # without --grad it selects nothing (exit 2).
+    result = run_parity("compare", "--grad", base, base, "--hooks", "*.weight", "--json", tmp_path / "w.json")
+    report = json.loads((tmp_path / "w.json").read_text())
+    assert result.returncode == 0 and [r["mode"] for r in report["runs"]] == ["grad.compare"]
+    assert "compare did not run" in result.stdout + result.stderr
+    result = run_parity("compare", base, base, "--hooks", "*.weight")
+    assert result.returncode == 2 and "needs --grad" in result.stderr
+
+
+def test_each_side_of_the_three_way_view_names_its_own_metric(tmp_path):
+    base = dump_in(tmp_path, "base", "olmoe")
+    target = dump_in(tmp_path, "target", "olmoe", dtype="bfloat16")
+    key = "model.layers.1.mlp.gate@in"
+    _, report = compare_json(tmp_path, base, target)
+    row = next(h for h in grad_rows(report) if h["hook"] == key)
+    # float32's grad.isolated gates floor_ratio, bfloat16's rel_l2: each side is named by its own.
+    assert row["reference"]["base"]["metric"] == "floor_ratio" and row["reference"]["target"]["metric"] == "rel_l2"

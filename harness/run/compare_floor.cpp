@@ -48,9 +48,13 @@ FloorModels floor_models(const Fixture& base, const Fixture& target, const Weigh
   FloorModels m;
   m.base_own = std::make_unique<FixtureWeights>(base);
   m.target_own = std::make_unique<FixtureWeights>(target);
-  const WeightSource* base_weights = weights_of(base, *m.base_own, target, *m.target_own, weights, m.note);
-  const WeightSource* target_weights = weights_of(target, *m.target_own, base, *m.base_own, weights, m.note);
-  if (!base_weights || !target_weights) return m;
+  std::string base_why, target_why;
+  const WeightSource* base_weights = weights_of(base, *m.base_own, target, *m.target_own, weights, base_why);
+  const WeightSource* target_weights = weights_of(target, *m.target_own, base, *m.base_own, weights, target_why);
+  if (!base_weights || !target_weights) {
+    m.note = base_why.empty() ? target_why : target_why.empty() ? base_why : base_why + "; " + target_why;
+    return m;
+  }
   const std::optional<Precision> precision = precision_for_run_dtype(base.meta_string("dtype"));
   if (!precision) {
     m.note = fmt::format("the base's run dtype {} has no reference precision", base.meta_string("dtype"));

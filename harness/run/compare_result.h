@@ -18,7 +18,8 @@ struct LowerPrecision {
 
 // One side's own error against the reference, replayed isolated on that side's own inputs.
 struct ReferenceSide {
-  std::optional<double> measured;  // the gated metric of the isolated replay (`ReferenceVerdict::metric`)
+  std::optional<double> measured;  // the gated metric of the isolated replay (`metric`)
+  std::string metric;              // its name: the two sides' budgets may gate different metrics
   std::optional<double> rel_l2;    // float hooks
   std::optional<bool> within;      // within the isolated budget; nullopt: no value (see note)
   std::string limit;               // "rel_l2 <= 1e-05"
@@ -26,7 +27,7 @@ struct ReferenceSide {
 };
 
 struct ReferenceVerdict {
-  std::string metric;  // "rel_l2", "tokens_differ", ...
+  std::string metric;  // "rel_l2", "tokens_differ", ...: the base's (else the target's) ReferenceSide::metric
   ReferenceSide base, target;
   std::string departs;  // "target", "base", "both", "neither"; "" when a side has no value
   std::string verdict;  // one sentence: "the target departs from the reference (rel_l2 2.1e-01 ...), ..."

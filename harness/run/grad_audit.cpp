@@ -22,7 +22,12 @@ namespace parity::harness {
 
 namespace {
 
-using Gradient = std::function<std::optional<Array>(const std::string& param)>;
+// A side's gradient of a parameter: none, a value, or why it cannot be one (a kind mismatch).
+struct Fetched {
+  std::optional<Array> value;
+  std::string problem;
+};
+using Gradient = std::function<Fetched(const std::string& param)>;
 
 AuditSide side_of(const std::optional<Array>& g) {
   AuditSide s;
@@ -37,13 +42,13 @@ AuditSide side_of(const std::optional<Array>& g) {
   return s;
 }
 
-// A dump's gradient of `name` in `group` (nullopt: none); a gradient that is not floating is bad input.
-std::optional<Array> stored(const Fixture& dump, const std::string& group, const std::string& name) {
-  if (!dump.has(group, name)) return std::nullopt;
+// A dump's gradient of `name` in `group`; one that is not floating is a kind mismatch (a failure).
+Fetched stored(const Fixture& dump, const std::string& group, const std::string& name) {
+  if (!dump.has(group, name)) return {};
   if (!is_floating(dump.info(group, name).dtype))
-    throw InputError(fmt::format("[{}] /{}/{} is {}, not a gradient", dump.path().string(), group, name,
-                                 dtype_name(dump.info(group, name).dtype)));
-  return to_array(dump.read(group, name), fmt::format("/{}/{}", group, name));
+    return {std::nullopt, fmt::format("kind mismatch: /{}/{} of {} is {}", group, name, dump.path().string(),
+                                      dtype_name(dump.info(group, name).dtype))};
+  return {to_array(dump.read(group, name), fmt::format("/{}/{}", group, name)), ""};
 }
 
 bool tied_head(const Fixture& f) {
@@ -81,6 +86,8 @@ std::optional<bool> reaches(const std::optional<Array>& g) {
   return side_of(g).learns;
 }
 
+std::optional<bool> reaches(const Fetched& g) { return g.problem.empty() ? reaches(g.value) : std::nullopt; }
+
 // The norm ratio's band for `param`: the rel_l2 its gradient may differ by (see grad_audit.h).
 void set_band(AuditRow& row, const Budget& budget, Mode mode, const std::optional<double>& floor) {
   const Rule* rule = budget.rule_for(mode, row.param, false);
@@ -103,14 +110,25 @@ void set_band(AuditRow& row, const Budget& budget, Mode mode, const std::optiona
   }
 }
 
-std::string norm_text(const AuditSide& s) {
-  return !s.present ? "none" : s.learns ? fmt::format("{:.3g}", s.norm) : "none (all zero)";
-}
-
-void judge(AuditRow& row, const std::string& base_side, const std::string& target_side) {
+// The row's verdict from both sides' gradients (set_band has set the band, or why there is none).
+void judge(AuditRow& row, const Fetched& base, const Fetched& target, const std::string& base_side,
+           const std::string& target_side) {
   const AuditSide &b = row.base, &t = row.target;
-  if (b.learns && t.present && t.norm > 0 && b.norm > 0) row.ratio = t.norm / b.norm;
-  if (b.nonfinite + t.nonfinite > 0) {
+  const bool finite = b.nonfinite + t.nonfinite == 0;
+  const bool same_shape = base.value && target.value && base.value->shape == target.value->shape;
+  if (b.learns && t.learns && finite) row.ratio = t.norm / b.norm;
+  if (same_shape && finite && !base.value->data.empty()) {
+    const FloatMetrics m = compare_floats(target.value->data, base.value->data);
+    row.rel_l2 = m.rel_l2, row.cosine = m.cosine;
+  }
+  if (!base.problem.empty() || !target.problem.empty()) {
+    row.message = !base.problem.empty() ? base.problem : target.problem;
+  } else if (base.value && target.value && !same_shape) {
+    row.message = fmt::format("{}: shape mismatch: {} {} vs {} {}", row.param, target_side,
+                              shape_str(target.value->shape), base_side, shape_str(base.value->shape));
+  } else if ((base.value && base.value->data.empty()) || (target.value && target.value->data.empty())) {
+    row.message = fmt::format("{}: empty comparison: the gradient has no elements", row.param);
+  } else if (!finite) {
     row.message = fmt::format("{}: NaN/Inf in the gradient: {} {}, {} {}", row.param, base_side, b.nonfinite,
                               target_side, t.nonfinite);
   } else if (b.learns != t.learns) {
@@ -121,13 +139,17 @@ void judge(AuditRow& row, const std::string& base_side, const std::string& targe
   } else if (!b.learns) {
     row.status = Status::kPass;
     row.message = "frozen on both sides";
-  } else if (!row.message.empty()) {
+  } else if (!row.band) {
     // set_band could not set a band: fails closed with its message
-  } else if (std::abs(*row.ratio - 1) <= *row.band) {
-    row.status = Status::kPass;
-  } else {
+  } else if (std::abs(*row.ratio - 1) > *row.band) {
     row.message = fmt::format("{}: norm ratio {:.4g} ({} / {}) outside 1 ± {:.3g} ({})", row.param, *row.ratio,
                               target_side, base_side, *row.band, row.band_rule);
+  } else if (row.rel_l2 && *row.rel_l2 > *row.band) {
+    row.message = fmt::format("{}: the norms agree (ratio {:.4g}) but the gradients point apart: rel_l2 {:.3g}, cosine "
+                              "{:.4g}, over the band {:.3g} ({})", row.param, *row.ratio, *row.rel_l2, *row.cosine,
+                              *row.band, row.band_rule);
+  } else {
+    row.status = Status::kPass;
   }
 }
 
@@ -161,7 +183,7 @@ AuditInputs one_dump(const Fixture& dump, const WeightSource* weights, GradFloor
   AuditInputs in;
   in.mode = Mode::kGradChained;
   in.base = [&dump](const std::string& p) { return stored(dump, "grads", p); };
-  in.target = [&ref, tied](const std::string& p) { return emitted(ref.params(), p, tied); };
+  in.target = [&ref, tied](const std::string& p) { return Fetched{emitted(ref.params(), p, tied), ""}; };
   for (const std::string& n : dump.names("grads")) in.names.insert(n);
   for (const std::string& n : ref.params().params()) in.names.insert(n);
   for (const std::string& n : in.names)
@@ -176,7 +198,7 @@ AuditInputs one_dump(const Fixture& dump, const WeightSource* weights, GradFloor
 
 AuditInputs two_dumps(const Fixture& base, const Fixture& target, const WeightSource* weights,
                       GradCompareFloor& floor, std::vector<std::string>& notes) {
-  check_gradient_pair(base, target);
+  check_gradient_pair(base, target, "grad-audit");
   floor = grad_compare_floor(base, target, weights);
   if (!floor.note.empty()) notes.push_back("noise floor: none: " + floor.note);
   const bool tied = tied_head(base);
@@ -214,7 +236,10 @@ RouterStatus router_status(const std::string& router, int64_t layer, const GradA
     if (row.base.learns && (!first_learning || (row.param.ends_with(".weight") && !first_learning->param.ends_with(".weight"))))
       first_learning = &row;
   }
-  s.matches = !s.params.empty() && !first_failure;
+  // A gradient reaching the top-k weights on one side only: that side's routing weights learn, the
+  // other's do not, whatever the parameters show.
+  const bool split = s.base_through_top_k && s.target_through_top_k && *s.base_through_top_k != *s.target_through_top_k;
+  s.matches = !s.params.empty() && !first_failure && !split;
   const std::string who = fmt::format("layer {} router ({})", layer, router);
   if (s.params.empty()) {
     s.sentence = who + ": no parameter gradient on either side";
@@ -222,6 +247,11 @@ RouterStatus router_status(const std::string& router, int64_t layer, const GradA
   }
   if (first_failure) {
     s.sentence = fmt::format("{}: does not match {}: {}", who, audit.base_side, first_failure->message);
+    return s;
+  }
+  if (split) {
+    s.sentence = fmt::format("{}: does not match {}: a gradient reaches its top_k_weights on the {} only", who,
+                             audit.base_side, *s.base_through_top_k ? audit.base_side : audit.target_side);
     return s;
   }
   if (!first_learning) {
@@ -239,7 +269,10 @@ RouterStatus router_status(const std::string& router, int64_t layer, const GradA
 
 }  // namespace
 
-bool GradAudit::passed() const { return count(Status::kFail) == 0 && !rows.empty(); }
+bool GradAudit::passed() const {
+  return count(Status::kFail) == 0 && problems.empty() &&
+         std::all_of(routers.begin(), routers.end(), [](const RouterStatus& r) { return r.matches; });
+}
 
 int64_t GradAudit::count(Status s) const {
   return std::count_if(rows.begin(), rows.end(), [&](const AuditRow& r) { return r.status == s; });
@@ -262,20 +295,28 @@ GradAudit audit_gradients(const Fixture& base, const Fixture* target, const Budg
     in = one_dump(base, weights, ref, floor, audit.notes);
     audit.notes.push_back("the reference's side: its own forward, routed as HF routed, and backward from the dump's loss");
   }
+  std::set<std::string> one_sided;
   for (const std::string& name : in.names) {
     AuditRow row;
     row.param = name;
-    if (const Skip* s = budget.skip_for(name)) {
+    const Fetched b = in.base(name), t = in.target(name);
+    row.base = side_of(b.value);
+    row.target = side_of(t.value);
+    if (row.base.present != row.target.present) one_sided.insert(name);
+    const Skip* skip = budget.skip_for(name);
+    const Skip* one_side = row.base.present != row.target.present ? budget.one_side_for(name) : nullptr;
+    if (skip || one_side) {
       row.status = Status::kSkipped;
-      row.message = fmt::format("skipped: {} ({})", s->reason, s->where);
+      row.message = skip ? fmt::format("skipped: {} ({})", skip->reason, skip->where)
+                         : fmt::format("only on the {}: allowed: {} ({})",
+                                       row.base.present ? audit.base_side : audit.target_side, one_side->reason,
+                                       one_side->where);
       audit.rows.push_back(std::move(row));
       continue;
     }
-    row.base = side_of(in.base(name));
-    row.target = side_of(in.target(name));
     const auto f = in.floor.find(name);
     set_band(row, budget, in.mode, f == in.floor.end() ? std::nullopt : std::optional<double>(f->second));
-    judge(row, audit.base_side, audit.target_side);
+    judge(row, b, t, audit.base_side, audit.target_side);
     audit.rows.push_back(std::move(row));
   }
   for (const std::string& key : comparable_keys(base)) {
@@ -284,7 +325,20 @@ GradAudit audit_gradients(const Fixture& base, const Fixture* target, const Budg
     if (key != k.module + "@top_k_index") continue;
     audit.routers.push_back(router_status(k.module, k.layer, audit, in));
   }
-  if (audit.rows.empty()) audit.notes.push_back("empty audit: neither side has a parameter gradient");
+  // A budget entry that matches no parameter is stale, unless it is one of the dumps' other
+  // gradients or forward hooks (a budget shared with compare --grad or check).
+  std::vector<HookResult> named(audit.rows.size());
+  for (size_t i = 0; i < audit.rows.size(); ++i) named[i].hook = audit.rows[i].param;
+  std::vector<std::string> elsewhere;
+  for (const Fixture* f : {&base, target}) {
+    if (!f) continue;
+    for (const std::vector<std::string>& names : {gradient_names(*f), comparable_keys(*f)})
+      elsewhere.insert(elsewhere.end(), names.begin(), names.end());
+  }
+  add_unused_budget_entries(budget, in.mode, named, audit.problems, elsewhere, &one_sided);
+  if (audit.count(Status::kPass) + audit.count(Status::kFail) == 0)
+    audit.problems.push_back(audit.rows.empty() ? "empty audit: neither side has a parameter gradient"
+                                                : "empty audit: every parameter was skipped");
   return audit;
 }
 

@@ -3,7 +3,10 @@
 // router, its status in words. The sides: HF's dump and the reference's own backward from the
 // dump's loss (one dump, routed as HF routed), or two dumps (HF and an engine's training backward).
 // Fails: a parameter that learns on one side and gets no gradient (absent, or exactly zero) on the
-// other, a non-finite gradient, a norm ratio outside its band. The band comes from the noise
+// other, a non-finite, empty, mis-shaped or non-floating gradient, a norm ratio outside its band,
+// two gradients whose norms agree but which point apart (rel_l2 beyond the band: a sign flip, a
+// transposed matrix); a budget entry that matches nothing; a router whose top-k weights get a
+// gradient on one side only. The band comes from the noise
 // floor: two gradients within rel_l2 r of each other have norms within 1 ± r of each other, so a
 // parameter whose gradient is within its [grad.chained] (one dump) or [grad.compare] (two) limit
 // has its norm ratio within that limit of 1; a norm ratio outside it is a learning rate the target
@@ -33,7 +36,8 @@ struct AuditSide {
 struct AuditRow {
   std::string param;
   AuditSide base, target;
-  std::optional<double> ratio;  // ‖target‖ / ‖base‖, when the base learns
+  std::optional<double> ratio;  // ‖target‖ / ‖base‖, when both learn and are finite
+  std::optional<double> rel_l2, cosine;  // target against base, when both are present, finite and of one shape
   std::optional<double> band;   // the norm ratio may lie within 1 ± band
   std::string band_rule;        // where the band comes from ("default", "b.toml:3", "noise floor 2.1e-5 x 8")
   Status status = Status::kFail;
@@ -55,6 +59,7 @@ struct GradAudit {
   std::string budget_source;
   std::vector<AuditRow> rows;    // parameters, sorted by name
   std::vector<RouterStatus> routers;
+  std::vector<std::string> problems;  // each fails the audit: stale budget entries, routers, an empty audit
   std::vector<std::string> notes;
 
   bool passed() const;

@@ -1,6 +1,7 @@
 #include "run/grad_compare.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <set>
 #include <tuple>
@@ -72,6 +73,7 @@ class GradComparer {
     if (!read(base_, row, "base", b, r) || !read(target_, row, "target", t, r)) return;
     set_floor(r, row);
     gate_gradient_pair(r, t ? &*t : nullptr, b ? &*b : nullptr, kCompareSides);
+    if (r.status == Status::kPass && !r.floats) both_dropped(r, row);
   }
 
   // The rows the floor does not cover (set_floor), for judge_by_three_way.
@@ -103,7 +105,8 @@ class GradComparer {
     const DatasetInfo info = dump.info(row.group, row.dataset);
     if (!is_floating(info.dtype)) {
       r.shape = info.shape;
-      r.message = fmt::format("kind mismatch: the {}'s gradient is {}", side, dtype_name(info.dtype));
+      r.message = fmt::format("kind mismatch: the {}'s {} is {}", side, row.group == "loss" ? "loss value" : "gradient",
+                              dtype_name(info.dtype));
       return false;
     }
     out = to_array(dump.read(row.group, row.dataset), fmt::format("/{}/{}", row.group, row.dataset));
@@ -121,6 +124,20 @@ class GradComparer {
       for (const std::string& other : sink.params().params())
         if (other.ends_with(".embed_tokens.weight")) return sink.params().summed(other);
     return std::nullopt;
+  }
+
+  // Neither dump has a gradient, but the reference's own backward (the floor's base side) gives the
+  // row one: both drop it (a router neither engine trains), which no difference between them shows.
+  void both_dropped(HookResult& r, const GradRow& row) const {
+    if (!floor_.available) return;
+    const std::optional<Array> math = floor_of(floor_.base, row);
+    if (!math || std::all_of(math->data.begin(), math->data.end(), [](double x) { return x == 0; })) return;
+    double sum = 0;
+    for (double x : math->data) sum += x * x;
+    r.status = Status::kFail;
+    r.measured.reset();
+    r.message = fmt::format("{}: neither dump has a gradient, but the reference's backward gives it one (‖∇‖ = "
+                            "{:.3g}): both drop it", r.hook, std::sqrt(sum));
   }
 
   // The reference's chained backward emits the loss, every parameter's gradient and the output
@@ -177,20 +194,20 @@ void judge_by_three_way(CheckReport& report, const std::set<std::string>& floorl
   }
 }
 
-void require_gradients(const Fixture& dump, const char* side) {
+void require_gradients(const Fixture& dump, const char* side, std::string_view command) {
   if (!dump.has_gradients())
-    throw InputError(fmt::format("[{}] the {} holds no gradients (compare --grad needs two gradient dumps: "
-                                 "parity-dump --grad LOSS)", dump.path().string(), side));
+    throw InputError(fmt::format("[{}] the {} holds no gradients ({} needs two gradient dumps: parity-dump --grad "
+                                 "LOSS)", dump.path().string(), side, command));
 }
 
 }  // namespace
 
-void check_gradient_pair(const Fixture& base, const Fixture& target) {
-  require_gradients(base, "base");
-  require_gradients(target, "target");
+void check_gradient_pair(const Fixture& base, const Fixture& target, std::string_view command) {
+  require_gradients(base, "base", command);
+  require_gradients(target, "target", command);
   check_same_model(base, target);
   check_same_inputs(base, target);
-  const std::string pair = fmt::format("compare --grad {} vs {}", base.path().string(), target.path().string());
+  const std::string pair = fmt::format("{} {} vs {}", command, base.path().string(), target.path().string());
   const std::string kind = base.meta_string("grad_loss"), other = target.meta_string("grad_loss");
   if (kind != other)
     throw InputError(fmt::format("{}: the losses differ: {} (base) vs {} (target)", pair, kind, other));
@@ -242,10 +259,11 @@ CheckReport run_grad_compare(const Fixture& base, const Fixture& target, const B
   }
   if (options.hooks_glob.empty())
     add_unused_budget_entries(budget, Mode::kGradCompare, report.hooks, report.problems, options.elsewhere, &one_sided);
-  if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
-    report.problems.push_back("empty comparison: no gradient was compared");
   add_three_way(report, base, target, options, Mode::kGradIsolated);
   judge_by_three_way(report, comparer.floorless());
+  // After the three-way view, which may leave rows ungated.
+  if (report.count(Status::kPass) + report.count(Status::kFail) == 0)
+    report.problems.push_back("empty comparison: no gradient was compared");
   return report;
 }
 

@@ -14,6 +14,8 @@
 //                 departs from the reference's.
 #pragma once
 
+#include <string_view>
+
 #include "run/check.h"
 #include "run/compare.h"
 
@@ -26,6 +28,7 @@ CheckReport run_grad_compare(const Fixture& base, const Fixture& target, const B
 
 // InputError unless both dumps hold gradients, of the same model and inputs (compare.h), and of
 // the same loss on the same tokens; in that order, so the first message is the plainest.
-void check_gradient_pair(const Fixture& base, const Fixture& target);
+// command: how messages name the run ("compare --grad", "grad-audit").
+void check_gradient_pair(const Fixture& base, const Fixture& target, std::string_view command = "compare --grad");
 
 }  // namespace parity::harness

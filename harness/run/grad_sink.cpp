@@ -143,6 +143,8 @@ void gate_gradient_pair(HookResult& r, const Array* candidate, const Array* expe
   if (candidate && expected && candidate->shape != expected->shape) {
     r.shape = expected->shape;
     r.message = shape_mismatch(candidate->shape, expected->shape, sides);
+  } else if ((candidate && candidate->data.empty()) || (expected && expected->data.empty())) {
+    r.message = "empty comparison: the tensor has no elements";  // not "no gradient": nothing to compare
   } else if (candidate_none && expected_none) {
     r.status = Status::kPass;
     r.measured = 0;

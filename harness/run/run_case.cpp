@@ -33,18 +33,42 @@ std::unique_ptr<Checkpoint> open_checkpoint(const std::optional<std::filesystem:
   return checkpoint;
 }
 
-// --hooks must select something: a glob that matches no hook is a typo, not an empty pass.
-void check_hooks_glob(const std::vector<const Fixture*>& fixtures, const std::string& glob) {
-  if (glob.empty()) return;
-  std::string names;
+// What a --hooks glob selects: forward hooks, gradient rows (a gradient run's).
+struct GlobHits {
+  bool forward = false, gradients = false;
+};
+
+GlobHits glob_hits(const std::vector<const Fixture*>& fixtures, const std::string& glob) {
+  GlobHits hits;
   for (const Fixture* f : fixtures) {
-    for (const std::string& key : comparable_keys(*f))
-      if (glob_match(glob, key)) return;
-    for (const std::string& name : gradient_names(*f))
-      if (glob_match(glob, name)) return;
-    names += (names.empty() ? "" : " or ") + f->path().string();
+    for (const std::string& key : comparable_keys(*f)) hits.forward = hits.forward || glob_match(glob, key);
+    for (const std::string& name : gradient_names(*f)) hits.gradients = hits.gradients || glob_match(glob, name);
   }
-  throw UsageError(fmt::format("--hooks '{}' matches no hook of {}", glob, names));
+  return hits;
+}
+
+// --hooks must select something in the runs asked for: a glob that matches no hook is a typo, not
+// an empty pass. The runs of the side it misses are left out (a glob of parameter names gates the
+// gradient runs alone, with a warning); with nothing left it is a usage error.
+std::vector<Mode> modes_the_glob_selects(const std::vector<const Fixture*>& fixtures, const std::string& glob,
+                                         const std::vector<Mode>& modes, std::vector<std::string>& warnings) {
+  if (glob.empty()) return modes;
+  const GlobHits hits = glob_hits(fixtures, glob);
+  std::vector<Mode> kept;
+  for (Mode m : modes)
+    if (is_grad_mode(m) ? hits.gradients : hits.forward) kept.push_back(m);
+  if (kept.empty()) {
+    std::string names;
+    for (const Fixture* f : fixtures) names += (names.empty() ? "" : " or ") + f->path().string();
+    const bool gradients = std::any_of(modes.begin(), modes.end(), is_grad_mode);
+    throw UsageError(fmt::format("--hooks '{}' matches no {} of {}", glob,
+                                 gradients ? "hook or gradient" : "hook (a gradient row's name needs --grad)", names));
+  }
+  for (Mode m : modes)
+    if (std::find(kept.begin(), kept.end(), m) == kept.end())
+      warnings.push_back(fmt::format("--hooks '{}' matches nothing {} gates: {} did not run", glob, mode_name(m),
+                                     mode_name(m)));
+  return kept;
 }
 
 // Compares to the plan's baseline and writes one when asked: only a run that passed its gate is
@@ -92,11 +116,11 @@ std::vector<Mode> with_gradient_modes(const std::vector<Mode>& modes) {
 CheckResult run_check_plan(const CheckPlan& plan) {
   if (plan.budget) require_baseline_for(plan.budget->bands, plan.baseline);
   const Fixture fixture(plan.fixture);
-  check_hooks_glob({&fixture}, plan.hooks);
+  CheckResult result;
+  const std::vector<Mode> modes = modes_the_glob_selects({&fixture}, plan.hooks, plan.modes, result.warnings);
   const Budget budget = effective_budget(plan.budget, fixture.meta_string("dtype"));
   const std::unique_ptr<Checkpoint> checkpoint = open_checkpoint(plan.weights, fixture);
-  CheckResult result;
-  for (Mode mode : plan.modes)
+  for (Mode mode : modes)
     result.runs.push_back(run_check(fixture, budget, {mode, plan.precision, plan.hooks, checkpoint.get(), Variants()}));
   if (plan.expect) {
     result.expectation = check_expectation(*plan.expect, result.runs);
@@ -115,7 +139,11 @@ CheckResult run_check_plan(const CheckPlan& plan) {
 CheckResult run_compare_plan(const ComparePlan& plan) {
   if (plan.budget) require_baseline_for(plan.budget->bands, plan.baseline);
   const Fixture base(plan.base), target(plan.target);
-  check_hooks_glob({&base, &target}, plan.hooks);
+  CheckResult result;
+  const std::vector<Mode> asked = plan.grad ? std::vector<Mode>{Mode::kCompare, Mode::kGradCompare}
+                                            : std::vector<Mode>{Mode::kCompare};
+  const std::vector<Mode> modes = modes_the_glob_selects({&base, &target}, plan.hooks, asked, result.warnings);
+  auto runs = [&](Mode m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
   // The gate's dtype: the runs' own, or the lower precision of the two (compare.h).
   // float16 against bfloat16 has no lower precision, so no built-in budget: the file alone gates it.
   const std::string dtype = compare_run_dtype(base, target);
@@ -131,7 +159,6 @@ CheckResult run_compare_plan(const ComparePlan& plan) {
   // built-in budget of that side's run dtype.
   if (plan.budget && plan.budget->modes.count(Mode::kIsolated)) options.isolated_budget = &budget;
   if (plan.budget && plan.budget->modes.count(Mode::kGradIsolated)) options.grad_isolated_budget = &budget;
-  CheckResult result;
   if (plan.grad) {
     check_gradient_pair(base, target);  // before any work
     CompareOptions forward = options, gradients = options;
@@ -140,8 +167,8 @@ CheckResult run_compare_plan(const ComparePlan& plan) {
     gradients.elsewhere = comparable_keys(base);
     const std::vector<std::string> target_keys = comparable_keys(target);
     gradients.elsewhere.insert(gradients.elsewhere.end(), target_keys.begin(), target_keys.end());
-    result.runs.push_back(run_compare(base, target, budget, forward));
-    result.runs.push_back(run_grad_compare(base, target, budget, gradients));
+    if (runs(Mode::kCompare)) result.runs.push_back(run_compare(base, target, budget, forward));
+    if (runs(Mode::kGradCompare)) result.runs.push_back(run_grad_compare(base, target, budget, gradients));
   } else {
     result.runs.push_back(run_compare(base, target, budget, options));
     if (base.has_gradients() && target.has_gradients())

@@ -82,6 +82,7 @@ ReferenceSide side_value(const SideReplay& s, const std::string& key) {
     return out;
   }
   out.measured = r.measured;
+  out.metric = metric_name(r.limit->metric);
   if (r.floats) out.rel_l2 = r.floats->rel_l2;
   out.within = r.status == Status::kPass;
   out.limit = r.limit->str();
@@ -89,7 +90,7 @@ ReferenceSide side_value(const SideReplay& s, const std::string& key) {
 }
 
 std::string verdict_sentence(const ReferenceVerdict& v) {
-  auto value = [&](const ReferenceSide& s) { return fmt::format("{} {:.3g}", v.metric, *s.measured); };
+  auto value = [&](const ReferenceSide& s) { return fmt::format("{} {:.3g}", s.metric, *s.measured); };
   const ReferenceSide &b = v.base, &t = v.target;
   if (v.departs == "target")
     return fmt::format("the target departs from the reference ({}, budget {}), the base agrees with it ({})", value(t),
@@ -123,7 +124,7 @@ void gate_departure(HookResult& h) {
     if (side->within == false) {
       h.status = Status::kFail;
       h.message = fmt::format("the difference is within budget, but the {} departs from the reference at its run "
-                              "precision ({} {:.3g}, budget {})", label, v.metric, *side->measured, side->limit);
+                              "precision ({} {:.3g}, budget {})", label, side->metric, *side->measured, side->limit);
       return;
     }
 }
@@ -149,9 +150,7 @@ void add_three_way(CheckReport& report, const Fixture& base, const Fixture& targ
     ReferenceVerdict v;
     v.base = side_value(b, h->hook);
     v.target = side_value(t, h->hook);
-    for (const SideReplay* s : {&b, &t})
-      if (auto it = s->by_hook.find(h->hook); it != s->by_hook.end() && it->second.limit && v.metric.empty())
-        v.metric = metric_name(it->second.limit->metric);
+    v.metric = !v.base.metric.empty() ? v.base.metric : v.target.metric;
     v.departs = departs(v.base.within, v.target.within);
     v.verdict = verdict_sentence(v);
     h->reference = std::move(v);
