@@ -51,16 +51,20 @@ def test_float32_against_bfloat16_gradient_dumps_of_unseen_models_pass(tmp_path,
     # The loss and every parameter against their noise floor; each module's input VJP judged by each
     # side's own backward; only inner outputs neither covers are left ungated, saying so.
     floored = [h for h in rows if h["floor"] is not None]
-    assert all(h["status"] == "pass" and h["budget"]["metric"] == "floor_ratio" for h in floored)
+    assert all(h["budget"]["metric"] == "floor_ratio" for h in floored)
+    # Gated, unless the floor itself is 1 or more (two correct precisions disagree completely).
+    assert all(h["status"] == "pass" or (h["floor"]["rel_l2"] >= 1 and h["message"].startswith("not gated: its noise"))
+               for h in floored)
+    assert sum(h["status"] == "pass" for h in floored) > len(floored) / 2
     assert {h["hook"] for h in floored} >= {h["hook"] for h in rows if "@" not in h["hook"] and h["hook"] != "loss"
                                             and h["hook"].endswith(("weight", "scale", "scalar"))}
     judged = [h for h in rows if h["floor"] is None and h["status"] == "pass"]
     assert judged and all("@in" in h["hook"] and "three-way" in h["note"] for h in judged)
-    ungated = [h for h in rows if h["status"] == "skipped"]
+    ungated = [h for h in rows if h["status"] == "skipped" and h["floor"] is None]
     assert all("@in" not in h["hook"] and h["message"].startswith("not gated: no noise floor") for h in ungated)
     assert len(ungated) < len(rows) / 3
     assert max(h["rel_l2"] for h in rows) > 1e-3  # the bf16 side really differs from the fp32 one
-    assert all(h["reference"] is not None for h in rows)
+    assert all(h["reference"] is not None for h in rows if h["floor"] is not None or h["status"] != "skipped")
 
 
 @pytest.mark.parametrize("bug", sorted(PLANTED))

@@ -56,7 +56,7 @@ struct Limit {
 struct Rule {
   std::string hooks;   // glob (fnmatch), e.g. "model.layers.*.mlp.gate@top_k_weights"
   Limit limit;
-  std::string where;   // "cases/x.toml:12", for messages
+  std::string where;   // "cases/x.toml:12", for messages; "built-in (...)" for a built-in budget's own
 
   bool applies(const std::string& hook, bool is_top_k) const;
 };
