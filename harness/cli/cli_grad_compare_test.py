@@ -151,6 +151,9 @@ def test_python_compare_grad_is_the_cli_json(tmp_path):
     assert [r["mode"] for r in from_python["runs"]] == ["compare", "grad.compare"]
     assert from_python["hooks"] == report["hooks"] and from_python["verdict"] == report["verdict"]
     assert [r["mode"] for r in parity.compare(base, target)["runs"]] == ["compare"]
+    # The HTML report charts the gradient run in backward order beside the forward one.
+    page = parity.html_report(from_python)
+    assert 'id="drift-chart-grad.compare"' in page and "model.layers.1.mlp.gate.weight" in page
     with pytest.raises(parity.InputError, match="holds no gradients"):
         parity.compare(GOLDEN / "olmoe_base.h5", base, grad=True)
 
