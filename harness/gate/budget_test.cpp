@@ -61,7 +61,8 @@ TEST_CASE("budget: the gradient sections sit under [grad], grad.compare among th
   CHECK_FALSE(mode_from_name("grad.compare").has_value());  // a compare, not a check mode of a case
   CHECK_THROWS_WITH_AS(parse_budget("[grad.bogus]\n", "b.toml"), doctest::Contains("grad.compare"), InputError);
   for (const char* dtype : {"float32", "bfloat16"}) {
-    const ModeBudget& grad = builtin_budget(dtype).modes.at(Mode::kGradCompare);
+    const Budget builtin = builtin_budget(dtype);
+    const ModeBudget& grad = builtin.modes.at(Mode::kGradCompare);
     CHECK(grad.float_default->metric == Metric::kFloorRatio);
     CHECK(grad.no_floor_default.has_value());
   }
