@@ -57,7 +57,7 @@ class GradComparer {
     return r;
   }
 
-  // Rows must come in backward order: one without a floor of its own takes the last one's.
+  // Fills a placed row: skips, one-side allowances, its limit, its floor, its verdict.
   void compare(const GradRow& row, HookResult& r) {
     if (apply_skip(r, budget_)) return;
     const bool in_base = base_.has(row.group, row.dataset), in_target = target_.has(row.group, row.dataset);
@@ -274,11 +274,10 @@ CheckReport run_grad_compare(const Fixture& base, const Fixture& target, const B
     return std::tie(a.second.order, a.second.sequence) < std::tie(b.second.order, b.second.sequence);
   });
   for (auto& [row, r] : rows) {
-    // Under --hooks the unselected rows still lend their floors to the selected ones.
-    const bool wanted = options.hooks_glob.empty() || glob_match(options.hooks_glob, row.name);
-    if (wanted && base.has(row.group, row.dataset) != target.has(row.group, row.dataset)) one_sided.insert(row.name);
+    if (!options.hooks_glob.empty() && !glob_match(options.hooks_glob, row.name)) continue;
+    if (base.has(row.group, row.dataset) != target.has(row.group, row.dataset)) one_sided.insert(row.name);
     comparer.compare(row, r);
-    if (wanted) report.hooks.push_back(std::move(r));
+    report.hooks.push_back(std::move(r));
   }
   if (options.hooks_glob.empty())
     add_unused_budget_entries(budget, Mode::kGradCompare, report.hooks, report.problems, options.elsewhere, &one_sided);
