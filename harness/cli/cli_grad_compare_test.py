@@ -32,6 +32,11 @@ def compare_json(tmp_path: Path, base: Path, target: Path, *args) -> tuple[int, 
     return result.returncode, json.loads(out.read_text())
 
 
+def zeroed_gradient(tmp_path: Path, dump: Path, param: str) -> Path:
+    """A copy of `dump` whose gradient of `param` is all zero (kept: a parameter that learns nothing)."""
+    return edited(tmp_path, dump, lambda f: replace(f, f"grads/{param}", np.zeros(f[f"grads/{param}"].shape, np.float32)))
+
+
 def grad_rows(report: dict) -> list[dict]:
     return [h for h in report["hooks"] if h["mode"] == "grad.compare"]
 
@@ -105,7 +110,7 @@ def test_a_bf16_target_with_a_detached_router_fails_against_a_float32_base(tmp_p
 def test_one_sided_gradients_fail_saying_which_side_has_one_unless_allowed(tmp_path):
     base = dump_in(tmp_path, "base", "olmoe")
     param = "model.layers.1.mlp.gate.weight"
-    zeroed = edited(tmp_path, base, lambda f: replace(f, f"grads/{param}", np.zeros(f[f"grads/{param}"].shape, np.float32)))
+    zeroed = zeroed_gradient(tmp_path, base, param)
     code, report = compare_json(tmp_path, base, zeroed)
     row = next(h for h in grad_rows(report) if h["hook"] == param)
     assert code == 1 and row["message"] == f"{param}: the base has a gradient, the target has none (all zero)"
@@ -161,7 +166,7 @@ def test_python_compare_grad_is_the_cli_json(tmp_path):
 def test_gradients_both_dumps_drop_empty_gradients_and_what_hooks_selects(tmp_path):
     base = dump_in(tmp_path, "base", "olmoe")
     param = "model.layers.1.mlp.gate.weight"
-    zeroed = edited(tmp_path, base, lambda f: replace(f, f"grads/{param}", np.zeros(f[f"grads/{param}"].shape, np.float32)))
+    zeroed = zeroed_gradient(tmp_path, base, param)
     code, report = compare_json(tmp_path, zeroed, zeroed)
     row = next(h for h in grad_rows(report) if h["hook"] == param)
     assert code == 1 and row["message"].startswith(f"{param}: neither dump has a gradient, but the reference's backward")

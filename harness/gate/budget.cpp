@@ -270,7 +270,8 @@ Budget builtin_budget(const std::string& run_dtype) {
     // exact backward does not model the rounding of that cancelling sum. 32 leaves 2 x.
     for (Mode m : {Mode::kGradChained, Mode::kGradCompare})
       b.modes[m].rules.push_back({"*.router.per_expert_scale", {Metric::kFloorRatio, 32, 1e-4},
-                                  "built-in (per_expert_scale: a cancelling sum, measured at 15.8 x its floor)"});
+                                  "built-in (per_expert_scale: a cancelling sum, measured at 15.8 x its floor)",
+                                  /*builtin=*/true});
     // parity compare --grad: two dumps' gradients against the gradient compare floor (each side's
     // forward and backward from the loss, run/compare_floor.h): the same two runs as grad.chained,
     // so its limits. Measured by ci/measure_grad_budget.py (docs/budgets.md "Gradients"): a float32
@@ -312,7 +313,8 @@ Budget builtin_budget(const std::string& run_dtype) {
     // (floors of 1 and more are not gated at all: run/grad_compare.cpp). 32 as float32's.
     for (Mode m : {Mode::kGradChained, Mode::kGradCompare})
       b.modes[m].rules.push_back({"*.router.per_expert_scale", {Metric::kFloorRatio, 32, 5e-2},
-                                  "built-in (per_expert_scale: a cancelling sum, measured at 15.8 x its floor)"});
+                                  "built-in (per_expert_scale: a cancelling sum, measured at 15.8 x its floor)",
+                                  /*builtin=*/true});
   } else {
     throw InputError(fmt::format("[budget] no built-in budget for run dtype {}; pass --budget", run_dtype));
   }

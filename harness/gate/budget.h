@@ -57,6 +57,9 @@ struct Rule {
   std::string hooks;   // glob (fnmatch), e.g. "model.layers.*.mlp.gate@top_k_weights"
   Limit limit;
   std::string where;   // "cases/x.toml:12", for messages; "built-in (...)" for a built-in budget's own
+  // A built-in budget's rule names a module some models lack (OLMoE has no per_expert_scale): it is
+  // never stale.
+  bool builtin = false;
 
   bool applies(const std::string& hook, bool is_top_k) const;
 };

@@ -51,23 +51,8 @@ Fetched stored(const Fixture& dump, const std::string& group, const std::string&
   return {to_array(dump.read(group, name), fmt::format("/{}/{}", group, name)), ""};
 }
 
-bool tied_head(const Fixture& f) {
-  const nlohmann::ordered_json resolved = resolved_config(f.config());
-  const auto tie = resolved.find("tie_word_embeddings");
-  return tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
-}
-
-// A parameter's gradient as the reference emits it: a tied head's under the embedding's name.
-std::optional<Array> emitted(const ParamShares& shares, const std::string& param, bool tied) {
-  if (std::optional<Array> g = shares.summed(param)) return g;
-  if (param == "lm_head.weight" && tied)
-    for (const std::string& other : shares.params())
-      if (other.ends_with(".embed_tokens.weight")) return shares.summed(other);
-  return std::nullopt;
-}
-
 std::optional<double> floor_of(const ParamShares& a, const ParamShares& b, const std::string& param, bool tied) {
-  const std::optional<Array> x = emitted(a, param, tied), y = emitted(b, param, tied);
+  const std::optional<Array> x = a.gradient_of(param, tied), y = b.gradient_of(param, tied);
   if (!x || !y || x->shape != y->shape) return std::nullopt;
   return compare_floats(x->data, y->data).rel_l2;
 }
@@ -179,11 +164,11 @@ AuditInputs one_dump(const Fixture& dump, const WeightSource* weights, GradFloor
   } catch (const Error& e) {
     notes.push_back(fmt::format("noise floor: none: {}", e.what()));
   }
-  const bool tied = tied_head(dump);
+  const bool tied = ties_head(dump);
   AuditInputs in;
   in.mode = Mode::kGradChained;
   in.base = [&dump](const std::string& p) { return stored(dump, "grads", p); };
-  in.target = [&ref, tied](const std::string& p) { return Fetched{emitted(ref.params(), p, tied), ""}; };
+  in.target = [&ref, tied](const std::string& p) { return Fetched{ref.params().gradient_of(p, tied), ""}; };
   for (const std::string& n : dump.names("grads")) in.names.insert(n);
   for (const std::string& n : ref.params().params()) in.names.insert(n);
   for (const std::string& n : in.names)
@@ -201,7 +186,7 @@ AuditInputs two_dumps(const Fixture& base, const Fixture& target, const WeightSo
   check_gradient_pair(base, target, "grad-audit");
   floor = grad_compare_floor(base, target, weights);
   if (!floor.note.empty()) notes.push_back("noise floor: none: " + floor.note);
-  const bool tied = tied_head(base);
+  const bool tied = ties_head(base);
   AuditInputs in;
   in.mode = Mode::kGradCompare;
   in.base = [&base](const std::string& p) { return stored(base, "grads", p); };

@@ -43,11 +43,7 @@ std::vector<GradRow> rows_of(const Fixture& base, const Fixture& target) {
 class GradComparer {
  public:
   GradComparer(const Fixture& base, const Fixture& target, const Budget& budget, const GradCompareFloor& floor)
-      : base_(base), target_(target), budget_(budget), floor_(floor), order_(base) {
-    const nlohmann::ordered_json resolved = resolved_config(base.config());
-    const auto tie = resolved.find("tie_word_embeddings");
-    tied_head_ = tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
-  }
+      : base_(base), target_(target), budget_(budget), floor_(floor), order_(base), tied_head_(ties_head(base)) {}
 
   // The row's place in backward order (HookResult::order, sequence), before it is compared.
   HookResult placed(const GradRow& row) {
@@ -118,12 +114,7 @@ class GradComparer {
       const Array* a = sink.activations().find(row.floor_key);
       return a ? std::optional<Array>(*a) : std::nullopt;
     }
-    // The reference emits a tied head's gradient under the embedding's name (grad_sink.cpp).
-    if (std::optional<Array> p = sink.params().summed(row.name)) return p;
-    if (row.name == "lm_head.weight" && tied_head_)
-      for (const std::string& other : sink.params().params())
-        if (other.ends_with(".embed_tokens.weight")) return sink.params().summed(other);
-    return std::nullopt;
+    return sink.params().gradient_of(row.name, tied_head_);  // a tied head's: the embedding's
   }
 
   // Neither dump has a gradient, but the reference's own backward (the floor's base side) gives the

@@ -49,6 +49,19 @@ std::optional<Array> ParamShares::summed(const std::string& param) const {
   return sum;
 }
 
+std::string ParamShares::source_of(const std::string& param, bool tied) const {
+  if (summed(param) || param != "lm_head.weight" || !tied) return param;
+  for (const std::string& other : params())
+    if (other.ends_with(".embed_tokens.weight")) return other;
+  return param;
+}
+
+bool ties_head(const Fixture& fixture) {
+  const nlohmann::ordered_json resolved = resolved_config(fixture.config());
+  const auto tie = resolved.find("tie_word_embeddings");
+  return tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
+}
+
 std::vector<std::string> ParamShares::modules_of(const std::string& param) const {
   std::vector<std::string> modules;
   if (auto it = shares_.find(param); it != shares_.end())
@@ -75,13 +88,7 @@ void GradFloorSink::commit() {
 GradSink::GradSink(const Fixture& fixture, const Budget& budget, Mode mode, std::string glob,
                    std::vector<std::string> modules)
     : fixture_(fixture), budget_(budget), mode_(mode), glob_(std::move(glob)), modules_(std::move(modules)),
-      order_(fixture) {
-  // As the reference resolves it (Gemma-4's text config, its default): the head emits no gradient
-  // of its own then, the embedding's holds both.
-  const nlohmann::ordered_json resolved = resolved_config(fixture.config());
-  const auto tie = resolved.find("tie_word_embeddings");
-  tied_head_ = tie != resolved.end() && tie->is_boolean() && tie->get<bool>();
-}
+      order_(fixture), tied_head_(ties_head(fixture)) {}
 
 bool GradSink::wanted(const std::string& name) const { return glob_.empty() || glob_match(glob_, name); }
 
@@ -185,10 +192,7 @@ void GradSink::gate_parameters() {
   for (const std::string& name : shares_.params()) names.insert(name);
   for (const std::string& name : names) {
     if (!wanted(name)) continue;
-    std::string source = name;  // whose shares hold it
-    if (!shares_.summed(name) && name == "lm_head.weight" && tied_head_)
-      for (const std::string& other : shares_.params())
-        if (other.ends_with(".embed_tokens.weight")) source = other;
+    const std::string source = shares_.source_of(name, tied_head_);  // whose shares hold it
     const std::optional<Array> sum = shares_.summed(source);
     HookResult r = start(name, parameter_position(source), /*param=*/true);
     if (source != name) r.note = "tied to " + source;

@@ -33,6 +33,10 @@ class ParamShares {
   // module: the module whose backward emitted it ("" in a chained run: one backward, one share).
   void add(const std::string& module, const std::string& param, const Array& value);
   std::optional<Array> summed(const std::string& param) const;
+  // The name whose shares hold `param`'s gradient: its own, or for a tied head (tied: the model
+  // ties it, ties_head) the embedding's, under which the reference emits both.
+  std::string source_of(const std::string& param, bool tied) const;
+  std::optional<Array> gradient_of(const std::string& param, bool tied) const { return summed(source_of(param, tied)); }
   std::vector<std::string> modules_of(const std::string& param) const;
   std::vector<std::string> params() const;
 
@@ -43,6 +47,10 @@ class ParamShares {
   };
   std::map<std::string, std::vector<Share>> shares_;
 };
+
+// Whether the model ties its head to its embedding, as the reference resolves the config
+// (Gemma-4's text config, its default): the head then emits no gradient of its own.
+bool ties_head(const Fixture& fixture);
 
 // The second opinion's backward: its activation gradients by key (isolated: cleared before each
 // module), its parameter shares as ParamShares.

@@ -55,8 +55,7 @@ void add_unused_budget_entries(const Budget& budget, Mode mode, const std::vecto
     return std::any_of(elsewhere.begin(), elsewhere.end(), [&](const std::string& n) { return glob_match(glob, n); });
   };
   for (const Rule& rule : budget.section(mode).rules)
-    // A built-in rule names a module some models lack (OLMoE has no per_expert_scale).
-    if (!rule.where.starts_with("built-in") && !any([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
+    if (!rule.builtin && !any([&](const HookResult& r) { return rule.applies(r.hook, r.is_top_k); }))
       problems.push_back(fmt::format("budget rule {} (hooks = \"{}\") matches no hook of its kind", rule.where, rule.hooks));
   for (const Skip& skip : budget.skips)
     if (!any([&](const HookResult& r) { return glob_match(skip.hooks, r.hook); }) && !used_elsewhere(skip.hooks))
